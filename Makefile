@@ -1,0 +1,41 @@
+# Every target sets itself up from a clean clone: a .venv with the CPU build of torch
+# installed first (a bare `torch` requirement would pull several GB of CUDA wheels),
+# then mlaudit in editable mode with its dev extras. Re-runs are fast: the stamp file
+# is only rebuilt when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+DEMO := fixtures/build/sample_project
+DEMO_OUT := fixtures/build/demo-fix
+
+.PHONY: setup fixtures test demo bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+fixtures: setup
+	$(PY) -m fixtures.generate
+
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+demo: fixtures
+	@echo "== mlaudit scan $(DEMO)"
+	-$(VENV)/bin/mlaudit scan $(DEMO) --isolated
+	@echo "(exit code 1 above means the gate failed on real findings, as it should for this project)"
+
+bench: fixtures
+	$(PY) -m benchmarks
+
+lint: setup
+	$(VENV)/bin/ruff check mlaudit tests fixtures benchmarks
+
+clean:
+	rm -rf $(VENV) fixtures/build benchmarks/results .pytest_cache

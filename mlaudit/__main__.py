@@ -1,0 +1,7 @@
+"""`python -m mlaudit` entry point."""
+
+import sys
+
+from mlaudit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,107 @@
+"""Rule metadata: loads rules/*.yaml, the one place where rule documentation lives."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlaudit.model import FixSpec, ParamSpec, RuleMeta, Severity
+
+CODE_RE = re.compile(r"^ML[A-Z]\d{3}$")
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+PARAM_TYPES = {"int", "float", "bool", "str", "list[str]"}
+
+FAMILIES: Mapping[str, str] = {
+    "MLS": "security and supply chain",
+    "MLC": "checkpoint: size, memory, precision, weight health",
+    "MLG": "gradient health",
+    "MLT": "training-config hygiene",
+    "MLR": "reproducibility",
+    "MLK": "docs and model cards",
+    "MLX": "tests and CI",
+    "MLV": "versioning and artifacts",
+    "MLQ": "ML code smells",
+    "MLA": "meta: suppressions, baselines, inconclusive scans",
+}
+
+
+class CatalogError(Exception):
+    """A rules/*.yaml file is malformed; a bug in mlaudit itself, not in user input."""
+
+
+def rules_dir() -> Path:
+    """Locate rules/: the top-level folder in a checkout, or the copy shipped in the wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "rules", package / "_rules"):
+        if candidate.is_dir():
+            return candidate
+    raise CatalogError(f"rule metadata folder not found next to {package}")
+
+
+def _param(code: str, name: str, raw: Any) -> ParamSpec:
+    if not isinstance(raw, dict) or "default" not in raw or "type" not in raw:
+        raise CatalogError(f"{code}: param {name!r} needs 'type' and 'default'")
+    if raw["type"] not in PARAM_TYPES:
+        raise CatalogError(f"{code}: param {name!r} has unknown type {raw['type']!r}")
+    return ParamSpec(name=name, type=raw["type"], default=raw["default"], doc=raw.get("doc", ""))
+
+
+def _rule(raw: Mapping[str, Any], source: Path) -> RuleMeta:
+    code = raw.get("code", "")
+    if not CODE_RE.match(str(code)):
+        raise CatalogError(f"{source.name}: bad rule code {code!r}")
+    if code[:3] not in FAMILIES:
+        raise CatalogError(f"{source.name}: {code} is in no known family")
+    name = raw.get("name", "")
+    if not NAME_RE.match(str(name)):
+        raise CatalogError(f"{source.name}: {code} needs a kebab-case name, got {name!r}")
+    fix = raw.get("fix")
+    return RuleMeta(
+        code=code,
+        name=name,
+        family=code[:3],
+        summary=str(raw.get("summary", "")).strip(),
+        severity=Severity.parse(str(raw.get("severity", "warning"))),
+        status=str(raw.get("status", "stable")),
+        what=str(raw.get("what", "")).strip(),
+        why=str(raw.get("why", "")).strip(),
+        example=str(raw.get("example", "")).rstrip(),
+        instead=str(raw.get("instead", "")).rstrip(),
+        params={k: _param(code, k, v) for k, v in (raw.get("params") or {}).items()},
+        fix=FixSpec(fixer=fix["fixer"], applicability=fix["applicability"]) if fix else None,
+        sources=tuple(raw.get("sources") or ()),
+        tested_by=raw.get("tested-by"),
+    )
+
+
+@functools.cache
+def load_catalog(directory: Path | None = None) -> Mapping[str, RuleMeta]:
+    """All rules keyed by code, sorted. Cached: the YAML is read once per process."""
+    import yaml  # local: keeps `mlaudit --help` lean
+
+    directory = directory or rules_dir()
+    rules: dict[str, RuleMeta] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for raw in doc.get("rules", []):
+            meta = _rule(raw, path)
+            if meta.code in rules:
+                raise CatalogError(f"{meta.code} is defined twice (second time in {path.name})")
+            rules[meta.code] = meta
+    names = [m.name for m in rules.values()]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise CatalogError(f"rule names used twice: {', '.join(sorted(dupes))}")
+    return dict(sorted(rules.items()))
+
+
+def lookup(code_or_name: str) -> RuleMeta | None:
+    """Find a rule by code (case-insensitive) or by its kebab-case name."""
+    catalog = load_catalog()
+    key = code_or_name.strip()
+    if key.upper() in catalog:
+        return catalog[key.upper()]
+    return next((m for m in catalog.values() if m.name == key.lower()), None)

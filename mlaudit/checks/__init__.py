@@ -1,0 +1,5 @@
+"""Rule implementations, one module per family or topic; discovered by `registry`.
+
+A check is a pure function: parsed input in, findings out. It never does I/O, never
+prints, and never imports torch at module level.
+"""

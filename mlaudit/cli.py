@@ -1,0 +1,223 @@
+"""Command-line interface (typer). Parses arguments and project config; no audit logic here.
+
+Heavy modules (engine, checks, torch) are imported inside the commands that need them so
+`mlaudit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+try:  # typer >= 0.2x vendors click; older releases use the click package
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import UsageError
+from rich.console import Console
+
+from mlaudit import __version__
+
+app = typer.Typer(
+    name="mlaudit",
+    help="Audit and remediate technical debt in machine-learning projects.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Accept both `--select A,B` and repeated `--select A --select B`."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(part.strip() for part in v.split(",") if part.strip())
+    return out
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mlaudit {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Audit and remediate technical debt in machine-learning projects."""
+
+
+CodesOpt = Annotated[list[str] | None, typer.Option(help="Rule codes or prefixes (comma-separated or repeated).")]
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Project directories or single files (default: .).")] = None,
+    select: CodesOpt = None,
+    ignore: CodesOpt = None,
+    extend_select: CodesOpt = None,
+    fail_on: Annotated[str | None, typer.Option(help="Lowest severity that fails: error, warning, info.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text or json.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write the report to this file instead of stdout.")] = None,
+    exit_zero: Annotated[bool, typer.Option(help="Exit 0 even when findings fail the gate.")] = False,
+    config: Annotated[Path | None, typer.Option(help="Project config file (pyproject.toml or mlaudit.yaml).")] = None,
+    isolated: Annotated[bool, typer.Option(help="Ignore all project config files.")] = False,
+    exclude: Annotated[list[str] | None, typer.Option(help="Extra glob patterns to skip.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show evidence and tracebacks.")] = False,
+) -> int:
+    """Scan a project (or one checkpoint or config) for ML technical debt."""
+    from mlaudit.catalog import load_catalog
+    from mlaudit.config import ConfigError, load_project_config
+    from mlaudit.engine import ScanAbort
+    from mlaudit.engine import scan as run_scan
+    from mlaudit.formats import FORMATS, render
+    from mlaudit.model import Severity
+    from mlaudit.selection import SelectionError, select_codes, validate
+    from mlaudit.session import ScanOptions
+
+    targets = paths or [Path(".")]
+    try:
+        catalog = load_catalog()
+        project = load_project_config(targets[0], config, isolated, catalog)
+        codes = list(catalog)
+        cli_select = validate(_split(select), codes)
+        cli_ignore = validate(_split(ignore), codes)
+        cli_extend = validate(_split(extend_select), codes)
+        # CLI beats config: --select replaces the config's select; ignores and
+        # extend-selects from both places add up.
+        chosen = select_codes(
+            [c for c, m in catalog.items() if m.status != "preview" or c in cli_select],
+            select=cli_select or project.get("select", ["ALL"]),
+            ignore=[*project.get("ignore", []), *cli_ignore],
+            extend_select=[*project.get("extend-select", []), *cli_extend],
+        )
+        fail_level = Severity.parse(fail_on or project.get("fail-on", "error"))
+        fmt = output_format or project.get("format", "text")
+        if fmt not in FORMATS:
+            raise CliError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+        out_path = output or (Path(project.get("output")) if project.get("output") else None)
+        options = ScanOptions(
+            codes=tuple(chosen),
+            params=project.get("params", {}),
+            severity_overrides=project.get("severity", {}),
+            exclude=(*project.get("exclude", []), *_split(exclude)),
+            per_file_ignores=project.get("per-file-ignores", {}),
+            respect_gitignore=project.get("respect-gitignore", True),
+            allow_code=project.get("allow-code", False),
+        )
+        report = run_scan(targets, options)
+    except (ConfigError, ScanAbort, SelectionError, CliError) as err:
+        raise CliError(str(err)) from None
+    except ValueError as err:  # Severity.parse on a bad --fail-on
+        raise CliError(f"--fail-on: {err}") from None
+
+    console = Console(highlight=False, soft_wrap=True)
+    if out_path is not None:
+        from mlaudit.fsutil import atomic_write_text
+
+        buffer = io.StringIO()
+        render(fmt, report, buffer, console=Console(file=buffer, no_color=True, width=120,
+                                                   highlight=False, soft_wrap=True),
+               quiet=quiet, verbose=verbose)
+        atomic_write_text(out_path, buffer.getvalue())
+        from mlaudit.formats.text import summary_line
+
+        console.print(summary_line(report) + f" Report written to {out_path}.")
+    else:
+        render(fmt, report, sys.stdout, console=console, quiet=quiet, verbose=verbose)
+    failing = report.gating(fail_level)
+    return EXIT_FINDINGS if failing and not exit_zero else EXIT_OK
+
+
+@app.command("rules")
+def list_rules(
+    output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+) -> int:
+    """List every rule: code, name, family, default severity, fixable."""
+    from mlaudit.catalog import load_catalog
+
+    catalog = load_catalog()
+    if output_format == "json":
+        import json
+
+        rows = [
+            {"code": m.code, "name": m.name, "family": m.family, "severity": m.severity.value,
+             "fixable": m.fixable, "status": m.status, "summary": m.summary}
+            for m in catalog.values()
+        ]
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    if output_format != "text":
+        raise CliError(f"unknown format {output_format!r} (expected text or json)")
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for col in ("code", "name", "family", "severity", "fix", "summary"):
+        table.add_column(col, overflow="fold")
+    for m in catalog.values():
+        fix = m.fix.applicability if m.fix else ""
+        name = m.name + (" (preview)" if m.status == "preview" else "")
+        table.add_row(m.code, name, m.family, m.severity.value, fix, m.summary)
+    Console(highlight=False).print(table)
+    return EXIT_OK
+
+
+@app.command("rule")
+def show_rule(code: Annotated[str, typer.Argument(help="Rule code (MLK001) or name.")]) -> int:
+    """Print one rule's documentation."""
+    from mlaudit.catalog import lookup
+    from mlaudit.docs import rule_markdown
+
+    meta = lookup(code)
+    if meta is None:
+        raise CliError(f"unknown rule {code!r} (see `mlaudit rules`)")
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(rule_markdown(meta)))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code: 0 clean, 1 findings fail the gate, 2 error."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    try:
+        result: Any = app(args=args, prog_name="mlaudit", standalone_mode=False)
+    except UsageError as err:
+        if type(err).__name__ == "NoArgsIsHelpError":
+            print(err.format_message())
+            return EXIT_ERROR
+        hint = f" (see `mlaudit {err.ctx.info_name} --help`)" if err.ctx and err.ctx.parent else ""
+        print(f"mlaudit: error: {err.format_message()}{hint}", file=sys.stderr)
+        return EXIT_ERROR
+    except CliError as err:
+        print(f"mlaudit: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except typer.Abort:
+        print("mlaudit: aborted", file=sys.stderr)
+        return EXIT_ERROR
+    except typer.Exit as err:
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("mlaudit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # last line of defence: never a traceback unless asked
+        if verbose:
+            raise
+        print(f"mlaudit: internal error: {type(err).__name__}: {err} (run with -v for details)",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return result if isinstance(result, int) else EXIT_OK

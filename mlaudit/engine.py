@@ -1,0 +1,170 @@
+"""Discovers targets, loads only the inputs that selected rules need, runs checks, builds a Report."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from mlaudit import __version__
+from mlaudit.catalog import load_catalog
+from mlaudit.config import resolve_params
+from mlaudit.context import RuleContext
+from mlaudit.inputs import INPUT_KINDS, InputError
+from mlaudit.inputs.repo import RepoFile, classify, walk
+from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
+from mlaudit.registry import implementations
+from mlaudit.session import ScanOptions, ScanSession
+
+RULE_CRASHED = "MLA001"
+INCONCLUSIVE = "MLA002"
+# Codes whose findings the engine itself emits (no registered check implements them).
+ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE)
+# Inputs read for every discovered file while MLA002 is selected, even if no other selected
+# rule needs them: an unreadable checkpoint must be reported, never skipped as clean. This
+# also gives the report its inventory (format, tensor and parameter counts per checkpoint).
+INVENTORY_INPUTS = ("checkpoint",)
+
+
+class ScanAbort(Exception):
+    """The scan cannot go on (missing path, unreadable file named explicitly): exit 2."""
+
+
+def display_prefix(root: Path) -> str:
+    """Prefix that turns root-relative paths into paths relative to the working directory
+    when the root lies under it (as CI runs from the repo root), else relative to the root."""
+    try:
+        rel = root.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return ""
+    text = rel.as_posix()
+    return "" if text == "." else text + "/"
+
+
+def _targets_for(path: Path, options: ScanOptions) -> tuple[Path, list[RepoFile], bool]:
+    if not path.exists():
+        raise ScanAbort(f"{path}: no such file or directory")
+    if path.is_file():
+        return path.parent, [RepoFile(path, path.name, classify(path.name), path.stat().st_size)], True
+    return path, walk(path, options.exclude, options.respect_gitignore), False
+
+
+def _context(code: str, options: ScanOptions, prefix: str) -> RuleContext:
+    meta = load_catalog()[code]
+    sev = options.severity_overrides.get(code)
+    return RuleContext(
+        meta=meta,
+        params=resolve_params(meta, options.params),
+        severity=Severity(sev) if sev else meta.severity,
+        prefix=prefix,
+    )
+
+
+def _crash_finding(code: str, where: str, exc: BaseException, options: ScanOptions) -> Finding:
+    ctx = _context(RULE_CRASHED, options, "")
+    frames = traceback.extract_tb(exc.__traceback__)
+    last = frames[-1] if frames else None
+    origin = f"{os.path.basename(last.filename)}:{last.lineno}" if last else "?"
+    return ctx.finding(
+        f"rule {code} crashed on this input and reported nothing: "
+        f"{type(exc).__name__}: {exc} (at {origin})",
+        Location(where),
+        evidence={"rule": code, "exception": type(exc).__name__},
+        key=code,
+    )
+
+
+def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str) -> list[Finding]:
+    impl = implementations()[code]
+    ctx = _context(code, options, prefix)
+    out: list[Finding] = []
+    try:
+        targets = session.targets(impl.needs)
+    except InputError:
+        return out  # project-level input failed: recorded in session.input_errors
+    for file, target in targets:
+        if target is None:
+            continue
+        try:
+            out.extend(impl.func(target, ctx))
+        except Exception as exc:  # a bug in one rule must not hide the others' results
+            where = prefix + (file.rel if file else ".")
+            out.append(_crash_finding(code, where, exc, options))
+    return out
+
+
+def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: str) -> list[Finding]:
+    ctx = _context(INCONCLUSIVE, options, prefix)
+    return [
+        ctx.finding(
+            f"could not be fully read, so it was not checked: {err.reason}",
+            Location(err.path),
+            evidence={"reason": err.reason},
+        )
+        for err in errors
+    ]
+
+
+def _suppressed_by_path(finding: Finding, rel: str, options: ScanOptions) -> bool:
+    for glob, selectors in options.per_file_ignores.items():
+        if fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(finding.location.path, glob):
+            if any(s == "ALL" or finding.code.startswith(s) for s in selectors):
+                return True
+    return False
+
+
+def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
+    """Scan each path (a project directory or a single file) with the selected rules."""
+    started = time.perf_counter()
+    impls = implementations()
+    runnable = [c for c in options.codes if c in impls]
+    findings: list[Finding] = []
+    artifacts: list[ArtifactSummary] = []
+    files_scanned = 0
+    suppressed = 0
+    for path in paths:
+        root, files, single = _targets_for(path, options)
+        prefix = display_prefix(root)
+        session = ScanSession(root, files, options, single_file=single)
+        files_scanned += len(files)
+        root_findings: list[Finding] = []
+        for code in runnable:
+            root_findings.extend(_run_rule(code, session, options, prefix))
+        if INCONCLUSIVE in options.codes:
+            for kind in INVENTORY_INPUTS:
+                session.targets(kind)
+        if session.input_errors and single:
+            raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")
+        if INCONCLUSIVE in options.codes:
+            root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
+        for f in root_findings:
+            rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
+            if _suppressed_by_path(f, rel, options):
+                suppressed += 1
+            else:
+                findings.append(f)
+        artifacts.extend(replace(a, path=prefix + a.path) for a in session.artifacts)
+    findings.sort(key=Finding.sort_key)
+    return Report(
+        tool_version=__version__,
+        roots=tuple(str(p) for p in paths),
+        findings=tuple(findings),
+        files_scanned=files_scanned,
+        duration_s=time.perf_counter() - started,
+        rules_run=tuple(options.codes),
+        artifacts=tuple(artifacts),
+        suppressed=suppressed,
+    )
+
+
+def needed_inputs(codes: Iterable[str]) -> set[str]:
+    """Input kinds the given rules read (used by tests and `--verbose`)."""
+    impls = implementations()
+    return {impls[c].needs for c in codes if c in impls and impls[c].needs in INPUT_KINDS}
+
+
+__all__ = ["ScanAbort", "scan", "needed_inputs", "fingerprint"]

@@ -1,0 +1,30 @@
+"""Output formats. Each module exposes `render(report, out, **options)` and registers here.
+
+Formats depend on the data model only, never on the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import IO, Any
+
+from mlaudit.model import Report
+
+Renderer = Callable[..., None]
+
+# name -> module under mlaudit.formats; imported only when used, so a text scan never
+# pays for json schema or XML code.
+FORMATS: dict[str, str] = {
+    "text": "mlaudit.formats.text",
+    "json": "mlaudit.formats.json_format",
+}
+
+
+def renderer(name: str) -> Renderer:
+    """The render function of a format; KeyError for an unknown name."""
+    return importlib.import_module(FORMATS[name]).render
+
+
+def render(name: str, report: Report, out: IO[str], **options: Any) -> None:
+    renderer(name)(report, out, **options)

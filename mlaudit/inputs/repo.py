@@ -1,0 +1,178 @@
+"""Walks a project tree and classifies its files by name and place.
+
+Content-level detection (is this YAML a training config? which checkpoint format?) is
+left to the specific readers; this module only decides what is worth handing to them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from mlaudit.inputs import input_kind
+
+DEFAULT_EXCLUDES = (
+    ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
+    ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs", "site-packages", ".ipynb_checkpoints",
+)  # fmt: skip
+
+CHECKPOINT_SUFFIXES = frozenset({
+    ".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".onnx", ".pt2", ".npy", ".npz",
+    ".pkl", ".pickle", ".joblib", ".h5", ".tar", ".model", ".mar",
+})  # fmt: skip
+CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+DOC_SUFFIXES = frozenset({".md", ".rst", ".txt", ".markdown", ""})
+RUN_OUTPUT_DIRS = frozenset({"wandb", "mlruns", "lightning_logs", "runs", "outputs", "multirun"})
+DEPENDENCY_FILES = frozenset({
+    "requirements.txt", "requirements-dev.txt", "pyproject.toml", "setup.py", "setup.cfg",
+    "Pipfile", "Pipfile.lock", "poetry.lock", "uv.lock", "pdm.lock", "environment.yml",
+    "environment.yaml", "conda-lock.yml", "requirements.in", "constraints.txt",
+})  # fmt: skip
+CI_FILES = frozenset({
+    ".gitlab-ci.yml", ".travis.yml", "azure-pipelines.yml", "bitbucket-pipelines.yml",
+    "Jenkinsfile", ".drone.yml", "cloudbuild.yaml", "buildkite.yml", ".woodpecker.yml",
+})  # fmt: skip
+CI_DIRS = (".github/workflows", ".circleci", ".buildkite", ".woodpecker", ".gitea/workflows")
+DOC_STEMS = ("readme", "model_card", "modelcard", "model-card", "changelog", "contributing")
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    """A file found by the walk: absolute path, path relative to the root, kind, size."""
+
+    path: Path
+    rel: str
+    kind: str
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def classify(rel: str) -> str:
+    """Kind of a file from its root-relative POSIX path.
+
+    One of: checkpoint, config, python, test, docs, ci, deps, notebook, runlog, other.
+    """
+    p = PurePosixPath(rel)
+    name, suffix, parts = p.name, p.suffix.lower(), p.parts
+    lower = name.lower()
+    if any(rel.startswith(d + "/") for d in CI_DIRS) and suffix in {".yml", ".yaml"}:
+        return "ci"
+    if name in CI_FILES or rel == ".circleci/config.yml":
+        return "ci"
+    if name in DEPENDENCY_FILES or fnmatch.fnmatch(lower, "requirements*.txt"):
+        return "deps"
+    if ".tfevents." in name or any(part in RUN_OUTPUT_DIRS for part in parts[:-1]):
+        return "runlog"
+    if suffix in CHECKPOINT_SUFFIXES or lower.endswith(".safetensors.index.json"):
+        return "checkpoint"
+    if suffix == ".py":
+        is_test = lower.startswith("test_") or lower.endswith("_test.py") or lower == "conftest.py"
+        return "test" if is_test or any(part in {"tests", "test"} for part in parts[:-1]) else "python"
+    if suffix == ".ipynb":
+        return "notebook"
+    if suffix in DOC_SUFFIXES and (lower.startswith(DOC_STEMS) or (parts[0] == "docs" and suffix)):
+        return "docs"
+    if suffix in CONFIG_SUFFIXES:
+        return "config"
+    return "other"
+
+
+def _is_excluded(rel: str, patterns: Sequence[str]) -> bool:
+    name = rel.rsplit("/", 1)[-1]
+    for pattern in patterns:
+        pat = pattern.rstrip("/")
+        if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) or rel.startswith(pat + "/"):
+            return True
+    return False
+
+
+def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True) -> list[RepoFile]:
+    """All files under `root`, minus default excludes, `exclude` globs and .gitignore'd paths.
+
+    Symlinked directories are not followed (they can loop or leave the project).
+    """
+    import pathspec  # local: only scans pay for it
+
+    patterns = (*DEFAULT_EXCLUDES, *exclude)
+    ignore_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+    found: list[RepoFile] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        rel_dir = "" if rel_dir == "." else rel_dir
+        if respect_gitignore and ".gitignore" in filenames:
+            try:
+                lines = (Path(dirpath) / ".gitignore").read_text(encoding="utf-8", errors="replace")
+                ignore_specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines.splitlines())))
+            except OSError:
+                pass
+
+        def ignored(rel: str, is_dir: bool) -> bool:
+            if _is_excluded(rel, patterns):
+                return True
+            for base, spec in ignore_specs:
+                if base and not rel.startswith(base + "/"):
+                    continue
+                sub = rel[len(base) + 1 :] if base else rel
+                if spec.match_file(sub + ("/" if is_dir else "")):
+                    return True
+            return False
+
+        kept = []
+        for d in sorted(dirnames):
+            rel = f"{rel_dir}/{d}" if rel_dir else d
+            if not os.path.islink(os.path.join(dirpath, d)) and not ignored(rel, True):
+                kept.append(d)
+        dirnames[:] = kept
+        for f in sorted(filenames):
+            rel = f"{rel_dir}/{f}" if rel_dir else f
+            full = Path(dirpath) / f
+            if ignored(rel, False) or not full.is_file():
+                continue
+            found.append(RepoFile(full, rel, classify(rel), full.stat().st_size))
+    return found
+
+
+@dataclass(frozen=True)
+class ProjectSnapshot:
+    """A scanned directory as project-level rules see it: its files and their kinds.
+
+    Small text files are read on demand and cached by the session, so rules that never
+    look at a README do not pay for reading it.
+    """
+
+    root: Path
+    files: tuple[RepoFile, ...]
+    _reader: object = None  # the session's cached text reader
+
+    def of_kind(self, *kinds: str) -> list[RepoFile]:
+        return [f for f in self.files if f.kind in kinds]
+
+    def text(self, f: RepoFile, limit: int = 1_000_000) -> str:
+        """The file's text (UTF-8, undecodable bytes replaced), at most `limit` bytes."""
+        return self._reader(f, limit)  # type: ignore[misc,operator]
+
+    def find(self, rel: str) -> RepoFile | None:
+        return next((f for f in self.files if f.rel == rel), None)
+
+    def dirs(self) -> Iterable[str]:
+        """Every directory (root-relative, '' for the root) that holds at least one file."""
+        seen = {""}
+        for f in self.files:
+            parts = f.rel.split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                seen.add("/".join(parts[:i]))
+        return sorted(seen)
+
+
+@input_kind("project", scope="project")
+def load_project(session, _file) -> ProjectSnapshot | None:
+    """The whole tree; None when the scan target is a single file (no project to judge)."""
+    if session.single_file:
+        return None
+    return ProjectSnapshot(session.root, tuple(session.files), session.read_text)

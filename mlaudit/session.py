@@ -1,0 +1,93 @@
+"""Per-root scan state: the file list, options, and a cache of loaded inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlaudit.inputs import INPUT_KINDS, InputError
+from mlaudit.inputs.repo import RepoFile
+from mlaudit.model import ArtifactSummary
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything that changes what a scan reads or reports, resolved from flags + config."""
+
+    codes: tuple[str, ...]
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    severity_overrides: Mapping[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+    per_file_ignores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    respect_gitignore: bool = True
+    # Running project code (importing a model class) is never the default.
+    allow_code: bool = False
+    # A training config to pair with checkpoints, overriding discovery (`--config`).
+    training_config: Path | None = None
+
+
+_MISSING = object()
+
+
+class ScanSession:
+    """Loads each input at most once and remembers which files failed to parse."""
+
+    def __init__(self, root: Path, files: list[RepoFile], options: ScanOptions, single_file: bool):
+        self.root = root
+        self.files = files
+        self.options = options
+        self.single_file = single_file
+        self.artifacts: list[ArtifactSummary] = []
+        self.input_errors: dict[str, InputError] = {}
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._texts: dict[str, str] = {}
+
+    def get(self, kind: str, file: RepoFile | None = None) -> Any:
+        """The parsed input of `kind` for `file` (or the project); None if not applicable.
+
+        Raises InputError when the file cannot be parsed; the error is cached too, so a
+        corrupt file is reported once however many rules want it.
+        """
+        key = (kind, file.rel if file else "")
+        cached = self._cache.get(key, _MISSING)
+        if cached is not _MISSING:
+            if isinstance(cached, InputError):
+                raise cached
+            return cached
+        try:
+            value = INPUT_KINDS[kind].loader(self, file)
+        except InputError as err:
+            self._cache[key] = err
+            self.input_errors.setdefault(err.path, err)
+            raise
+        self._cache[key] = value
+        return value
+
+    def targets(self, kind: str) -> list[tuple[RepoFile | None, Any]]:
+        """(file, parsed input) pairs for every file this kind applies to."""
+        spec = INPUT_KINDS[kind]
+        if spec.scope == "project":
+            return [(None, self.get(kind))]
+        out = []
+        for f in self.files:
+            if f.kind in spec.file_kinds:
+                try:
+                    out.append((f, self.get(kind, f)))
+                except InputError:
+                    continue  # recorded in input_errors; reported by the engine
+        return out
+
+    def read_text(self, file: RepoFile, limit: int = 1_000_000) -> str:
+        """Cached UTF-8 text of a small file (replacement characters for bad bytes)."""
+        if file.rel not in self._texts:
+            try:
+                with open(file.path, "rb") as fh:
+                    self._texts[file.rel] = fh.read(limit).decode("utf-8", errors="replace")
+            except OSError as err:
+                raise InputError(file.rel, f"cannot read: {err.strerror}") from None
+        return self._texts[file.rel]
+
+    def add_artifact(self, artifact: ArtifactSummary) -> None:
+        self.artifacts.append(artifact)
