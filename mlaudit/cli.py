@@ -72,8 +72,12 @@ def scan(
     output_format: Annotated[str | None, typer.Option("--format", help="Output format: text or json.")] = None,
     output: Annotated[Path | None, typer.Option(help="Write the report to this file instead of stdout.")] = None,
     exit_zero: Annotated[bool, typer.Option(help="Exit 0 even when findings fail the gate.")] = False,
-    config: Annotated[Path | None, typer.Option(help="Project config file (pyproject.toml or mlaudit.yaml).")] = None,
-    isolated: Annotated[bool, typer.Option(help="Ignore all project config files.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Training config to pair with the checkpoints (overrides discovery).")] = None,
+    settings: Annotated[Path | None, typer.Option("--settings", help="mlaudit settings file (pyproject.toml or mlaudit.yaml) instead of the nearest one.")] = None,
+    isolated: Annotated[bool, typer.Option(help="Ignore all mlaudit settings files.")] = False,
+    run_model: Annotated[bool, typer.Option("--run-model", help="Allow importing and running the project's model class (never by default).")] = False,
+    spectral: Annotated[bool, typer.Option("--spectral", help="Also compute spectral weight metrics (slower).")] = False,
+    ignore_suppressions: Annotated[bool, typer.Option("--ignore-suppressions", help="Report findings even where suppressed (audits).")] = False,
     exclude: Annotated[list[str] | None, typer.Option(help="Extra glob patterns to skip.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show evidence and tracebacks.")] = False,
@@ -91,7 +95,7 @@ def scan(
     targets = paths or [Path(".")]
     try:
         catalog = load_catalog()
-        project = load_project_config(targets[0], config, isolated, catalog)
+        project = load_project_config(targets[0], settings, isolated, catalog)
         codes = list(catalog)
         cli_select = validate(_split(select), codes)
         cli_ignore = validate(_split(ignore), codes)
@@ -116,7 +120,10 @@ def scan(
             exclude=(*project.get("exclude", []), *_split(exclude)),
             per_file_ignores=project.get("per-file-ignores", {}),
             respect_gitignore=project.get("respect-gitignore", True),
-            allow_code=project.get("allow-code", False),
+            allow_code=run_model or project.get("allow-code", False),
+            training_config=config,
+            spectral=spectral,
+            ignore_suppressions=ignore_suppressions,
         )
         report = run_scan(targets, options)
     except (ConfigError, ScanAbort, SelectionError, CliError) as err:

@@ -143,7 +143,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
         for f in root_findings:
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
-            if _suppressed_by_path(f, rel, options):
+            if not options.ignore_suppressions and _suppressed_by_path(f, rel, options):
                 suppressed += 1
             else:
                 findings.append(f)

@@ -26,6 +26,10 @@ class ScanOptions:
     allow_code: bool = False
     # A training config to pair with checkpoints, overriding discovery (`--config`).
     training_config: Path | None = None
+    # Spectral (WeightWatcher-style) metrics are slow: only behind `--spectral`.
+    spectral: bool = False
+    # Audits: report findings even where inline comments or per-file-ignores suppress them.
+    ignore_suppressions: bool = False
 
 
 _MISSING = object()

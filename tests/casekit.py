@@ -37,9 +37,9 @@ class Case:
     def args(self) -> list[str]:
         extra = self.directory.parent / "args.txt"
         args = [ln.strip() for ln in extra.read_text().splitlines() if ln.strip()] if extra.is_file() else []
-        if "--config" not in args and "--isolated" not in args:
+        if "--settings" not in args and "--isolated" not in args:
             own = next((n for n in CONFIG_NAMES if self._is_config(n)), None)
-            args += ["--config", own] if own else ["--isolated"]
+            args += ["--settings", own] if own else ["--isolated"]
         return args
 
 

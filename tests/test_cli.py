@@ -85,7 +85,7 @@ def test_pyproject_config_is_found_walking_up(run_cli, tmp_path):
 
 def test_bad_toml_is_one_line(run_cli, tmp_path):
     (tmp_path / "pyproject.toml").write_text("[tool.mlaudit\nselect = 1\n")
-    code, _, err = run_cli("scan", tmp_path, "--config", tmp_path / "pyproject.toml")
+    code, _, err = run_cli("scan", tmp_path, "--settings", tmp_path / "pyproject.toml")
     assert code == 2 and "invalid TOML" in err and err.count("\n") == 1
 
 
