@@ -10,6 +10,7 @@ so alerts survive unrelated edits and do not duplicate across runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -89,9 +90,10 @@ def _result(f: Finding, index: int, with_baseline_state: bool) -> dict[str, Any]
     return result
 
 
-def sarif_dict(report: Report, show_baselined: bool = False) -> dict[str, Any]:
-    """The SARIF log as a dict (one run)."""
-    catalog = load_catalog()
+def sarif_dict(report: Report, show_baselined: bool = False,
+               catalog: Mapping[str, RuleMeta] | None = None) -> dict[str, Any]:
+    """The SARIF log as a dict (one run); `catalog` defaults to rules/*.yaml."""
+    catalog = load_catalog() if catalog is None else catalog
     findings = visible_findings(report, show_baselined)
     codes = sorted({*report.rules_run, *(f.code for f in findings)})
     rules = [_descriptor(catalog[c]) if c in catalog else None for c in codes]
@@ -121,7 +123,8 @@ def sarif_dict(report: Report, show_baselined: bool = False) -> dict[str, Any]:
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
 
-def render(report: Report, out: IO[str], *, show_baselined: bool = False, **_: Any) -> None:
+def render(report: Report, out: IO[str], *, show_baselined: bool = False,
+           catalog: Mapping[str, RuleMeta] | None = None, **_: Any) -> None:
     """Write the report as a SARIF 2.1.0 log."""
-    json.dump(sarif_dict(report, show_baselined), out, indent=2)
+    json.dump(sarif_dict(report, show_baselined, catalog), out, indent=2)
     out.write("\n")
