@@ -123,7 +123,8 @@ def scan(
         outputs = parse_outputs(specs, fmt, list(FORMATS))
         if baseline and write_baseline:
             raise CliError("--baseline and --write-baseline exclude each other")
-        baseline_path = baseline or (Path(project.get("baseline")) if project.get("baseline") else None)
+        # A `baseline` from the settings file is relative to that file, like a committed path.
+        baseline_path = baseline or (project.base_dir / project.get("baseline") if project.get("baseline") else None)
         settings_file = display_path(project.path, Path.cwd()) if project.path else None
         options = ScanOptions(
             codes=tuple(chosen),
