@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -122,8 +122,16 @@ def read(path: Path) -> list[BaselineEntry]:
     return entries
 
 
-def apply(findings: Sequence[Finding], entries: Sequence[BaselineEntry]) -> Applied:
-    """Mark up to each entry's count of matching findings as baselined (in report order)."""
+def apply(
+    findings: Sequence[Finding],
+    entries: Sequence[BaselineEntry],
+    in_scope: Callable[[BaselineEntry], bool] = lambda _: True,
+) -> Applied:
+    """Mark up to each entry's count of matching findings as baselined (in report order).
+
+    Only entries `in_scope` (their rule ran, their file was scanned) can be stale: a scan
+    of one directory or one rule family must not declare the rest of the baseline paid off.
+    """
     budget = Counter()
     for e in entries:
         budget[e.fingerprint] += e.count
@@ -140,7 +148,7 @@ def apply(findings: Sequence[Finding], entries: Sequence[BaselineEntry]) -> Appl
     for e in entries:
         took = min(e.count, remaining[e.fingerprint])
         remaining[e.fingerprint] -= took
-        if took < e.count:
+        if took < e.count and in_scope(e):
             stale.append(StaleEntry(e, took))
     return Applied(tuple(out), tuple(stale), sum(used.values()))
 

@@ -82,7 +82,7 @@ def apply_gate(
             entries = bl.read(gate.baseline)
         except bl.BaselineError as err:
             raise GateError(str(err)) from None
-        applied = bl.apply(findings, entries)
+        applied = bl.apply(findings, entries, _scope(report, codes, cwd))
         findings = list(applied.findings)
         if gate.update_baseline and applied.stale:
             _write_baseline(gate.baseline, bl.pruned(entries, applied.stale))
@@ -103,6 +103,21 @@ def apply_gate(
             raise GateError(f"--diff-base {gate.diff_base}: {err}") from None
         report = restrict(report, changes, cwd, keep=GATE_META_CODES)
     return report, messages
+
+
+def _scope(report: Report, codes: Sequence[str], cwd: Path) -> Callable[[bl.BaselineEntry], bool]:
+    """Whether this scan could have reproduced an entry: its rule ran and its path lies in a
+    scanned directory (or is a scanned file)."""
+    ran = set(codes)
+    targets = [display_path(Path(root), cwd) for root in report.roots]
+
+    def in_scope(entry: bl.BaselineEntry) -> bool:
+        if entry.code not in ran:
+            return False
+        return any(t in (".", "") or entry.path == t or entry.path.startswith(t.rstrip("/") + "/")
+                   for t in targets)
+
+    return in_scope
 
 
 def display_path(path: Path, cwd: Path) -> str:

@@ -200,3 +200,20 @@ def test_real_catalog_sarif_is_schema_valid_with_a_descriptor_per_rule(run_cli, 
     assert all(r["help"]["markdown"] and r["fullDescription"]["text"] for r in rules)
     [result] = [r for r in doc["runs"][0]["results"] if r["ruleId"] == "MLA002"]
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/model.pt"
+
+
+def test_partial_scans_do_not_declare_the_rest_of_the_baseline_stale(run_cli, tmp_path):
+    _bad(tmp_path / "a", "x.pt")
+    _bad(tmp_path / "b", "y.pt")
+    assert run_cli("scan", ".", "--isolated", "--write-baseline", "base.json", cwd=tmp_path)[0] == 0
+    before = (tmp_path / "base.json").read_text()
+    (tmp_path / "b" / "notes.txt").write_text("a readable file beside the baselined one\n")
+    # Another directory, another rule selection, a single file: b/y.pt's entry is out of scope.
+    for args in (["a"], [".", "--select", "MLA001"], ["b/notes.txt"]):
+        code, out, _ = run_cli("scan", *args, "--isolated", "--baseline", "base.json",
+                               "--update-baseline", cwd=tmp_path)
+        assert code == 0 and "MLA005" not in out and "pruned" not in out, (args, out)
+    assert (tmp_path / "base.json").read_text() == before
+    (tmp_path / "b" / "y.pt").unlink()
+    code, out, _ = run_cli("scan", "b", "--isolated", "--baseline", "base.json", cwd=tmp_path)
+    assert code == 0 and "MLA005" in out and "b/y.pt" in out
