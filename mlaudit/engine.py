@@ -110,11 +110,6 @@ def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: st
     ]
 
 
-def _suppressed_by_path(finding: Finding, rel: str, options: ScanOptions) -> str | None:
-    """The per-file-ignores glob that suppresses `finding`, if any (truthy = suppressed)."""
-    return matching_ignore(finding, rel, options.per_file_ignores)
-
-
 def rule_context(code: str, options: ScanOptions, prefix: str = "") -> RuleContext:
     """Public form of the per-rule context, for post-processing that emits meta findings."""
     return _context(code, options, prefix)
@@ -147,7 +142,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
         for f in root_findings:
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
-            glob = None if options.ignore_suppressions else _suppressed_by_path(f, rel, options)
+            glob = None if options.ignore_suppressions else matching_ignore(f, rel, options.per_file_ignores)
             if glob:
                 suppressed += 1
                 used_ignores.add(glob)
@@ -159,7 +154,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             codes=options.codes, per_file_ignores=options.per_file_ignores,
             reasons=options.per_file_ignore_reasons, require_reason=options.require_suppression_reason,
             settings_file=options.settings_file, used=used_ignores,
-            context=lambda code: _context(code, options, ""),
+            context=lambda code: rule_context(code, options),
         ))
     findings.sort(key=Finding.sort_key)
     return Report(

@@ -88,15 +88,13 @@ def changed_since(ref: str, cwd: Path) -> ChangedFiles:
 
 
 def repo_path(display_path: str, changes: ChangedFiles, cwd: Path) -> str | None:
-    """A finding's path (relative to the working directory) as a repo-relative path."""
-    absolute = Path(os.path.normpath(cwd / display_path))
+    """A finding's path (relative to the working directory) as a repo-relative path, or
+    None when it lies outside the repository."""
+    absolute = Path(os.path.realpath(cwd / display_path))
     try:
-        return absolute.relative_to(changes.toplevel.resolve()).as_posix()
+        return absolute.relative_to(os.path.realpath(changes.toplevel)).as_posix()
     except ValueError:
-        try:
-            return absolute.resolve().relative_to(changes.toplevel.resolve()).as_posix()
-        except ValueError:
-            return None
+        return None
 
 
 def restrict(report: Report, changes: ChangedFiles, cwd: Path, keep: Sequence[str] = ()) -> Report:

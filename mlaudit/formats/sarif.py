@@ -44,6 +44,7 @@ def _descriptor(meta: RuleMeta) -> dict[str, Any]:
 
 def _fallback_descriptor(f: Finding) -> dict[str, Any]:
     # A finding whose code is not in the catalog (should not happen; keep the SARIF valid).
+    # Codes that ran without findings are always in the catalog: rules_run comes from it.
     return {
         "id": f.code,
         "name": f.name,
@@ -96,10 +97,8 @@ def sarif_dict(report: Report, show_baselined: bool = False,
     catalog = load_catalog() if catalog is None else catalog
     findings = visible_findings(report, show_baselined)
     codes = sorted({*report.rules_run, *(f.code for f in findings)})
-    rules = [_descriptor(catalog[c]) if c in catalog else None for c in codes]
-    for i, code in enumerate(codes):
-        if rules[i] is None:
-            rules[i] = _fallback_descriptor(next(f for f in findings if f.code == code))
+    first = {f.code: f for f in reversed(findings)}
+    rules = [_descriptor(catalog[c]) if c in catalog else _fallback_descriptor(first[c]) for c in codes]
     index = {code: i for i, code in enumerate(codes)}
     with_state = any(f.baselined for f in findings)
     run: dict[str, Any] = {
