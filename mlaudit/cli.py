@@ -69,8 +69,8 @@ def scan(
     ignore: CodesOpt = None,
     extend_select: CodesOpt = None,
     fail_on: Annotated[str | None, typer.Option(help="Lowest severity that fails: error, warning, info.")] = None,
-    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text or json.")] = None,
-    output: Annotated[Path | None, typer.Option(help="Write the report to this file instead of stdout.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text, json, sarif, github, gitlab, junit, markdown.")] = None,
+    output: Annotated[list[str] | None, typer.Option(help="Write a report to a file: PATH (in --format) or FORMAT=PATH; repeatable; '-' is stdout.")] = None,
     exit_zero: Annotated[bool, typer.Option(help="Exit 0 even when findings fail the gate.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="Training config to pair with the checkpoints (overrides discovery).")] = None,
     settings: Annotated[Path | None, typer.Option("--settings", help="mlaudit settings file (pyproject.toml or mlaudit.yaml) instead of the nearest one.")] = None,
@@ -79,6 +79,12 @@ def scan(
     spectral: Annotated[bool, typer.Option("--spectral", help="Also compute spectral weight metrics (slower).")] = False,
     ignore_suppressions: Annotated[bool, typer.Option("--ignore-suppressions", help="Report findings even where suppressed (audits).")] = False,
     exclude: Annotated[list[str] | None, typer.Option(help="Extra glob patterns to skip.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline file: findings recorded in it do not fail the gate.")] = None,
+    write_baseline: Annotated[Path | None, typer.Option(help="Record all current findings in this baseline file (exit 0).")] = None,
+    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Prune stale entries from the --baseline file.")] = False,
+    show_baselined: Annotated[bool, typer.Option("--show-baselined", help="Also show baselined findings (at note level).")] = False,
+    diff_base: Annotated[str | None, typer.Option(help="Gate only findings in files (and lines) changed since this git ref.")] = None,
+    statistics: Annotated[bool, typer.Option("--statistics", help="Print the number of findings per rule.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show evidence and tracebacks.")] = False,
 ) -> int:
@@ -88,6 +94,7 @@ def scan(
     from mlaudit.engine import ScanAbort
     from mlaudit.engine import scan as run_scan
     from mlaudit.formats import FORMATS, render
+    from mlaudit.gate import GateError, GateOptions, apply_gate, display_path, parse_outputs
     from mlaudit.model import Severity
     from mlaudit.selection import SelectionError, select_codes, validate
     from mlaudit.session import ScanOptions
@@ -112,7 +119,13 @@ def scan(
         fmt = output_format or project.get("format", "text")
         if fmt not in FORMATS:
             raise CliError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
-        out_path = output or (Path(project.get("output")) if project.get("output") else None)
+        specs = output or ([project.get("output")] if project.get("output") else [])
+        outputs = parse_outputs(specs, fmt, list(FORMATS))
+        if baseline and write_baseline:
+            raise CliError("--baseline and --write-baseline exclude each other")
+        # A `baseline` from the settings file is relative to that file, like a committed path.
+        baseline_path = baseline or (project.base_dir / project.get("baseline") if project.get("baseline") else None)
+        settings_file = display_path(project.path, Path.cwd()) if project.path else None
         options = ScanOptions(
             codes=tuple(chosen),
             params=project.get("params", {}),
@@ -124,29 +137,68 @@ def scan(
             training_config=config,
             spectral=spectral,
             ignore_suppressions=ignore_suppressions,
+            per_file_ignore_reasons=project.get("per-file-ignore-reasons", {}),
+            require_suppression_reason=project.get("require-suppression-reason", False),
+            settings_file=settings_file,
         )
         report = run_scan(targets, options)
-    except (ConfigError, ScanAbort, SelectionError, CliError) as err:
+        from mlaudit.engine import rule_context
+
+        report, messages = apply_gate(
+            report,
+            GateOptions(baseline=None if write_baseline else baseline_path, write_baseline=write_baseline,
+                        update_baseline=update_baseline, diff_base=diff_base),
+            options.codes, lambda code: rule_context(code, options), Path.cwd(),
+        )
+    except (ConfigError, ScanAbort, SelectionError, CliError, GateError) as err:
         raise CliError(str(err)) from None
     except ValueError as err:  # Severity.parse on a bad --fail-on
         raise CliError(f"--fail-on: {err}") from None
 
+    render_opts = {"quiet": quiet, "verbose": verbose, "show_baselined": show_baselined}
+    files = [(f, p) for f, p, _ in outputs if p != "-"]
+    stdout_fmt = next((f for f, p, _ in outputs if p == "-"), None)
+    if stdout_fmt is None and not any(not typed for _, _, typed in outputs):
+        stdout_fmt = fmt  # only FORMAT=PATH outputs: stdout still gets the --format report
+    # Every output is rendered, then written atomically, before the exit code is decided.
+    _write_outputs(files, report, render_opts)
     console = Console(highlight=False, soft_wrap=True)
-    if out_path is not None:
-        from mlaudit.fsutil import atomic_write_text
+    info = sys.stdout if stdout_fmt in (None, "text") else sys.stderr
+    if stdout_fmt is not None:
+        render(stdout_fmt, report, sys.stdout, console=console, **render_opts)
+    from mlaudit.formats.text import summary_line
 
-        buffer = io.StringIO()
-        render(fmt, report, buffer, console=Console(file=buffer, no_color=True, width=120,
-                                                   highlight=False, soft_wrap=True),
-               quiet=quiet, verbose=verbose)
-        atomic_write_text(out_path, buffer.getvalue())
-        from mlaudit.formats.text import summary_line
+    written = f" Report written to {', '.join(p for _, p in files)}." if files else ""
+    if stdout_fmt is None:
+        console.print(summary_line(report) + written)
+    elif written:
+        print(written.strip(), file=info)
+    for message in messages:
+        print(message, file=info)
+    if statistics:
+        from mlaudit.gate import statistics as rule_counts
 
-        console.print(summary_line(report) + f" Report written to {out_path}.")
-    else:
-        render(fmt, report, sys.stdout, console=console, quiet=quiet, verbose=verbose)
+        print("\n".join(rule_counts(report)), file=info)
     failing = report.gating(fail_level)
     return EXIT_FINDINGS if failing and not exit_zero else EXIT_OK
+
+
+def _write_outputs(files: list[tuple[str, str]], report: Any, render_opts: dict[str, Any]) -> None:
+    """Render every (format, path) output to memory first, then write each atomically."""
+    from mlaudit.formats import render
+    from mlaudit.fsutil import atomic_write_text
+
+    rendered = []
+    for fmt, path in files:
+        buffer = io.StringIO()
+        render(fmt, report, buffer, console=Console(file=buffer, no_color=True, width=120,
+                                                   highlight=False, soft_wrap=True), **render_opts)
+        rendered.append((path, buffer.getvalue()))
+    for path, text in rendered:
+        try:
+            atomic_write_text(Path(path), text)
+        except OSError as err:
+            raise CliError(f"{path}: cannot write report: {err.strerror or err}") from None
 
 
 @app.command("rules")

@@ -41,7 +41,9 @@ KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "output": (lambda v: isinstance(v, str), "a file path"),
     "exclude": (_is_str_list, "a list of glob patterns"),
     "respect-gitignore": (lambda v: isinstance(v, bool), "true or false"),
-    "per-file-ignores": (_is_table, "a table of glob = [codes]"),
+    "per-file-ignores": (_is_table, "a table of glob = [codes] or glob = {codes = [...], reason = \"...\"}"),
+    "require-suppression-reason": (lambda v: isinstance(v, bool), "true or false"),
+    "baseline": (lambda v: isinstance(v, str), "a file path"),
     "params": (_is_table, "a table of rule code = {param = value}"),
     "severity": (_is_table, "a table of rule code = severity"),
     "allow-code": (lambda v: isinstance(v, bool), "true or false"),
@@ -138,6 +140,35 @@ def _check_param(path: Path, code: str, spec: ParamSpec, value: Any) -> Any:
     return float(value) if spec.type == "float" else value
 
 
+def _per_file_ignores(
+    path: Path, table: Mapping[str, Any], codes: list[str]
+) -> tuple[dict[str, tuple[str, ...]], dict[str, str | None]]:
+    """Normalize per-file-ignores: each value is a list of codes or {codes = [...], reason = "..."}."""
+    pfi: dict[str, tuple[str, ...]] = {}
+    reasons: dict[str, str | None] = {}
+    for glob, entry in table.items():
+        reason = None
+        if isinstance(entry, dict):
+            unknown = set(entry) - {"codes", "reason"}
+            if unknown:
+                raise ConfigError(
+                    f"{path}: per-file-ignores.{glob!r}: unknown key {sorted(unknown)[0]!r} "
+                    "(expected codes, reason)"
+                )
+            reason = entry.get("reason")
+            if reason is not None and not isinstance(reason, str):
+                raise ConfigError(f"{path}: per-file-ignores.{glob!r}.reason must be a string")
+            entry = entry.get("codes")
+        if not _is_str_list(entry):
+            raise ConfigError(
+                f"{path}: per-file-ignores.{glob!r} must be a list of codes or a table "
+                "{codes = [...], reason = \"...\"}"
+            )
+        pfi[glob] = tuple(validate(entry, codes))
+        reasons[glob] = reason
+    return pfi, reasons
+
+
 def validate_config(
     path: Path, raw: Mapping[str, Any], catalog: Mapping[str, RuleMeta]
 ) -> ProjectConfig:
@@ -156,12 +187,10 @@ def validate_config(
             if key in values:
                 values[key] = validate(values[key], codes)
         if "per-file-ignores" in values:
-            pfi = {}
-            for glob, sel in values["per-file-ignores"].items():
-                if not _is_str_list(sel):
-                    raise ConfigError(f"{path}: per-file-ignores.{glob!r} must be a list of codes")
-                pfi[glob] = tuple(validate(sel, codes))
+            pfi, reasons = _per_file_ignores(path, values["per-file-ignores"], codes)
             values["per-file-ignores"] = pfi
+            # Derived, not a settings key: why each glob is suppressed (None: no reason).
+            values["per-file-ignore-reasons"] = reasons
     except SelectionError as err:
         raise ConfigError(f"{path}: {err}") from None
     if "fail-on" in values:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import time
 import traceback
@@ -19,11 +18,13 @@ from mlaudit.inputs.repo import RepoFile, classify, walk
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
 from mlaudit.registry import implementations
 from mlaudit.session import ScanOptions, ScanSession
+from mlaudit.suppressions import matching_ignore, suppression_findings
 
 RULE_CRASHED = "MLA001"
 INCONCLUSIVE = "MLA002"
 # Codes whose findings the engine itself emits (no registered check implements them).
-ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE)
+# MLA004-MLA006: suppression and baseline bookkeeping (mlaudit/suppressions.py, baseline.py).
+ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE, "MLA004", "MLA005", "MLA006")
 # Inputs read for every discovered file while MLA002 is selected, even if no other selected
 # rule needs them: an unreadable checkpoint must be reported, never skipped as clean. This
 # also gives the report its inventory (format, tensor and parameter counts per checkpoint).
@@ -109,12 +110,9 @@ def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: st
     ]
 
 
-def _suppressed_by_path(finding: Finding, rel: str, options: ScanOptions) -> bool:
-    for glob, selectors in options.per_file_ignores.items():
-        if fnmatch.fnmatch(rel, glob) or fnmatch.fnmatch(finding.location.path, glob):
-            if any(s == "ALL" or finding.code.startswith(s) for s in selectors):
-                return True
-    return False
+def rule_context(code: str, options: ScanOptions, prefix: str = "") -> RuleContext:
+    """Public form of the per-rule context, for post-processing that emits meta findings."""
+    return _context(code, options, prefix)
 
 
 def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
@@ -126,6 +124,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     artifacts: list[ArtifactSummary] = []
     files_scanned = 0
     suppressed = 0
+    used_ignores: set[str] = set()
     for path in paths:
         root, files, single = _targets_for(path, options)
         prefix = display_prefix(root)
@@ -143,11 +142,20 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
         for f in root_findings:
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
-            if not options.ignore_suppressions and _suppressed_by_path(f, rel, options):
+            glob = None if options.ignore_suppressions else matching_ignore(f, rel, options.per_file_ignores)
+            if glob:
                 suppressed += 1
+                used_ignores.add(glob)
             else:
                 findings.append(f)
         artifacts.extend(replace(a, path=prefix + a.path) for a in session.artifacts)
+    if not options.ignore_suppressions:
+        findings.extend(suppression_findings(
+            codes=options.codes, per_file_ignores=options.per_file_ignores,
+            reasons=options.per_file_ignore_reasons, require_reason=options.require_suppression_reason,
+            settings_file=options.settings_file, used=used_ignores,
+            context=lambda code: rule_context(code, options),
+        ))
     findings.sort(key=Finding.sort_key)
     return Report(
         tool_version=__version__,

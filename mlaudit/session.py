@@ -30,6 +30,12 @@ class ScanOptions:
     spectral: bool = False
     # Audits: report findings even where inline comments or per-file-ignores suppress them.
     ignore_suppressions: bool = False
+    # Why each per-file-ignores glob exists (None: no reason given), and whether one is required.
+    per_file_ignore_reasons: Mapping[str, str | None] = field(default_factory=dict)
+    require_suppression_reason: bool = False
+    # The settings file as the user sees it (relative to the working directory), so meta
+    # findings about suppressions can point at it.
+    settings_file: str | None = None
 
 
 _MISSING = object()

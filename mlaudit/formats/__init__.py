@@ -18,6 +18,11 @@ Renderer = Callable[..., None]
 FORMATS: dict[str, str] = {
     "text": "mlaudit.formats.text",
     "json": "mlaudit.formats.json_format",
+    "sarif": "mlaudit.formats.sarif",
+    "github": "mlaudit.formats.github",
+    "gitlab": "mlaudit.formats.gitlab",
+    "junit": "mlaudit.formats.junit",
+    "markdown": "mlaudit.formats.markdown",
 }
 
 

@@ -99,12 +99,14 @@ def render(
     console: Console | None = None,
     quiet: bool = False,
     verbose: bool = False,
+    show_baselined: bool = False,
     **_: Any,
 ) -> None:
-    """Write the report; `quiet` prints only the summary line."""
+    """Write the report; `quiet` prints only the summary line; baselined findings are
+    shown (tagged) only with `verbose` or `show_baselined`."""
     console = console or Console(file=out, highlight=False, soft_wrap=True)
     if not quiet:
-        visible = [f for f in report.findings if verbose or not f.baselined]
+        visible = [f for f in report.findings if verbose or show_baselined or not f.baselined]
         for path, group in groupby(visible, key=lambda f: f.location.path):
             console.print(f"[bold]{escape(path)}[/bold]")
             for f in group:

@@ -141,7 +141,10 @@ def _torch_load(path: Path) -> Any:
 
 def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
     """Read a checkpoint's format and tensor metadata. Raises InputError when it cannot."""
-    fmt = sniff_format(path)
+    try:
+        fmt = sniff_format(path)
+    except InputError as err:  # report the root-relative path, not the bare file name
+        raise InputError(rel, err.reason) from None
     size = path.stat().st_size
     if fmt == "lfs-pointer":
         raise InputError(rel, "not scannable: Git LFS pointer (fetch the LFS object first)")
@@ -163,7 +166,10 @@ def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
         return CheckpointInfo(path, rel, "safetensors", size, tuple(tensors), meta,
                               tuple(sorted({t.name.split('.')[0] for t in tensors})), True)
     if fmt in {"zip", "pickle"}:
-        obj = _torch_load(path)
+        try:
+            obj = _torch_load(path)
+        except InputError as err:  # same: the path users see, so fingerprints stay unique
+            raise InputError(rel, err.reason) from None
         flat: dict[str, Any] = {}
         meta: dict[str, Any] = {}
         _flatten(obj, "", flat, meta)
