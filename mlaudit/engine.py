@@ -23,11 +23,12 @@ from mlaudit.session import ScanOptions, ScanSession
 RULE_CRASHED = "MLA001"
 INCONCLUSIVE = "MLA002"
 # Codes whose findings the engine itself emits (no registered check implements them).
-ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE)
+UNUSED_SUPPRESSION = "MLA003"  # emitted by mlaudit.suppressions (inline `# mlaudit: ignore[...]`)
+ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE, UNUSED_SUPPRESSION)
 # Inputs read for every discovered file while MLA002 is selected, even if no other selected
 # rule needs them: an unreadable checkpoint must be reported, never skipped as clean. This
 # also gives the report its inventory (format, tensor and parameter counts per checkpoint).
-INVENTORY_INPUTS = ("checkpoint",)
+INVENTORY_INPUTS = ("checkpoint", "training_config", "python")
 
 
 class ScanAbort(Exception):
@@ -141,6 +142,13 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")
         if INCONCLUSIVE in options.codes:
             root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
+        if not options.ignore_suppressions:
+            from mlaudit.suppressions import apply_to_session
+
+            unused = UNUSED_SUPPRESSION in options.codes
+            unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix) if unused else None
+            root_findings, inline = apply_to_session(root_findings, session, runnable, prefix, unused_ctx)
+            suppressed += inline
         for f in root_findings:
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
             if not options.ignore_suppressions and _suppressed_by_path(f, rel, options):
