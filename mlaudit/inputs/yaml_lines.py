@@ -24,6 +24,8 @@ MAX_BYTES = 8 * 1024 * 1024  # a training config is a few KB; 8 MB is data, not 
 MAX_NODES = 200_000  # nodes produced after alias expansion
 MAX_DEPTH = 64  # nesting depth of the converted document
 MERGE_TAG = "tag:yaml.org,2002:merge"
+STANDARD_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:omap",
+                           "tag:yaml.org,2002:set", "tag:yaml.org,2002:pairs"})
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class _Walker:
         self._budget(node, depth)
         if isinstance(node, yaml.ScalarNode):
             return self.loader.construct_object(node, deep=True)
+        if node.tag not in STANDARD_TAGS:  # e.g. !!python/object: refused, never constructed
+            raise InputError(self.rel, f"line {node.start_mark.line + 1}: unsupported YAML tag {node.tag!r}")
         if isinstance(node, yaml.SequenceNode):
             out = []
             for i, item in enumerate(node.value):
