@@ -98,7 +98,8 @@ def eval_without_eval_mode(module: PythonModule, ctx: RuleContext) -> Iterable[F
         if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) or not EVAL_NAME.search(func.name):
             continue
         calls = list(iter_calls(func))
-        if not any(MODEL_NAMES.search(call_name(c)) for c in calls):
+        if not any(MODEL_NAMES.search(call_name(c)) or MODEL_NAMES.search(call_name(c).rpartition(".")[0])
+                   for c in calls):
             continue  # does not run a model
         names = {_last(call_name(c)) for c in calls}
         eval_mode = "eval" in names or any(

@@ -39,7 +39,9 @@ def walk_values(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _source(cfg: TrainingConfig, name: str) -> str:
-    return "written" if name in cfg.explicit else f"the {cfg.dialect} default"
+    if name in cfg.explicit:
+        return "written"
+    return f"the {cfg.dialect} default" if name in cfg.defaults else "not set"
 
 
 @rule("MLT001", needs="training_config")
@@ -85,7 +87,8 @@ def grad_clipping_off(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding
         return
     pointer = cfg.pointer_of("grad_clip") or "grad_clip"
     yield ctx.finding(
-        f"gradient clipping is off (`{pointer}` = {clip}, {_source(cfg, 'grad_clip')}) but {reason}",
+        f"gradient clipping is off (`{pointer}` "
+        + (f"= {clip}, {_source(cfg, 'grad_clip')}" if clip is not None else "not set") + f") but {reason}",
         Location(cfg.rel, cfg.line_of("grad_clip"), pointer=pointer),
         evidence={"grad_clip": clip, "architecture": arch, "precision": precision or None},
     )

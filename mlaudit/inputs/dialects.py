@@ -191,6 +191,7 @@ MLAUDIT_KEYS = frozenset({
     "batch_size", "epochs", "max_steps", "dropout", "validation_split", "validation", "checkpoint",
     "device_memory_gb", "deterministic", "artifact_role", "data", "output_dir", "scheduler",
     "warmup_steps", "gradient_accumulation_steps", "label_smoothing", "early_stopping", "notes",
+    "data_dir", "logging", "name",
 })  # fmt: skip
 MLAUDIT_OPTIMIZER_KEYS = frozenset({"name", "lr", "weight_decay", "betas", "eps", "momentum", "nesterov"})
 MLAUDIT_CHECKPOINT_KEYS = frozenset({"dir", "every_n_steps", "every_n_epochs", "keep_last", "save_best",
