@@ -113,6 +113,14 @@ def scan(
         if fmt not in FORMATS:
             raise CliError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
         out_path = output or (Path(project.get("output")) if project.get("output") else None)
+        if config is not None:  # named directly: unreadable or not a training config -> exit 2
+            from mlaudit.inputs import InputError
+            from mlaudit.inputs.training_config import read_training_config
+
+            try:
+                read_training_config(config, str(config), strict=True, require=True)
+            except InputError as err:
+                raise CliError(str(err)) from None
         options = ScanOptions(
             codes=tuple(chosen),
             params=project.get("params", {}),

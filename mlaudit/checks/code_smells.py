@@ -126,7 +126,7 @@ def direct_forward_call(module: PythonModule, ctx: RuleContext) -> Iterable[Find
             f"`{name}(...)` calls forward() directly, skipping module hooks; call `{name[:-8]}(...)`",
             Location(module.rel, call.lineno),
             evidence={"call": name},
-            key=f"{name}@{call.col_offset}",
+            key=f"{name}@{ast.unparse(call)[:80]}",
         )
 
 
