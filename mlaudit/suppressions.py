@@ -1,7 +1,9 @@
 """Inline suppressions: `# mlaudit: ignore[CODE1,CODE2] reason` in YAML and Python files.
 
 A comment suppresses findings of the listed codes (or code prefixes) on its own line or on
-the line below it (a comment line directly above the offending line). Comments that
+the line below it (a comment line directly above the offending line).
+`# mlaudit: ignore-file[CODE] reason` covers the whole file, including findings about keys
+a config leaves out (which have no line). Comments that
 suppress nothing for a rule that ran are reported as MLA003 (unused-inline-suppression).
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from mlaudit.model import Finding, Location
 
 UNUSED_SUPPRESSION = "MLA003"
-COMMENT = re.compile(r"#\s*mlaudit:\s*ignore\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
+COMMENT = re.compile(r"#\s*mlaudit:\s*ignore(-file)?\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
 SUFFIXES = (".py", ".yaml", ".yml")
 
 
@@ -27,9 +29,10 @@ class Suppression:
     codes: tuple[str, ...]
     reason: str
     used: set[str]
+    whole_file: bool = False
 
     def covers(self, code: str, line: int | None) -> str | None:
-        if line not in (self.line, self.line + 1):
+        if not self.whole_file and line not in (self.line, self.line + 1):
             return None
         return next((c for c in self.codes if code.startswith(c)), None)
 
@@ -43,8 +46,8 @@ def parse_suppressions(rel: str, text: str) -> list[Suppression]:
     for number, line in enumerate(text.splitlines(), start=1):
         match = COMMENT.search(line)
         if match:
-            codes = tuple(c.strip().upper() for c in match.group(1).split(",") if c.strip())
-            out.append(Suppression(rel, number, codes, match.group(2).strip(), set()))
+            codes = tuple(c.strip().upper() for c in match.group(2).split(",") if c.strip())
+            out.append(Suppression(rel, number, codes, match.group(3).strip(), set(), bool(match.group(1))))
     return out
 
 
@@ -97,7 +100,7 @@ def unused_finding_factory(ctx) -> Callable[[str, str, int], Finding]:
 
     def make(rel: str, code: str, line: int) -> Finding:
         return ctx.finding(
-            f"inline suppression of {code} matches no finding on this line or the next",
+            f"inline suppression of {code} matches no finding it covers",
             Location(rel, line),
             evidence={"code": code},
             key=code,

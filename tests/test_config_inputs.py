@@ -205,3 +205,39 @@ def test_mutated_configs_never_raise_anything_but_input_error(tmp_path, cuts):
             if impl.needs == "training_config":
                 meta = catalog[code]
                 list(impl.func(cfg, RuleContext(meta, resolve_params(meta, {}), meta.severity)))
+
+
+PY_SEED = (
+    "import torch\nimport numpy as np\n\n\ndef evaluate(model, loader):\n    for x, y in loader:\n"
+    "        if model.forward(x) == np.nan:\n            torch.load('a.pt')\n\n\n"
+    "for x in range(3):\n    loss.backward()\n    opt.step()\n"
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.tuples(st.integers(0, len(PY_SEED)), st.integers(0, 4),
+                               st.sampled_from(["", "(", ")", ":", "\t", "    ", "\n", "\xff", "yield"])),
+                     max_size=3))
+def test_mutated_python_never_raises_anything_but_input_error(tmp_path, cuts):
+    from mlaudit.catalog import load_catalog
+    from mlaudit.config import resolve_params
+    from mlaudit.context import RuleContext
+    from mlaudit.inputs.python_code import parse_python
+    from mlaudit.registry import implementations
+
+    text = PY_SEED
+    for pos, drop, insert in cuts:
+        pos = min(pos, len(text))
+        text = text[:pos] + insert + text[pos + drop:]
+    path = tmp_path / "mutant.py"
+    path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    try:
+        module = parse_python(path, "mutant.py")
+    except InputError as err:
+        assert "\n" not in str(err)
+        return
+    catalog = load_catalog()
+    for code, impl in implementations().items():
+        if impl.needs == "python":
+            meta = catalog[code]
+            list(impl.func(module, RuleContext(meta, resolve_params(meta, {}), meta.severity)))

@@ -94,6 +94,8 @@ def _uses_no_grad(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
 
 @rule("MLQ002", needs="python")
 def eval_without_eval_mode(module: PythonModule, ctx: RuleContext) -> Iterable[Finding]:
+    if module.kind == "test":
+        return  # pytest functions named test_*/test are not evaluation loops
     for func in ast.walk(module.tree):
         if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)) or not EVAL_NAME.search(func.name):
             continue

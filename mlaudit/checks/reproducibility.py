@@ -63,7 +63,7 @@ def determinism_not_configured(setup: TrainingSetup, ctx: RuleContext) -> Iterab
 @rule("MLR003", needs="training_setup")
 def training_script_unseeded(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
     for module in setup.modules:
-        if not is_training_script(module) or module.rel.startswith(("tests/", "test/")):
+        if module.kind == "test" or not is_training_script(module):
             continue
         calls = list(iter_calls(module.tree))
         if any(call_name(c).rsplit(".", 1)[-1] in HF_TRAINERS for c in calls):

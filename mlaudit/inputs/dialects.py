@@ -417,8 +417,24 @@ def map_lightning(data: Mapping[str, Any]) -> Mapped:
 
 
 # --------------------------------------------------------------------------- Hydra / OmegaConf
+HYDRA_SECTIONS = frozenset({"model", "optimizer", "trainer", "data", "datamodule", "seed", "train",
+                            "training"})
+
+
 def map_hydra(data: Mapping[str, Any]) -> Mapped:
-    m = Mapped(partial=isinstance(data.get("defaults"), list))
+    # A primary config with a `defaults:` list, or a config-group fragment (configs/trainer/
+    # default.yaml, configs/model/net.yaml) is only part of what runs: a key it leaves out
+    # may come from another file, so only what it writes is judged.
+    keys = {str(k) for k in data}
+    fragment = len(keys & HYDRA_SECTIONS) < 2
+    m = Mapped(partial=isinstance(data.get("defaults"), list) or fragment)
+    target = str(data.get("_target_", ""))
+    if "trainer" in target.lower():  # a trainer group file: Trainer arguments at the top level
+        map_lightning_trainer(m, data, "", library_defaults=False)
+        if "lightning" in target.lower():
+            _unknown(m, data, LIGHTNING_TRAINER_KEYS, "")
+    elif "optim" in target.lower():  # an optimizer group file
+        _class_path_optimizer(m, data, "")
     for key in ("optimizer", "optim", "model.optimizer", "module.optimizer"):
         opt = get_path(data, key)
         if isinstance(opt, Mapping) and "_target_" in opt:

@@ -36,6 +36,7 @@ class PythonModule:
     rel: str
     tree: ast.Module
     text: str
+    kind: str = "python"  # python | test (as the repo walker classified the file)
 
     @property
     def module_name(self) -> str:
@@ -44,7 +45,7 @@ class PythonModule:
         return name.replace("/", ".").removesuffix(".__init__")
 
 
-def parse_python(path: Path, rel: str) -> PythonModule:
+def parse_python(path: Path, rel: str, kind: str = "python") -> PythonModule:
     """Parse one file; a syntax error is an InputError naming its line."""
     from mlaudit.inputs.yaml_lines import decode_config_bytes
 
@@ -59,7 +60,7 @@ def parse_python(path: Path, rel: str) -> PythonModule:
         raise InputError(rel, f"line {err.lineno or 1}: invalid Python syntax: {err.msg}") from None
     except (RecursionError, MemoryError, ValueError) as err:
         raise InputError(rel, f"cannot parse: {type(err).__name__}") from None
-    return PythonModule(path, rel, tree, text)
+    return PythonModule(path, rel, tree, text, kind)
 
 
 def call_name(node: ast.AST) -> str:
@@ -153,7 +154,7 @@ def load_python(session, file) -> PythonModule | None:
         if session.single_file:
             raise InputError(file.rel, f"too large to analyse (over {MAX_PY_BYTES // (1024 * 1024)} MB)")
         return None
-    return parse_python(file.path, file.rel)
+    return parse_python(file.path, file.rel, file.kind)
 
 
 @input_kind("training_setup", scope="project")
