@@ -241,3 +241,22 @@ def test_mutated_python_never_raises_anything_but_input_error(tmp_path, cuts):
         if impl.needs == "python":
             meta = catalog[code]
             list(impl.func(module, RuleContext(meta, resolve_params(meta, {}), meta.severity)))
+
+
+def test_demo_sample_config_findings_point_at_their_lines(run_cli, tmp_path):
+    import json
+
+    from tests.casekit import ROOT
+
+    sample = ROOT / "fixtures" / "build" / "sample_project"
+    out = tmp_path / "r.json"
+    run_cli("scan", str(sample), "--isolated", "--select", "MLT", "--format", "json", "--output", str(out))
+    got = sorted(
+        f"{f['code']} {f['location']['line'] or f['location']['pointer']}"
+        for f in json.loads(out.read_text())["findings"]
+        if f["location"]["path"].endswith("configs/train.yaml")
+    )
+    assert got == sorted([
+        "MLT001 validation_split", "MLT002 grad_clip", "MLT003 12", "MLT004 11", "MLT005 10",
+        "MLT007 16", "MLT008 15", "MLT009 checkpoint", "MLT010 17", "MLT011 19",
+    ])

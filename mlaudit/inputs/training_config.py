@@ -139,7 +139,12 @@ def build_training_config(
         line = doc.lines.get(key)
         if isinstance(value, str) and "${" in value:
             continue  # an interpolation that cannot be resolved statically: unknown, not wrong
-        values[name] = _coerce(name, value, rel, line)
+        try:
+            values[name] = _coerce(name, value, rel, line)
+        except InputError:
+            if dialect == "mlaudit":
+                raise  # our own schema is strict: a non-number lr is a broken config
+            continue  # other dialects: a sweep list or odd value is "unknown", not unreadable
         if line:
             lines[name] = line
     for name in mapped.auto:
