@@ -126,6 +126,14 @@ def scan(
         # A `baseline` from the settings file is relative to that file, like a committed path.
         baseline_path = baseline or (project.base_dir / project.get("baseline") if project.get("baseline") else None)
         settings_file = display_path(project.path, Path.cwd()) if project.path else None
+        if config is not None:  # named directly: unreadable or not a training config -> exit 2
+            from mlaudit.inputs import InputError
+            from mlaudit.inputs.training_config import read_training_config
+
+            try:
+                read_training_config(config, str(config), strict=True, require=True)
+            except InputError as err:
+                raise CliError(str(err)) from None
         options = ScanOptions(
             codes=tuple(chosen),
             params=project.get("params", {}),

@@ -23,12 +23,13 @@ from mlaudit.suppressions import matching_ignore, suppression_findings
 RULE_CRASHED = "MLA001"
 INCONCLUSIVE = "MLA002"
 # Codes whose findings the engine itself emits (no registered check implements them).
-# MLA004-MLA006: suppression and baseline bookkeeping (mlaudit/suppressions.py, baseline.py).
-ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE, "MLA004", "MLA005", "MLA006")
+UNUSED_SUPPRESSION = "MLA003"  # emitted by mlaudit.inline_suppressions (`# mlaudit: ignore[...]`)
+# MLA004-MLA006: per-file-ignore and baseline bookkeeping (mlaudit/suppressions.py, baseline.py).
+ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE, UNUSED_SUPPRESSION, "MLA004", "MLA005", "MLA006")
 # Inputs read for every discovered file while MLA002 is selected, even if no other selected
 # rule needs them: an unreadable checkpoint must be reported, never skipped as clean. This
 # also gives the report its inventory (format, tensor and parameter counts per checkpoint).
-INVENTORY_INPUTS = ("checkpoint",)
+INVENTORY_INPUTS = ("checkpoint", "training_config", "python")
 
 
 class ScanAbort(Exception):
@@ -140,6 +141,13 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")
         if INCONCLUSIVE in options.codes:
             root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
+        if not options.ignore_suppressions:
+            from mlaudit.inline_suppressions import apply_to_session
+
+            unused = UNUSED_SUPPRESSION in options.codes
+            unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix) if unused else None
+            root_findings, inline = apply_to_session(root_findings, session, runnable, prefix, unused_ctx)
+            suppressed += inline
         for f in root_findings:
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
             glob = None if options.ignore_suppressions else matching_ignore(f, rel, options.per_file_ignores)

@@ -49,80 +49,213 @@ class TrainingConfig:
     artifact_role: str | None = None  # "inference"/"export" when the config says so
     explicit: frozenset[str] = frozenset()
     lines: Mapping[str, int] = field(default_factory=dict)
+    # --- added by the config dialect reader (issue 5); all optional ---
+    key_lines: Mapping[str, int] = field(default_factory=dict)  # every dotted key -> line
+    key_paths: Mapping[str, str] = field(default_factory=dict)  # normalized field -> source key
+    # Library defaults that apply to fields the file left out, and the key it would use.
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    default_keys: Mapping[str, str] = field(default_factory=dict)
+    auto: frozenset[str] = frozenset()  # fields set to "auto": decided elsewhere (DeepSpeed)
+    partial: bool = False  # composed from other files (Hydra defaults): missing != absent
+    fp16: bool | None = None
+    bf16: bool | None = None
+    save_checkpoints: bool | None = None
+    cudnn_benchmark: bool | None = None
+    unknown_keys: tuple[tuple[str, str | None], ...] = ()  # (dotted key, nearest known key)
+    duplicates: tuple[tuple[str, int, int], ...] = ()  # (dotted key, line, first line)
+
+    def effective(self, name: str) -> Any:
+        """The value in force: the file's own, else the library default, else None."""
+        value = getattr(self, name, None)
+        return value if name in self.explicit else self.defaults.get(name, value)
+
+    def line_of(self, name: str) -> int | None:
+        """Line of the key that set normalized field `name` (None when the file left it out)."""
+        return self.lines.get(name)
+
+    def pointer_of(self, name: str) -> str | None:
+        """Dotted source key of a field: where it is, or where the dialect would put it."""
+        return self.key_paths.get(name) or self.default_keys.get(name)
 
 
-_FIELDS = {
+_NUMERIC = {
     "lr": float, "weight_decay": float, "grad_clip": float, "seed": int, "batch_size": int,
     "epochs": int, "max_steps": int, "dropout": float, "device_memory_gb": float,
 }  # fmt: skip
+_BOOLS = ("deterministic", "validation", "fp16", "bf16", "save_checkpoints", "cudnn_benchmark")
+_STRINGS = ("optimizer", "precision", "model_target")
 
 
-def _from_mlaudit_dialect(path: Path, rel: str, data: Mapping[str, Any]) -> TrainingConfig:
-    """mlaudit's own schema (documented in the README)."""
-    model = data.get("model") or {}
-    values: dict[str, Any] = {}
-    for key, cast in _FIELDS.items():
-        if data.get(key) is not None:
-            try:
-                values[key] = cast(data[key])
-            except (TypeError, ValueError):
-                raise InputError(rel, f"{key} must be a number, got {data[key]!r}") from None
+def _coerce(name: str, value: Any, rel: str, line: int | None) -> Any:
+    where = f"line {line}: " if line else ""
+    if name in _NUMERIC:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(rel, f"{where}{name} must be a number, got {value!r}")
+        if name in {"epochs", "seed", "batch_size", "max_steps"}:
+            return int(value)
+        return float(value)
+    if name in _BOOLS:
+        return value if isinstance(value, bool) else None
+    if name in _STRINGS:
+        return str(value).lower() if name != "model_target" else str(value)
+    return value
+
+
+def _model_section(data: Mapping[str, Any], dialect: str) -> tuple[Mapping[str, Any], tuple]:
+    """Model kwargs (sizes for the checkpoint comparison) and the input spec."""
+    model = data.get("model")
+    if not isinstance(model, Mapping):
+        return {}, ()
+    if isinstance(model.get("init_args"), Mapping):  # LightningCLI class_path/init_args
+        model = model["init_args"]
+    kwargs = {k: v for k, v in model.items()
+              if isinstance(k, str) and not k.startswith("_") and k not in {"input_spec", "class_path"}}
     spec = model.get("input_spec") or data.get("input_spec") or ()
     if isinstance(spec, Mapping):
         spec = (spec,)
+    if not isinstance(spec, (list, tuple)):
+        spec = ()
+    return kwargs, tuple(s for s in spec if isinstance(s, Mapping))
+
+
+def build_training_config(
+    path: Path, rel: str, doc: Any, dialect: str | None = None
+) -> TrainingConfig | None:
+    """Map a parsed ConfigDoc to a TrainingConfig; None when no dialect recognizes it."""
+    from mlaudit.inputs import dialects
+
+    data = doc.data
+    if not isinstance(data, Mapping):
+        return None
+    dialect = dialect or dialects.detect_dialect(data, doc.text)
+    if dialect is None:
+        return None
+    resolved = dialects.resolve_interpolations(dict(data))
+    mapped = dialects.MAPPERS[dialect](resolved)
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    for name, value in mapped.values.items():
+        key = mapped.keys.get(name, "")
+        line = doc.lines.get(key)
+        if isinstance(value, str) and "${" in value:
+            continue  # an interpolation that cannot be resolved statically: unknown, not wrong
+        try:
+            values[name] = _coerce(name, value, rel, line)
+        except InputError:
+            if dialect == "mlaudit":
+                raise  # our own schema is strict: a non-number lr is a broken config
+            continue  # other dialects: a sweep list or odd value is "unknown", not unreadable
+        if line:
+            lines[name] = line
+    for name in mapped.auto:
+        key = mapped.keys.get(name, "")
+        if doc.lines.get(key):
+            lines[name] = doc.lines[key]
+    kwargs, spec = _model_section(resolved, dialect)
+    if dialect in {"mlaudit", "hydra"} and isinstance(resolved.get("model"), Mapping):
+        values.setdefault("model_target", resolved["model"].get("_target_"))
+    if values.get("model_target") is None:
+        values.pop("model_target", None)
+    explicit = frozenset(values)
     return TrainingConfig(
         path=path,
         rel=rel,
-        dialect="mlaudit",
-        raw=data,
-        model_target=model.get("_target_") if isinstance(model, Mapping) else None,
-        model_kwargs={k: v for k, v in model.items() if not k.startswith("_") and k != "input_spec"},
-        input_spec=tuple(spec),
-        optimizer=str(data["optimizer"]).lower() if data.get("optimizer") else None,
-        precision=str(data["precision"]).lower() if data.get("precision") else None,
-        deterministic=data.get("deterministic"),
-        validation=data.get("validation"),
-        artifact_role=data.get("artifact_role"),
-        explicit=frozenset(k for k in data if data[k] is not None),
+        dialect=dialect,
+        raw=resolved,
+        model_kwargs=kwargs,
+        input_spec=spec,
+        artifact_role=role if isinstance(role := resolved.get("artifact_role"), str) else None,
+        explicit=explicit,
+        lines=lines,
+        key_lines=dict(doc.lines),
+        key_paths=dict(mapped.keys),
+        defaults=dict(mapped.defaults),
+        default_keys=dict(mapped.default_keys),
+        auto=frozenset(mapped.auto),
+        partial=mapped.partial,
+        unknown_keys=tuple(mapped.unknown),
+        duplicates=tuple(doc.duplicates),
         **values,
     )
 
 
-def read_training_config(path: Path, rel: str) -> TrainingConfig | None:
-    """Parse a YAML/JSON file; None when it does not look like a training config."""
-    import yaml
+def read_training_config(path: Path, rel: str, *, strict: bool = False, require: bool = False,
+                         dialect: str | None = None) -> TrainingConfig | None:
+    """Parse a YAML/JSON file; None when it does not look like a training config.
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise InputError(rel, f"{where}malformed YAML/JSON") from None
-    except UnicodeDecodeError:
-        raise InputError(rel, "not UTF-8 text") from None
-    if not isinstance(data, Mapping):
+    `strict` (the file was named directly): a top level that is not a mapping is an
+    InputError. `require` (named with `--config`): matching no dialect is one too."""
+    from mlaudit.inputs.yaml_lines import read_config_file
+
+    doc = read_config_file(path, rel)
+    if not isinstance(doc.data, Mapping):
+        if strict or require:
+            kind = {list: "a list", str: "a plain string", type(None): "empty"}.get(
+                type(doc.data), type(doc.data).__name__)
+            raise InputError(rel, f"line 1: top level is {kind}, expected a mapping of config keys")
         return None
-    if not ({"model", "optimizer", "lr"} & set(data)):
-        return None
-    return _from_mlaudit_dialect(path, rel, data)
+    cfg = build_training_config(path, rel, doc, dialect)
+    if cfg is None and require:
+        raise InputError(rel, "line 1: no training-config keys recognized (dialects: mlaudit, huggingface, "
+                         "lightning, hydra, deepspeed; force one with `# mlaudit: dialect=NAME`)")
+    return cfg
 
 
 def config_for_checkpoint(session: Any, file: Any) -> TrainingConfig | None:
-    """The training config that belongs to a checkpoint: `--config`, else the only config
-    in the checkpoint's directory or its parent."""
+    """The training config that belongs to a checkpoint: `--config`; else one named in the
+    checkpoint's metadata (`training_config`/`config` key); else the only config in the
+    checkpoint's directory or its parent."""
     explicit = session.options.training_config
     if explicit is not None:
-        return read_training_config(Path(explicit), Path(explicit).name)
+        return read_training_config(Path(explicit), Path(explicit).name, strict=True, require=True)
+    meta_name = _config_named_in_metadata(session, file)
+    if meta_name:
+        for f in session.files:
+            if f.kind == "config" and (f.rel == meta_name or f.rel.endswith("/" + meta_name)
+                                       or f.path == (file.path.parent / meta_name)):
+                cfg = _safe_get(session, f)
+                if cfg is not None:
+                    return cfg
     here = file.path.parent
     for directory in (here, here.parent):
         for f in session.files:
             if f.kind == "config" and f.path.parent == directory:
-                cfg = session.get("training_config", f)
+                cfg = _safe_get(session, f)
                 if cfg is not None:
                     return cfg
     return None
 
 
+def _safe_get(session: Any, f: Any) -> TrainingConfig | None:
+    try:
+        return session.get("training_config", f)
+    except InputError:
+        return None  # reported once as MLA002 by the inventory pass
+
+
+def _config_named_in_metadata(session: Any, file: Any) -> str | None:
+    try:
+        info = session.get("checkpoint", file)
+    except InputError:
+        return None
+    meta = getattr(info, "metadata", None) or {}
+    for key in ("training_config", "config", "config_path", "hparams_file"):
+        for k, v in meta.items():
+            if (k == key or str(k).endswith("." + key)) and isinstance(v, str) and v.endswith(
+                (".yaml", ".yml", ".json")
+            ):
+                return v
+    return None
+
+
 @input_kind("training_config", scope="file", file_kinds=("config",))
 def load_training_config(session, file) -> TrainingConfig | None:
-    return read_training_config(file.path, file.rel)
+    """A discovered YAML/JSON file as a training config (None when it is some other YAML).
+
+    Files over the size bound are data, not configs: skipped in directory scans, an error
+    when named directly."""
+    from mlaudit.inputs.yaml_lines import MAX_BYTES
+
+    if not session.single_file and file.size > MAX_BYTES:
+        return None
+    return read_training_config(file.path, file.rel, strict=session.single_file)

@@ -1,0 +1,282 @@
+"""MLT: training-config hygiene, on the normalized TrainingConfig of any dialect."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from mlaudit.context import RuleContext
+from mlaudit.inputs.training_config import TrainingConfig
+from mlaudit.model import Finding, Location
+from mlaudit.registry import rule
+
+ADAPTIVE = frozenset({"adam", "adamw", "adamax", "nadam", "radam", "adafactor", "lamb", "lion", "rmsprop",
+                      "adagrad", "adadelta"})
+CPU_HINTS = (("accelerator", "cpu"), ("trainer.accelerator", "cpu"), ("use_cpu", True), ("no_cuda", True),
+             ("device", "cpu"))
+
+
+def loc(cfg: TrainingConfig, name: str) -> Location:
+    """Where a normalized field is (its key's line) or would be (pointer only)."""
+    return Location(cfg.rel, line=cfg.line_of(name), pointer=cfg.pointer_of(name))
+
+
+def key_loc(cfg: TrainingConfig, path: str) -> Location:
+    return Location(cfg.rel, line=cfg.key_lines.get(path), pointer=path)
+
+
+def walk_values(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, scalar value) for every leaf of the raw config."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from walk_values(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from walk_values(v, f"{prefix}.{i}" if prefix else str(i))
+    else:
+        yield prefix, data
+
+
+def _source(cfg: TrainingConfig, name: str) -> str:
+    if name in cfg.explicit:
+        return "written"
+    return f"the {cfg.dialect} default" if name in cfg.defaults else "not set"
+
+
+@rule("MLT001", needs="training_config")
+def no_validation(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if cfg.partial or "validation" in cfg.auto:
+        return
+    value = cfg.effective("validation")
+    if value is False or (value is None and cfg.dialect == "mlaudit"):
+        pointer = cfg.pointer_of("validation") or "validation_split"
+        how = f"disabled ({_source(cfg, 'validation')})" if value is False else "not configured"
+        yield ctx.finding(
+            f"no validation/evaluation during training: `{pointer}` is {how}",
+            Location(cfg.rel, cfg.line_of("validation"), pointer=pointer),
+            evidence={"dialect": cfg.dialect, "explicit": "validation" in cfg.explicit},
+        )
+
+
+def _architecture(cfg: TrainingConfig, needles: list[str]) -> str | None:
+    texts = [cfg.model_target or ""]
+    texts += [str(v) for k, v in walk_values(dict(cfg.raw)) if isinstance(v, str)
+              and k.rsplit(".", 1)[-1] in {"_target_", "class_path", "model_name_or_path", "name", "arch",
+                                           "architecture", "model_type"}]
+    for text in texts:
+        low = text.lower()
+        hit = next((n for n in needles if n.lower() in low), None)
+        if hit:
+            return hit
+    return None
+
+
+@rule("MLT002", needs="training_config")
+def grad_clipping_off(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if "grad_clip" in cfg.auto or (cfg.partial and "grad_clip" not in cfg.explicit):
+        return
+    clip = cfg.effective("grad_clip")
+    if clip not in (None, 0, 0.0):
+        return
+    arch = _architecture(cfg, list(ctx.params["architectures"]))
+    precision = str(cfg.effective("precision") or "")
+    reason = f"the model looks like a {arch}" if arch else (
+        f"precision is {precision}" if precision.startswith("fp16") else None)
+    if reason is None:
+        return
+    pointer = cfg.pointer_of("grad_clip") or "grad_clip"
+    yield ctx.finding(
+        f"gradient clipping is off (`{pointer}` "
+        + (f"= {clip}, {_source(cfg, 'grad_clip')}" if clip is not None else "not set") + f") but {reason}",
+        Location(cfg.rel, cfg.line_of("grad_clip"), pointer=pointer),
+        evidence={"grad_clip": clip, "architecture": arch, "precision": precision or None},
+    )
+
+
+@rule("MLT003", needs="training_config")
+def full_precision(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if "precision" in cfg.auto:
+        return
+    if cfg.effective("precision") != "fp32":
+        return
+    from mlaudit.inputs.dialects import get_path
+
+    if any(str(get_path(cfg.raw, k)).lower() == str(v).lower() for k, v in CPU_HINTS):
+        return
+    pointer = cfg.pointer_of("precision") or "precision"
+    where = f"`{pointer}` as written" if "precision" in cfg.explicit else \
+        f"`{pointer}` not set: the {cfg.dialect} default"
+    yield ctx.finding(
+        f"training in fp32 ({where}); bf16/fp16 mixed precision roughly halves activation memory "
+        "on current GPUs",
+        Location(cfg.rel, cfg.line_of("precision"), pointer=pointer),
+        evidence={"precision": "fp32", "explicit": "precision" in cfg.explicit},
+    )
+
+
+def _dropout(cfg: TrainingConfig) -> float:
+    values = [cfg.dropout or 0.0]
+    for k, v in walk_values(dict(cfg.raw)):
+        if "dropout" in k.rsplit(".", 1)[-1] and isinstance(v, (int, float)) and not isinstance(v, bool):
+            values.append(float(v))
+    return max(values)
+
+
+@rule("MLT004", needs="training_config")
+def adam_without_weight_decay(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    opt = cfg.effective("optimizer")
+    if opt not in ("adam", "adamw") or "weight_decay" in cfg.auto:
+        return
+    wd = cfg.effective("weight_decay")
+    if wd is None and cfg.dialect != "mlaudit":
+        return  # not said, no library default known: could be set elsewhere
+    if wd not in (None, 0, 0.0):
+        return
+    dropout = _dropout(cfg)
+    if dropout > ctx.params["min-dropout"]:
+        return
+    pointer = cfg.pointer_of("weight_decay") or "weight_decay"
+    yield ctx.finding(
+        f"{opt} with weight decay {wd or 0} "
+        f"({_source(cfg, 'weight_decay') if wd is not None else 'not set'}) "
+        f"and no dropout (max dropout {dropout}): the model is unregularized",
+        Location(cfg.rel, cfg.line_of("weight_decay"), pointer=pointer),
+        evidence={"optimizer": opt, "weight_decay": wd or 0.0, "dropout": dropout},
+    )
+
+
+@rule("MLT005", needs="training_config")
+def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    opt, lr = cfg.effective("optimizer"), cfg.effective("lr")
+    if opt is None or lr is None or "lr" in cfg.auto or "lr" not in cfg.explicit:
+        return
+    p = ctx.params
+    if opt in ADAPTIVE:
+        low, high = p["min"], p["adam-max"]
+    elif opt == "sgd":
+        low, high = p["sgd-min"], p["sgd-max"]
+    else:
+        return
+    if low <= lr <= high:
+        return
+    side = "above" if lr > high else "below"
+    yield ctx.finding(
+        f"learning rate {lr:g} is {side} the plausible range [{low:g}, {high:g}] for {opt}",
+        loc(cfg, "lr"),
+        evidence={"lr": lr, "optimizer": opt, "low": low, "high": high},
+    )
+
+
+@rule("MLT006", needs="training_config")
+def left_to_default(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    for name in ctx.params["keys"]:
+        if name in cfg.explicit or name in cfg.auto or name not in cfg.defaults:
+            continue
+        key = cfg.default_keys.get(name, name)
+        yield ctx.finding(
+            f"`{key}` is not set: the {cfg.dialect} default ({cfg.defaults[name]}) decides it",
+            Location(cfg.rel, pointer=key),
+            evidence={"field": name, "default": cfg.defaults[name]},
+            key=name,
+        )
+
+
+@rule("MLT007", needs="training_config")
+def unknown_key(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    for path, suggestion in cfg.unknown_keys:
+        hint = f" (did you mean `{suggestion}`?)" if suggestion else ""
+        yield ctx.finding(
+            f"`{path}` is not a known {cfg.dialect} key and is ignored{hint}",
+            key_loc(cfg, path),
+            evidence={"key": path, "suggestion": suggestion},
+            fix_hint=f"rename to `{suggestion}`" if suggestion else None,
+        )
+
+
+@rule("MLT008", needs="training_config")
+def conflicting_keys(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if cfg.fp16 is True and cfg.bf16 is True:
+        yield ctx.finding(
+            f"fp16 and bf16 are both enabled (`{cfg.key_paths.get('fp16')}` line {cfg.line_of('fp16')}); "
+            "only one precision can apply",
+            loc(cfg, "bf16"),
+            evidence={"fp16": True, "bf16": True},
+            key="fp16-bf16",
+        )
+    if "epochs" in cfg.explicit and "max_steps" in cfg.explicit:
+        yield ctx.finding(
+            f"both epochs ({cfg.epochs}) and max_steps ({cfg.max_steps}) are set; "
+            "one silently overrides the other",
+            loc(cfg, "max_steps"),
+            evidence={"epochs": cfg.epochs, "max_steps": cfg.max_steps},
+            key="epochs-max_steps",
+        )
+
+
+@rule("MLT009", needs="training_config")
+def no_checkpoint_policy(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if "save_checkpoints" in cfg.auto or cfg.partial:
+        return
+    value = cfg.effective("save_checkpoints")
+    if value is False or (value is None and cfg.dialect == "mlaudit"):
+        pointer = cfg.pointer_of("save_checkpoints") or "checkpoint"
+        state = "disabled" if value is False else "missing"
+        yield ctx.finding(
+            f"no checkpoints are saved during training (`{pointer}` {state})",
+            Location(cfg.rel, cfg.line_of("save_checkpoints"), pointer=pointer),
+            evidence={"save_checkpoints": value},
+        )
+
+
+@rule("MLT010", needs="training_config")
+def machine_specific_path(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    prefixes = tuple(ctx.params["prefixes"])
+    for path, value in walk_values(dict(cfg.raw)):
+        if isinstance(value, str) and value.startswith(prefixes):
+            yield ctx.finding(
+                f"machine-specific absolute path {value!r}",
+                key_loc(cfg, path),
+                evidence={"value": value},
+                key=path,
+            )
+
+
+SECRET_KEY = re.compile(
+    r"(^|_)(token|api_key|apikey|secret|secret_key|password|passwd|access_key|auth)$", re.I)
+NOT_SECRET_KEY = re.compile(r"(pad|bos|eos|unk|sep|cls|mask|special|start|end)_token$", re.I)
+SECRET_VALUE = re.compile(
+    r"^(hf_[A-Za-z0-9]{30,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,}"
+    r"|AKIA[0-9A-Z]{16}|xox[baprs]-[A-Za-z0-9-]{10,})$"
+)
+PLACEHOLDER = re.compile(r"^(\$|<|\{|YOUR|xxx|changeme|null|none|\*+$)", re.I)
+
+
+@rule("MLT011", needs="training_config")
+def secret_in_config(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    for path, value in walk_values(dict(cfg.raw)):
+        if not isinstance(value, str):
+            continue
+        key = path.rsplit(".", 1)[-1]
+        by_value = SECRET_VALUE.match(value.strip()) is not None
+        by_key = (SECRET_KEY.search(key) is not None and not NOT_SECRET_KEY.search(key)
+                  and len(value) >= 8 and " " not in value and not PLACEHOLDER.match(value))
+        if by_value or by_key:
+            shown = value[:4] + "..." if len(value) > 8 else "***"
+            yield ctx.finding(
+                f"literal secret in `{path}` ({shown}, {len(value)} characters)",
+                key_loc(cfg, path),
+                evidence={"length": len(value), "matched": "token format" if by_value else "key name"},
+                key=path,
+            )
+
+
+@rule("MLT013", needs="training_config")
+def duplicate_key(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    for path, line, first in cfg.duplicates:
+        yield ctx.finding(
+            f"`{path}` is written twice (first on line {first}); the earlier value is silently dropped",
+            Location(cfg.rel, line, pointer=path),
+            evidence={"first_line": first, "line": line},
+            key=path,
+        )
