@@ -37,6 +37,7 @@ class Declared:
     line: int | None
     name: str
     pinned: bool
+    spec: str = ""  # the declaration as written, for messages
 
 
 def canonical(name: str) -> str:
@@ -75,7 +76,7 @@ def _requirements_txt(f: RepoFile, text: str) -> list[Declared]:
         line = line.split(";")[0].strip() if "@" not in line else line
         parsed = _pep508(line.rstrip("\\").strip())
         if parsed:
-            out.append(Declared(f, i, parsed[0], parsed[1]))
+            out.append(Declared(f, i, parsed[0], parsed[1], line))
     return out
 
 
@@ -114,14 +115,14 @@ def _pyproject(f: RepoFile, text: str) -> list[Declared]:
     for req in reqs:
         parsed = _pep508(str(req))
         if parsed:
-            out.append(Declared(f, _line_of(text, str(req)), parsed[0], parsed[1]))
+            out.append(Declared(f, _line_of(text, str(req)), parsed[0], parsed[1], str(req)))
     poetry = (data.get("tool") or {}).get("poetry") or {}
     tables = [poetry.get("dependencies") or {}, poetry.get("dev-dependencies") or {}]
     tables += [(g or {}).get("dependencies") or {} for g in (poetry.get("group") or {}).values()]
     for table in tables:
         for name, spec in table.items():
             if name.lower() != "python":
-                out.append(Declared(f, _line_of(text, name), canonical(name), _poetry_pinned(spec)))
+                out.append(Declared(f, _line_of(text, name), canonical(name), _poetry_pinned(spec), f"{name} = {spec}"))
     return out
 
 
@@ -134,7 +135,7 @@ def _pipfile(f: RepoFile, text: str) -> list[Declared]:
             pinned = (isinstance(spec, dict) and ("git" in spec or "path" in spec)) or (
                 version.startswith("==") and "*" not in version
             )
-            out.append(Declared(f, _line_of(text, name), canonical(name), pinned))
+            out.append(Declared(f, _line_of(text, name), canonical(name), pinned, f"{name} = {spec}"))
     return out
 
 
@@ -154,7 +155,7 @@ def _setup_cfg(f: RepoFile, text: str) -> list[Declared]:
     for req in (r.strip() for r in reqs):
         parsed = _pep508(req) if req else None
         if parsed:
-            out.append(Declared(f, _line_of(text, req), parsed[0], parsed[1]))
+            out.append(Declared(f, _line_of(text, req), parsed[0], parsed[1], req))
     return out
 
 
@@ -172,7 +173,7 @@ def _setup_py(f: RepoFile, text: str) -> list[Declared]:
                 if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
                     parsed = _pep508(elt.value)
                     if parsed:
-                        out.append(Declared(f, elt.lineno, parsed[0], parsed[1]))
+                        out.append(Declared(f, elt.lineno, parsed[0], parsed[1], elt.value))
     return out
 
 
@@ -196,12 +197,12 @@ def _environment_yml(f: RepoFile, text: str) -> list[Declared]:
     for dep in deps or []:
         if isinstance(dep, str):
             name, pinned = _conda_spec(dep)
-            out.append(Declared(f, _line_of(text, dep), name, pinned))
+            out.append(Declared(f, _line_of(text, dep), name, pinned, dep))
         elif isinstance(dep, dict):
             for req in dep.get("pip") or []:
                 parsed = _pep508(str(req)) if not str(req).startswith(("-", ".")) else None
                 if parsed:
-                    out.append(Declared(f, _line_of(text, str(req)), parsed[0], parsed[1]))
+                    out.append(Declared(f, _line_of(text, str(req)), parsed[0], parsed[1], str(req)))
     return out
 
 
@@ -271,7 +272,7 @@ def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iter
             continue
         same = sum(1 for o in decls if o.name == d.name and _home(o.file) == home)
         yield ctx.finding(
-            f"{d.name} is declared without an exact version ({same} declaration(s), 0 exact pins, "
+            f"{d.name} is declared without an exact version ({d.spec!r}; {same} declaration(s), 0 exact pins, "
             "no lock file): every fresh install may resolve a different release",
             Location(d.file.rel, line=d.line),
             evidence={"package": d.name, "declarations": same, "exact_pins": 0, "lock_files": 0},
