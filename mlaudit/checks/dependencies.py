@@ -19,7 +19,9 @@ from mlaudit.inputs.repo import ProjectSnapshot, RepoFile
 from mlaudit.model import Finding, Location
 from mlaudit.registry import rule
 
-LOCK_FILES = frozenset({"poetry.lock", "pipfile.lock", "uv.lock", "pdm.lock", "conda-lock.yml", "pylock.toml"})
+LOCK_FILES = frozenset(
+    {"poetry.lock", "pipfile.lock", "uv.lock", "pdm.lock", "conda-lock.yml", "pylock.toml"}
+)
 # conda package names that install a PyPI package of another name.
 CONDA_ALIASES = {"pytorch": "torch", "pytorch-cpu": "torch", "pytorch-gpu": "torch"}
 GENERATED_HEADER = re.compile(
@@ -122,7 +124,11 @@ def _pyproject(f: RepoFile, text: str) -> list[Declared]:
     for table in tables:
         for name, spec in table.items():
             if name.lower() != "python":
-                out.append(Declared(f, _line_of(text, name), canonical(name), _poetry_pinned(spec), f"{name} = {spec}"))
+                out.append(
+                    Declared(
+                        f, _line_of(text, name), canonical(name), _poetry_pinned(spec), f"{name} = {spec}"
+                    )
+                )
     return out
 
 
@@ -166,8 +172,10 @@ def _setup_py(f: RepoFile, text: str) -> list[Declared]:
         return []
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "install_requires" and isinstance(
-            node.value, (ast.List, ast.Tuple)
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg == "install_requires"
+            and isinstance(node.value, (ast.List, ast.Tuple))
         ):
             for elt in node.value.elts:
                 if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
@@ -272,8 +280,8 @@ def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iter
             continue
         same = sum(1 for o in decls if o.name == d.name and _home(o.file) == home)
         yield ctx.finding(
-            f"{d.name} is declared without an exact version ({d.spec!r}; {same} declaration(s), 0 exact pins, "
-            "no lock file): every fresh install may resolve a different release",
+            f"{d.name} is declared without an exact version ({d.spec!r}; {same} declaration(s), "
+            "0 exact pins, no lock file): every fresh install may resolve a different release",
             Location(d.file.rel, line=d.line),
             evidence={"package": d.name, "declarations": same, "exact_pins": 0, "lock_files": 0},
             key=d.name,
@@ -324,7 +332,9 @@ def managers(project: ProjectSnapshot) -> dict[str, dict[str, list[str]]]:
             except InputError:
                 continue
             poetry = tool.get("poetry") or {}
-            if {k for k in (poetry.get("dependencies") or {}) if k.lower() != "python"} or poetry.get("group"):
+            if {k for k in (poetry.get("dependencies") or {}) if k.lower() != "python"} or poetry.get(
+                "group"
+            ):
                 add(f, "poetry")
             for tool_name in ("pdm", "pixi"):  # tools whose pyproject table declares dependencies
                 if tool_name in tool:

@@ -26,13 +26,30 @@ NON_MODEL_DIRS = frozenset({"tests", "test", "testdata", "test_data", "fixtures"
 # Normalized-heading patterns per README section (see _text.normalize).
 README_SECTIONS: dict[str, tuple[str, ...]] = {
     "install": (
-        r"\binstall", r"\bset ?up\b", r"getting started", r"quick ?start", r"\brequirements\b",
-        r"\bprerequisites\b", r"\bdependencies\b",
+        r"\binstall",
+        r"\bset ?up\b",
+        r"getting started",
+        r"quick ?start",
+        r"\brequirements\b",
+        r"\bprerequisites\b",
+        r"\bdependencies\b",
     ),
     "usage": (
-        r"\busage\b", r"\buse\b", r"\busing\b", r"\bhow to\b", r"getting started", r"quick ?start",
-        r"\bexamples?\b", r"\btutorials?\b", r"\brun(ning)?\b", r"\btrain(ing)?\b", r"\binference\b",
-        r"\bcommands?\b", r"\bcli\b", r"\bdemo\b", r"\bpredict",
+        r"\busage\b",
+        r"\buse\b",
+        r"\busing\b",
+        r"\bhow to\b",
+        r"getting started",
+        r"quick ?start",
+        r"\bexamples?\b",
+        r"\btutorials?\b",
+        r"\brun(ning)?\b",
+        r"\btrain(ing)?\b",
+        r"\binference\b",
+        r"\bcommands?\b",
+        r"\bcli\b",
+        r"\bdemo\b",
+        r"\bpredict",
     ),
 }
 # Body text that documents installation even without a heading (a fenced `pip install`).
@@ -42,20 +59,38 @@ INSTALL_COMMAND = re.compile(r"\b(pip3?|conda|mamba|poetry|uv|pipenv|pdm)\s+(ins
 # heading synonyms that satisfy them.
 CARD_SECTIONS: dict[str, tuple[str, ...]] = {
     "intended-use": (
-        r"\bintended\b", r"\buses?\b", r"\buse cases?\b", r"\bapplications?\b", r"\bpurpose\b",
+        r"\bintended\b",
+        r"\buses?\b",
+        r"\buse cases?\b",
+        r"\bapplications?\b",
+        r"\bpurpose\b",
         r"\bout of scope\b",
     ),
     "training-data": (
-        r"\btrain\w*\b.*\b(data|dataset|datasets|corpus)\b", r"^(the )?(data|datasets?|training details)$",
-        r"\bdata(set)? (sources?|collection|card)\b", r"\bcorpus\b",
+        r"\btrain\w*\b.*\b(data|dataset|datasets|corpus)\b",
+        r"^(the )?(data|datasets?|training details)$",
+        r"\bdata(set)? (sources?|collection|card)\b",
+        r"\bcorpus\b",
     ),
     "evaluation": (
-        r"\beval", r"\bresults?\b", r"\bmetrics?\b", r"\bperformance\b", r"\bbenchmarks?\b",
-        r"\bquantitative\b", r"\btesting\b", r"\baccuracy\b",
+        r"\beval",
+        r"\bresults?\b",
+        r"\bmetrics?\b",
+        r"\bperformance\b",
+        r"\bbenchmarks?\b",
+        r"\bquantitative\b",
+        r"\btesting\b",
+        r"\baccuracy\b",
     ),
     "limitations": (
-        r"\blimitations?\b", r"\brisks?\b", r"\bbias(es)?\b", r"\bcaveats?\b", r"\bethic",
-        r"\bknown issues\b", r"\bout of scope\b", r"\bfailure modes?\b",
+        r"\blimitations?\b",
+        r"\brisks?\b",
+        r"\bbias(es)?\b",
+        r"\bcaveats?\b",
+        r"\bethic",
+        r"\bknown issues\b",
+        r"\bout of scope\b",
+        r"\bfailure modes?\b",
     ),
     "license": (r"\blicen[cs]", r"\bcopyright\b", r"\bterms of use\b"),
 }
@@ -221,7 +256,10 @@ def incomplete_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterato
                 f"model card has no {section} section "
                 f"({len(required) - len(missing)} of {len(required)} required sections present)",
                 Location(card.rel),
-                evidence={"missing": section, "present": len(required) - len(missing),
-                          "required": len(required)},
+                evidence={
+                    "missing": section,
+                    "present": len(required) - len(missing),
+                    "required": len(required),
+                },
                 key=section,
             )

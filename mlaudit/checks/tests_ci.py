@@ -126,7 +126,9 @@ def _imports_ml_module(imported: set[str], ml: set[str]) -> bool:
 
 
 def _code_files(project: ProjectSnapshot) -> list[RepoFile]:
-    return [f for f in project.of_kind("python", "notebook") if PurePosixPath(f.rel).stem not in TOOLING_MODULES]
+    return [
+        f for f in project.of_kind("python", "notebook") if PurePosixPath(f.rel).stem not in TOOLING_MODULES
+    ]
 
 
 @rule("MLX001", needs="project")

@@ -48,7 +48,8 @@ def artifact_without_lfs(tree: GitTree, ctx: RuleContext) -> Iterator[Finding]:
         elif t.size >= LFS_POINTER_MAX:
             yield ctx.finding(
                 f"marked filter=lfs in .gitattributes, but the committed blob is {human(t.size)}, not an "
-                f"LFS pointer (< {LFS_POINTER_MAX} B): it was committed before LFS was set up or without git-lfs",
+                f"LFS pointer (< {LFS_POINTER_MAX} B): it was committed before LFS was set up "
+                "or without git-lfs",
                 Location(t.rel),
                 evidence={"blob_bytes": t.size, "lfs_attribute": True},
             )

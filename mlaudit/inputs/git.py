@@ -104,7 +104,9 @@ def _locate(root: Path) -> tuple[Path, str] | None:
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
         if "dubious ownership" in err:
-            raise InputError(".", "git refuses to read this repository (dubious ownership; see safe.directory)")
+            raise InputError(
+                ".", "git refuses to read this repository (dubious ownership; see safe.directory)"
+            )
         return None  # not a git work tree
     lines = proc.stdout.decode("utf-8", "replace").splitlines()
     if len(lines) < 2 or lines[0].strip() != "true":
@@ -112,7 +114,11 @@ def _locate(root: Path) -> tuple[Path, str] | None:
     prefix = lines[2].strip() if len(lines) > 2 else ""
     if prefix:
         ignored = subprocess.run(
-            ["git", "check-ignore", "-q", "--", "."], cwd=root, capture_output=True, timeout=TIMEOUT_S, env=_env()
+            ["git", "check-ignore", "-q", "--", "."],
+            cwd=root,
+            capture_output=True,
+            timeout=TIMEOUT_S,
+            env=_env(),
         )
         if ignored.returncode == 0:
             return None  # the enclosing repository ignores this folder: not versioned by it
@@ -123,8 +129,12 @@ def _object_sizes(root: Path, ids: list[str]) -> dict[str, tuple[str, int]]:
     """object id -> (type, size) via one `git cat-file --batch-check` call."""
     if not ids:
         return {}
-    out = run_git(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], root,
-                  stdin="\n".join(ids).encode() + b"\n", timeout=HISTORY_TIMEOUT_S)
+    out = run_git(
+        ["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+        root,
+        stdin="\n".join(ids).encode() + b"\n",
+        timeout=HISTORY_TIMEOUT_S,
+    )
     sizes = {}
     for line in out.decode("ascii", "replace").splitlines():
         parts = line.split()
@@ -153,8 +163,11 @@ def load_git(session, _file) -> GitTree | None:
             entries.append((path.decode("utf-8", "replace"), blob))
     lfs: set[str] = set()
     if entries:
-        out = run_git(["check-attr", "-z", "--stdin", "filter"], root,
-                      stdin=b"\0".join(p.encode() for p, _ in entries) + b"\0")
+        out = run_git(
+            ["check-attr", "-z", "--stdin", "filter"],
+            root,
+            stdin=b"\0".join(p.encode() for p, _ in entries) + b"\0",
+        )
         fields = out.split(b"\0")
         for i in range(0, len(fields) - 2, 3):
             if fields[i + 2] == b"lfs":
@@ -179,8 +192,11 @@ def load_git_history(session, _file) -> GitHistory | None:
     out = run_git(["rev-list", "--objects", "--all", "--missing=allow-any"], root, timeout=HISTORY_TIMEOUT_S)
     lines = out.split(b"\n")
     if len(lines) > MAX_HISTORY_OBJECTS:
-        raise InputError(".", f"git history has {len(lines)} objects, more than the "
-                              f"{MAX_HISTORY_OBJECTS} mlaudit reads; history was not scanned")
+        raise InputError(
+            ".",
+            f"git history has {len(lines)} objects, more than the "
+            f"{MAX_HISTORY_OBJECTS} mlaudit reads; history was not scanned",
+        )
     pairs: set[tuple[str, str]] = set()
     for line in lines:
         oid, sep, path = line.partition(b" ")
@@ -188,7 +204,7 @@ def load_git_history(session, _file) -> GitHistory | None:
             continue  # commits and the root tree carry no path
         text = path.decode("utf-8", "replace")
         if text.startswith(prefix):
-            pairs.add((text[len(prefix):], oid.decode()))
+            pairs.add((text[len(prefix) :], oid.decode()))
     sizes = _object_sizes(root, sorted({oid for _, oid in pairs}))
     blobs = tuple(
         HistoryBlob(rel=p, blob=oid, size=sizes[oid][1])
