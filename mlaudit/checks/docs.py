@@ -156,7 +156,7 @@ def readme_missing_sections(project: ProjectSnapshot, ctx: RuleContext) -> Itera
         if section == "install" and INSTALL_COMMAND.search(text):
             continue
         yield ctx.finding(
-            f"README has no {section} section ({len(found)} headings, none about {section})",
+            f"README has no {section} section ({len(found)} heading(s), none about {section})",
             Location(readme.rel),
             evidence={"missing": section, "headings": len(found)},
             key=section,
