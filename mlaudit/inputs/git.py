@@ -90,15 +90,15 @@ def run_git(args: list[str], cwd: Path, stdin: bytes | None = None, timeout: flo
 
 def _locate(root: Path) -> tuple[Path, str] | None:
     """(toplevel, prefix) of the work tree holding `root`, or None when there is none."""
+    if not any((d / ".git").exists() for d in (root, *root.parents)):
+        return None  # no repository anywhere above: spare the subprocess
     try:
         proc = subprocess.run(
             ["git", "rev-parse", "--is-inside-work-tree", "--show-toplevel", "--show-prefix"],
             cwd=root, capture_output=True, timeout=TIMEOUT_S, env=_env(),
         )  # fmt: skip
     except FileNotFoundError:
-        if any((d / ".git").exists() for d in (root, *root.parents)):
-            raise InputError(".", "looks like a git repository but no `git` executable was found") from None
-        return None
+        raise InputError(".", "looks like a git repository but no `git` executable was found") from None
     except subprocess.TimeoutExpired:
         raise InputError(".", f"`git rev-parse` took longer than {TIMEOUT_S:.0f} s") from None
     err = proc.stderr.decode("utf-8", "replace")
@@ -143,13 +143,19 @@ def _object_sizes(root: Path, ids: list[str]) -> dict[str, tuple[str, int]]:
     return sizes
 
 
+@input_kind("git-location", scope="project")
+def load_git_location(session, _file) -> tuple[Path, str] | None:
+    """(toplevel, prefix of the scan root) once per scan, shared by the other git inputs."""
+    if session.single_file:
+        return None
+    return _locate(Path(session.root).resolve())
+
+
 @input_kind("git", scope="project")
 def load_git(session, _file) -> GitTree | None:
     """Tracked files under the scan root with blob sizes and LFS attributes."""
-    if session.single_file:
-        return None
     root = Path(session.root).resolve()
-    located = _locate(root)
+    located = session.get("git-location")
     if located is None:
         return None
     toplevel, prefix = located
@@ -182,10 +188,8 @@ def load_git(session, _file) -> GitTree | None:
 @input_kind("git-history", scope="project")
 def load_git_history(session, _file) -> GitHistory | None:
     """Every blob in the history of every ref whose path lies under the scan root."""
-    if session.single_file:
-        return None
     root = Path(session.root).resolve()
-    located = _locate(root)
+    located = session.get("git-location")
     if located is None:
         return None
     _toplevel, prefix = located
