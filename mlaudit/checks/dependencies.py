@@ -351,7 +351,10 @@ def multiple_dependency_managers(project: ProjectSnapshot, ctx: RuleContext) -> 
     for home, found in sorted(managers(project).items()):
         if len(found) <= limit:
             continue
-        listing = "; ".join(f"{m} ({', '.join(sorted(files))})" for m, files in sorted(found.items()))
+        cut = len(home) + 1 if home else 0  # file names relative to the project folder
+        listing = "; ".join(
+            f"{m} ({', '.join(sorted(f[cut:] for f in files))})" for m, files in sorted(found.items())
+        )
         yield ctx.finding(
             f"{len(found)} dependency managers declare this project's dependencies (at most {limit} "
             f"expected): {listing}",

@@ -189,15 +189,20 @@ def model_dirs(project: ProjectSnapshot, patterns: list[str]) -> dict[str, list[
     return dirs
 
 
-def find_card(project: ProjectSnapshot, directory: str) -> RepoFile | None:
-    """The model card covering `directory`: in it, or in a parent below the project root.
-
-    The root README counts only for a model stored at the root (a Hugging Face repo)."""
+def card_index(project: ProjectSnapshot) -> dict[str, list[RepoFile]]:
+    """Directory (root-relative, '' for the root) -> the model-card-named files in it."""
     by_dir: dict[str, list[RepoFile]] = {}
     for f in project.files:
         if f.name.lower() in CARD_NAMES:
             parent = str(PurePosixPath(f.rel).parent)
             by_dir.setdefault("" if parent == "." else parent, []).append(f)
+    return by_dir
+
+
+def find_card(by_dir: dict[str, list[RepoFile]], directory: str) -> RepoFile | None:
+    """The model card covering `directory`: in it, or in a parent below the project root.
+
+    The root README counts only for a model stored at the root (a Hugging Face repo)."""
     d = directory
     while True:
         cards = by_dir.get(d, [])
@@ -214,8 +219,9 @@ def find_card(project: ProjectSnapshot, directory: str) -> RepoFile | None:
 @rule("MLK003", needs="project")
 def missing_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """A directory with a checkpoint or Hugging Face config.json has no model card."""
+    cards = card_index(project)
     for directory, artifacts in sorted(model_dirs(project, ctx.params["artifact-patterns"]).items()):
-        if find_card(project, directory) is None:
+        if find_card(cards, directory) is None:
             shown = ", ".join(sorted(artifacts)[:3]) + (" ..." if len(artifacts) > 3 else "")
             yield ctx.finding(
                 f"model directory with {len(artifacts)} model file(s) ({shown}) has no model card "
@@ -244,7 +250,8 @@ def card_sections(text: str, wanted: list[str] | None = None) -> set[str]:
 def incomplete_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """A model card lacks intended use, training data, evaluation, limitations or license."""
     required = list(ctx.params["required-sections"])
-    cards = {find_card(project, d) for d in model_dirs(project, ctx.params["artifact-patterns"])}
+    index = card_index(project)
+    cards = {find_card(index, d) for d in model_dirs(project, ctx.params["artifact-patterns"])}
     for card in sorted((c for c in cards if c is not None), key=lambda f: f.rel):
         text = _safe_text(project, card)
         if text is None:

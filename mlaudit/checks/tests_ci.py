@@ -112,9 +112,12 @@ def ml_modules(project: ProjectSnapshot, frameworks: Iterable[str]) -> set[str]:
         if PurePosixPath(f.rel).stem in TOOLING_MODULES or f.size > 2_000_000:
             continue
         try:
-            info = scan_imports(project.text(f), f.rel)
+            text = project.text(f)
         except InputError:
             continue
+        if not any(name in text for name in wanted):
+            continue  # cheap pre-filter: no framework name anywhere, no need to parse
+        info = scan_imports(text, f.rel)
         if info and any(m.split(".")[0] in wanted for m in info.modules):
             names |= module_names(f.rel, has_init)
     return names
