@@ -4,8 +4,6 @@ Poetry, Pipfile and conda specs with their own small grammars."""
 
 from __future__ import annotations
 
-import ast
-import configparser
 import re
 import sys
 from collections.abc import Iterator
@@ -146,6 +144,8 @@ def _pipfile(f: RepoFile, text: str) -> list[Declared]:
 
 
 def _setup_cfg(f: RepoFile, text: str) -> list[Declared]:
+    import configparser  # local: only projects with a setup.cfg pay for it
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text)
@@ -166,6 +166,8 @@ def _setup_cfg(f: RepoFile, text: str) -> list[Declared]:
 
 
 def _setup_py(f: RepoFile, text: str) -> list[Declared]:
+    import ast  # local: only projects with a setup.py pay for it
+
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):

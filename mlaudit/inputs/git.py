@@ -14,7 +14,6 @@ otherwise make `git ls-files` run a program; lazy fetching of missing objects is
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +76,8 @@ def _env() -> dict[str, str]:
 
 def run_git(args: list[str], cwd: Path, stdin: bytes | None = None, timeout: float = TIMEOUT_S) -> bytes:
     """stdout of a read-only git command; InputError on timeout or failure."""
+    import subprocess  # local: scans without git rules never spawn anything
+
     cmd = ["git", "-c", "core.fsmonitor=false", "-c", "core.quotepath=off", *args]
     try:
         proc = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True, timeout=timeout, env=_env())
@@ -92,6 +93,8 @@ def _locate(root: Path) -> tuple[Path, str] | None:
     """(toplevel, prefix) of the work tree holding `root`, or None when there is none."""
     if not any((d / ".git").exists() for d in (root, *root.parents)):
         return None  # no repository anywhere above: spare the subprocess
+    import subprocess
+
     try:
         proc = subprocess.run(
             ["git", "rev-parse", "--is-inside-work-tree", "--show-toplevel", "--show-prefix"],
