@@ -35,6 +35,11 @@ def test_model_card_front_matter_counts():
     assert covered == {"license", "training-data", "intended-use"}
 
 
+def test_how_to_use_is_not_intended_use():
+    assert "intended-use" not in card_sections("# Card\n## How to use\n")
+    assert "intended-use" in card_sections("# Card\n## Intended uses & limitations\n")
+
+
 def test_requirement_pins():
     assert _pep508("torch==2.3.1") == ("torch", True)
     assert _pep508("torch==2.*") == ("torch", False)
@@ -109,3 +114,13 @@ def test_docs_only_scan_does_not_import_torch(target):
         [sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_missing_git_executable_is_inconclusive(run_cli, tmp_path, monkeypatch):
+    repo = init(tmp_path / "repo")
+    write(repo / "README.md", "# r\n")
+    commit_all(repo, "readme")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    findings = _scan(run_cli, tmp_path, repo, "--select", "MLV001,MLA002")
+    assert [(f["code"], f["location"]["path"]) for f in findings] == [("MLA002", ".")]
+    assert "no `git` executable" in findings[0]["message"]

@@ -60,7 +60,7 @@ INSTALL_COMMAND = re.compile(r"\b(pip3?|conda|mamba|poetry|uv|pipenv|pdm)\s+(ins
 CARD_SECTIONS: dict[str, tuple[str, ...]] = {
     "intended-use": (
         r"\bintended\b",
-        r"\buses?\b",
+        r"(?<!how to )\buses?\b",  # "How to use" documents usage, not intended use
         r"\buse cases?\b",
         r"\bapplications?\b",
         r"\bpurpose\b",
