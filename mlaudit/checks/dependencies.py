@@ -246,15 +246,13 @@ def _home(f: RepoFile) -> str:
     return "" if str(parent) == "." else str(parent)
 
 
-def _is_lock(project: ProjectSnapshot, f: RepoFile) -> bool:
+def _is_lock(f: RepoFile) -> bool:
+    """A lock file of a dependency manager (its pins are not parsed: it locks everything).
+
+    A compiled requirements file (pip-compile, uv pip compile, pip freeze) is no lock
+    here: its exact pins count package by package, like any other `==` declaration."""
     name = f.name.lower()
-    if name in LOCK_FILES or re.fullmatch(r"pylock\..+\.toml", name):
-        return True
-    if is_requirements_file(f):
-        decl = declarations(project, f)
-        # A compiled requirements file (pip-compile, uv pip compile) pins everything exactly.
-        return bool(decl) and all(d.pinned for d in decl)
-    return False
+    return name in LOCK_FILES or re.fullmatch(r"pylock\..+\.toml", name) is not None
 
 
 def _covered_by_lock(home: str, lock_homes: set[str]) -> bool:
@@ -272,7 +270,7 @@ def _covered_by_lock(home: str, lock_homes: set[str]) -> bool:
 def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """torch/transformers (param `packages`) declared without an exact pin and no lock file."""
     deps = project.of_kind("deps")
-    lock_homes = {_home(f) for f in deps if _is_lock(project, f)}
+    lock_homes = {_home(f) for f in deps if _is_lock(f)}
     wanted = {canonical(p) for p in ctx.params["packages"]}
     decls = [d for f in deps for d in declarations(project, f) if d.name in wanted]
     pinned_somewhere = {(_home(d.file), d.name) for d in decls if d.pinned}
