@@ -85,7 +85,9 @@ def load_catalog(directory: Path | None = None) -> Mapping[str, RuleMeta]:
     directory = directory or rules_dir()
     rules: dict[str, RuleMeta] = {}
     for path in sorted(directory.glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # libyaml's C loader when PyYAML has it: ~10x faster, and this runs on every scan.
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}  # noqa: S506 - safe loader
         for raw in doc.get("rules", []):
             meta = _rule(raw, path)
             if meta.code in rules:

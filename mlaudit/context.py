@@ -33,7 +33,9 @@ class RuleContext:
         `key` tells apart several findings that share a location (it enters the
         fingerprint; line numbers never do)."""
         if self.prefix:
-            location = replace(location, path=self.prefix + location.path)
+            # "." (the project itself) under a prefix reads as the folder, not "dir/."
+            path = self.prefix.rstrip("/") if location.path == "." else self.prefix + location.path
+            location = replace(location, path=path)
         return Finding(
             code=self.meta.code,
             name=self.meta.name,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from itertools import groupby
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from mlaudit.model import Finding, Report, Severity
+
+if TYPE_CHECKING:  # rich.table is imported only when there is a table to print
+    from rich.table import Table
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
@@ -76,6 +78,8 @@ def _artifact_table(report: Report) -> Table | None:
     rows = [a for a in report.artifacts if a.kind == "checkpoint"]
     if not rows:
         return None
+    from rich.table import Table
+
     table = Table(title="Checkpoints", title_justify="left", show_edge=False)
     for col in ("file", "format", "tensors", "parameters", "size"):
         table.add_column(col, justify="right" if col in {"tensors", "parameters", "size"} else "left")

@@ -67,6 +67,12 @@ def classify(rel: str) -> str:
         return "ci"
     if name in DEPENDENCY_FILES or fnmatch.fnmatch(lower, "requirements*.txt"):
         return "deps"
+    # pip requirement sets beyond the top-level names: requirements-dev.in, constraints-ci.txt,
+    # and everything in a requirements/ folder (requirements/base.txt, requirements/gpu.in).
+    if suffix in {".txt", ".in"} and (
+        lower.startswith(("requirements", "constraints")) or (len(parts) > 1 and parts[-2] == "requirements")
+    ):
+        return "deps"
     if ".tfevents." in name or any(part in RUN_OUTPUT_DIRS for part in parts[:-1]):
         return "runlog"
     if suffix in CHECKPOINT_SUFFIXES or lower.endswith(".safetensors.index.json"):
