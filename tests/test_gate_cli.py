@@ -58,7 +58,7 @@ def test_several_outputs_are_all_written_before_the_exit_code(run_cli, tmp_path)
     _bad(tmp_path / "proj")
     out = tmp_path / "out"
     code, stdout, _ = run_cli(
-        "scan", tmp_path / "proj", "--isolated",
+        "scan", tmp_path / "proj", "--isolated", "--select", "MLA",
         "--output", f"sarif={out}/r.sarif", "--output", f"junit={out}/r.xml",
         "--output", f"gitlab={out}/gl.json", "--output", f"markdown={out}/summary.md",
         "--output", f"github={out}/annotations.txt", "--output", f"json={out}/r.json",
@@ -76,7 +76,7 @@ def test_several_outputs_are_all_written_before_the_exit_code(run_cli, tmp_path)
 
 def test_plain_output_path_keeps_working_with_format(run_cli, tmp_path):
     _bad(tmp_path)
-    code, stdout, _ = run_cli("scan", tmp_path, "--isolated", "--format", "gitlab", "--output",
+    code, stdout, _ = run_cli("scan", tmp_path, "--isolated", "--select", "MLA", "--format", "gitlab", "--output",
                               tmp_path / "gl.json")
     assert code == 1 and stdout.startswith("Found 1 error") and "gl.json" in stdout
     assert json.loads((tmp_path / "gl.json").read_text())[0]["check_name"] == "MLA002 inconclusive-input"
@@ -84,7 +84,7 @@ def test_plain_output_path_keeps_working_with_format(run_cli, tmp_path):
 
 def test_format_to_stdout_keeps_stdout_machine_readable(run_cli, tmp_path):
     _bad(tmp_path)
-    code, stdout, err = run_cli("scan", tmp_path, "--isolated", "--output", "sarif=-",
+    code, stdout, err = run_cli("scan", tmp_path, "--isolated", "--select", "MLA", "--output", "sarif=-",
                                 "--output", f"junit={tmp_path / 'j.xml'}", "--statistics")
     assert code == 1 and json.loads(stdout)["version"] == "2.1.0"
     assert "Report written to" in err and "MLA002" in err  # messages and statistics on stderr
@@ -93,7 +93,7 @@ def test_format_to_stdout_keeps_stdout_machine_readable(run_cli, tmp_path):
 def test_statistics_counts_per_rule(run_cli, tmp_path):
     _bad(tmp_path, "a.pt")
     _bad(tmp_path, "b.pt")
-    code, stdout, _ = run_cli("scan", tmp_path, "--isolated", "--statistics", "-q")
+    code, stdout, _ = run_cli("scan", tmp_path, "--isolated", "--select", "MLA", "--statistics", "-q")
     assert code == 1
     assert any(line.split() == ["2", "MLA002", "inconclusive-input"] for line in stdout.splitlines())
 
@@ -102,20 +102,21 @@ def test_write_baseline_then_show_baselined(run_cli, tmp_path):
     proj = tmp_path / "proj"
     _bad(proj)
     base = tmp_path / "base.json"
-    code, stdout, _ = run_cli("scan", proj, "--isolated", "--write-baseline", base)
+    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--write-baseline", base)
     assert code == 0 and "written to" in stdout and "1 baselined" in stdout
-    code, stdout, _ = run_cli("scan", proj, "--isolated", "--baseline", base)
+    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base)
     assert code == 0 and "broken.pt" not in stdout.replace("base.json", "")
-    code, stdout, _ = run_cli("scan", proj, "--isolated", "--baseline", base, "--show-baselined")
+    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base, "--show-baselined")
     assert code == 0 and "broken.pt" in stdout and "(baselined)" in stdout
-    code, stdout, _ = run_cli("scan", proj, "--isolated", "--baseline", base, "--show-baselined",
+    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base, "--show-baselined",
                               "--format", "github")
     assert code == 0 and stdout.startswith("::notice file=") and "(baselined)" in stdout
 
 
 def test_baseline_from_config_and_update(run_cli, tmp_path):
     _bad(tmp_path, "a.pt")
-    (tmp_path / "mlaudit.yaml").write_text("baseline: base.json\n")
+    # Only the meta rules: project-level rules (no README, no tests...) would fire here too.
+    (tmp_path / "mlaudit.yaml").write_text("baseline: base.json\nselect: [MLA]\n")
     assert run_cli("scan", ".", "--write-baseline", "base.json", cwd=tmp_path)[0] == 0
     assert run_cli("scan", ".", cwd=tmp_path)[0] == 0  # baseline picked up from the config
     (tmp_path / "a.pt").unlink()
