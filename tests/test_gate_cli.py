@@ -76,8 +76,8 @@ def test_several_outputs_are_all_written_before_the_exit_code(run_cli, tmp_path)
 
 def test_plain_output_path_keeps_working_with_format(run_cli, tmp_path):
     _bad(tmp_path)
-    code, stdout, _ = run_cli("scan", tmp_path, "--isolated", "--select", "MLA", "--format", "gitlab", "--output",
-                              tmp_path / "gl.json")
+    code, stdout, _ = run_cli("scan", tmp_path, "--isolated", "--select", "MLA", "--format", "gitlab",
+                              "--output", tmp_path / "gl.json")
     assert code == 1 and stdout.startswith("Found 1 error") and "gl.json" in stdout
     assert json.loads((tmp_path / "gl.json").read_text())[0]["check_name"] == "MLA002 inconclusive-input"
 
@@ -106,10 +106,11 @@ def test_write_baseline_then_show_baselined(run_cli, tmp_path):
     assert code == 0 and "written to" in stdout and "1 baselined" in stdout
     code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base)
     assert code == 0 and "broken.pt" not in stdout.replace("base.json", "")
-    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base, "--show-baselined")
+    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base,
+                              "--show-baselined")
     assert code == 0 and "broken.pt" in stdout and "(baselined)" in stdout
-    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base, "--show-baselined",
-                              "--format", "github")
+    code, stdout, _ = run_cli("scan", proj, "--isolated", "--select", "MLA", "--baseline", base,
+                              "--show-baselined", "--format", "github")
     assert code == 0 and stdout.startswith("::notice file=") and "(baselined)" in stdout
 
 
