@@ -13,32 +13,32 @@ from mlaudit.registry import rule
 TORCH_PICKLE_FORMATS = ("torch-zip", "torch-legacy", "lightning")
 
 
-def _issues(info: CheckpointInfo, kinds: set[str], ctx: RuleContext, verb: str) -> Iterator[Finding]:
+def _issues(info: CheckpointInfo, kinds: set[str], ctx: RuleContext, what: str) -> Iterator[Finding]:
+    # One finding per (member, global): importing, calling and BUILDing one class is one problem.
+    grouped: dict[tuple[str, str], list] = {}
     for issue in info.issues:
-        if issue.kind not in kinds:
-            continue
-        where = f"{issue.member} " if issue.member else ""
+        if issue.kind in kinds:
+            grouped.setdefault((issue.member, issue.target), []).append(issue)
+    for (member, target), issues in grouped.items():
+        details = "; ".join(dict.fromkeys(i.detail for i in issues))
+        where = f" (in {member})" if member else ""
         yield ctx.finding(
-            f"{where}{verb} {issue.target}: {issue.detail}",
-            Location(info.rel, pointer=issue.target),
-            evidence={
-                "global": issue.target,
-                "kind": issue.kind,
-                "member": issue.member,
-                "format": info.format,
-            },
-            key=f"{issue.member}|{issue.kind}",
+            f"{what} {target}{where}: {details}",
+            Location(info.rel, pointer=target),
+            evidence={"global": target, "kinds": sorted({i.kind for i in issues}), "member": member,
+                      "format": info.format},
+            key=member,
         )
 
 
 @rule("MLS001", needs="checkpoint")
 def code_execution_on_load(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]:
-    yield from _issues(info, {"dangerous", "dynamic"}, ctx, "would execute on load:")
+    yield from _issues(info, {"dangerous", "dynamic"}, ctx, "loading runs")
 
 
 @rule("MLS002", needs="checkpoint")
 def non_allowlisted_global(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]:
-    yield from _issues(info, {"global", "call", "build"}, ctx, "uses a non-allowlisted global:")
+    yield from _issues(info, {"global", "call", "build"}, ctx, "non-allowlisted global")
 
 
 @rule("MLS003", needs="checkpoint")

@@ -350,6 +350,6 @@ def escapes_dir(base: Path, location: str) -> bool:
     """True when `location` (relative path from a model file) leaves `base`."""
     if not location or os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location[:3]:
         return True
-    target = os.path.normpath(os.path.join(str(base), location.replace("\\", "/")))
-    base_norm = os.path.normpath(str(base))
-    return not (target == base_norm or target.startswith(base_norm + os.sep))
+    base_abs = os.path.abspath(str(base))
+    target = os.path.abspath(os.path.join(base_abs, location.replace("\\", "/")))
+    return not (target == base_abs or target.startswith(base_abs.rstrip(os.sep) + os.sep))

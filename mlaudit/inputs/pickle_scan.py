@@ -227,14 +227,14 @@ def classify_global(module: str, name: str, torchscript: bool = False) -> tuple[
     if "." in name:
         return "dynamic", f"dotted attribute path {name!r} resolves further names at load time"
     if module in ("builtins", "__builtin__") and name in DANGEROUS_BUILTINS:
-        return "dangerous", f"{module}.{name} runs or resolves arbitrary code"
+        return "dangerous", "runs or resolves arbitrary code"
     if (
         root in DANGEROUS_MODULES
         or module in DANGEROUS_MODULES
         or any(module.startswith(m + ".") for m in DANGEROUS_MODULES)
     ):
-        return "dangerous", f"{module}.{name} can execute code, spawn processes or touch files"
-    return "global", f"{module}.{name} is not on the allowlist of globals checkpoints need"
+        return "dangerous", "can execute code, spawn processes or touch files"
+    return "global", "not on the allowlist of globals that checkpoints need"
 
 
 JOBLIB_WRAPPERS = frozenset(
@@ -325,7 +325,7 @@ class _Interp:
             ):
                 obj.state = state
                 return
-            self.issue("build", obj.func.dotted, f"BUILD (__setstate__) on an object of {obj.func.dotted}")
+            self.issue("build", obj.func.dotted, "BUILD (__setstate__) on its instance")
             return
         self.issue("build", _describe(obj), "BUILD (__setstate__) on a value that is not an allowlisted type")
 

@@ -68,6 +68,7 @@ class Parsed:
     external_data: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     inflated: int = 0
+    pickles: int = 0  # pickles scanned (all archive levels)
 
     def absorb(self, result: ps.PickleResult) -> None:
         for issue in result.issues:
@@ -126,8 +127,7 @@ def _scan(stream: Any, member: str, torchscript: bool = False) -> ps.PickleResul
     try:
         return ps.scan_pickle(stream, member, torchscript)
     except ps.PickleScanError as err:
-        where = f" in {member}" if member else ""
-        raise ReadError(f"pickle{where} cannot be fully parsed: {err}") from None
+        raise ReadError(f"{member or 'pickle'} cannot be fully parsed: {err}") from None
 
 
 def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
@@ -240,7 +240,6 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
     layout = _zip_layout(names)
     if depth == 0:
         out.format = layout
-    pickles_seen = 0
     for m in z.members:
         if m.is_dir:
             continue
@@ -250,7 +249,7 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
             data = _read_member(z, m, out, MAX_PICKLE_BYTES)
             res = _scan(io.BytesIO(data), label, torchscript=layout == "torchscript")
             out.absorb(res)
-            pickles_seen += 1
+            out.pickles += 1
             if depth == 0 and lower.endswith("data.pkl") and layout in ("torch-zip", "torchscript"):
                 _torch_tensors(out, res.root, member_prefix=where, objects=layout == "torchscript")
             continue
@@ -272,10 +271,10 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
                 out.notes.append(f"member {label!r} looks like a pickle but does not parse as one")
                 continue
             out.absorb(res)
-            pickles_seen += 1
+            out.pickles += 1
     if layout == "torch-export" and depth == 0:
         _export_weights(z, out)
-    if depth == 0 and layout == "zip" and not pickles_seen and not out.tensors:
+    if depth == 0 and layout == "zip" and not out.pickles and not out.tensors:
         raise ReadError("zip archive without a recognized checkpoint layout")
 
 
