@@ -251,6 +251,11 @@ def _torch_load(info: CheckpointInfo) -> Any:
     try:
         with torch.serialization.safe_globals(extra):
             # weights_only=True always: mlaudit never falls back to full unpickling.
+            if info.path.suffix.lower() == ".safetensors":
+                # torch.load picks its safetensors reader by file name; the content here is a
+                # torch pickle, so hand it a file object (no mmap for file objects).
+                with open(info.path, "rb") as fh:
+                    return torch.load(fh, map_location="cpu", weights_only=True)
             return torch.load(info.path, map_location="cpu", weights_only=True, mmap=mmap_ok)
     except (
         pickle.UnpicklingError,
