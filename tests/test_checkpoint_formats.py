@@ -62,8 +62,15 @@ def test_shared_storage_counts_once(tmp_path):
 def test_lightning_checkpoint(tmp_path, model_state):
     import torch
 
-    torch.save({"state_dict": model_state, "pytorch-lightning_version": "2.4.0", "epoch": 1,
-                "hyper_parameters": {"lr": 0.01}}, tmp_path / "last.ckpt")
+    torch.save(
+        {
+            "state_dict": model_state,
+            "pytorch-lightning_version": "2.4.0",
+            "epoch": 1,
+            "hyper_parameters": {"lr": 0.01},
+        },
+        tmp_path / "last.ckpt",
+    )
     info = _read(tmp_path / "last.ckpt")
     assert info.format == "lightning"
     assert info.tensors[0].name == "state_dict.0.weight"
@@ -95,14 +102,20 @@ def test_safetensors_single_and_sharded_index(tmp_path, model_state):
 
 
 def test_safetensors_missing_shard_is_inconclusive(tmp_path):
-    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "gone.safetensors"}}))
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"w": "gone.safetensors"}})
+    )
     with pytest.raises(InputError, match="missing"):
         _read(tmp_path / "model.safetensors.index.json")
 
 
 def test_safetensors_layout_problems_block_loading(tmp_path):
-    header = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                         "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}).encode()
+    header = json.dumps(
+        {
+            "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+        }
+    ).encode()
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 12)
     info = _read(tmp_path / "bad.safetensors")
     assert [p.tensor for p in info.layout_problems] == ["b"]
@@ -118,7 +131,10 @@ def test_numpy_npy_and_npz(tmp_path):
     np.savez(tmp_path / "b.npz", x=np.ones(5, dtype=np.int32), y=np.zeros((2, 2)))
     npy, npz = _read(tmp_path / "a.npy"), _read(tmp_path / "b.npz")
     assert (npy.format, npy.tensors[0].dtype, npy.tensors[0].shape) == ("numpy", "float16", (3, 4))
-    assert npz.format == "npz" and [(t.name, t.dtype) for t in npz.tensors] == [("x", "int32"), ("y", "float64")]
+    assert npz.format == "npz" and [(t.name, t.dtype) for t in npz.tensors] == [
+        ("x", "int32"),
+        ("y", "float64"),
+    ]
     _names_match(npy)
     _names_match(npz)
 
@@ -157,7 +173,11 @@ def test_torchscript_export_and_joblib_are_read_but_never_loaded(tmp_path):
     torch.jit.script(lin).save(str(tmp_path / "ts.pt"))
     torch.export.save(torch.export.export(lin, (torch.randn(1, 3),)), str(tmp_path / "m.pt2"))
     joblib.dump({"coef": np.zeros((2, 5))}, tmp_path / "m.joblib")
-    for name, fmt, params in (("ts.pt", "torchscript", 8), ("m.pt2", "torch-export", 8), ("m.joblib", "joblib", 10)):
+    for name, fmt, params in (
+        ("ts.pt", "torchscript", 8),
+        ("m.pt2", "torch-export", 8),
+        ("m.joblib", "joblib", 10),
+    ):
         info = _read(tmp_path / name)
         assert (info.format, info.parameters) == (fmt, params), name
         assert info.error_issues == (), name
@@ -166,7 +186,9 @@ def test_torchscript_export_and_joblib_are_read_but_never_loaded(tmp_path):
 
 
 def test_lfs_pointer_is_not_scannable(tmp_path):
-    (tmp_path / "model.pt").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 10\n")
+    (tmp_path / "model.pt").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 10\n"
+    )
     with pytest.raises(InputError, match="not scannable: Git LFS pointer"):
         _read(tmp_path / "model.pt")
 
@@ -213,7 +235,9 @@ def test_scan_reports_format_tensors_and_parameters_per_file(tmp_path, run_cli, 
     save_file(model_state, str(tmp_path / "b.safetensors"))
     np.save(tmp_path / "c.npy", np.zeros((10, 10), dtype=np.float32))
     out = tmp_path / "r.json"
-    code, _, err = run_cli("scan", tmp_path, "--isolated", "--select", "MLS,MLA", "--format", "json", "--output", out)
+    code, _, err = run_cli(
+        "scan", tmp_path, "--isolated", "--select", "MLS,MLA", "--format", "json", "--output", out
+    )
     assert code in (0, 1), err
     report = json.loads(out.read_text())
     rows = {Path(a["path"]).name: a["details"] for a in report["artifacts"] if a["kind"] == "checkpoint"}

@@ -39,8 +39,11 @@ def test_every_malicious_file_is_flagged_and_nothing_runs(corpus, run_cli, tmp_p
     assert len(groups["malicious"]) >= 30
     code, findings = _scan_json(run_cli, root / "malicious", tmp_path, "--select", "MLS,MLA")
     assert code == 1
-    flagged = {f["location"]["path"].split("/")[-1] for f in findings
-               if f["severity"] == "error" and f["code"] in ("MLS001", "MLS002")}
+    flagged = {
+        f["location"]["path"].split("/")[-1]
+        for f in findings
+        if f["severity"] == "error" and f["code"] in ("MLS001", "MLS002")
+    }
     names = {p.name for p in groups["malicious"]}
     assert names - flagged == set()
     assert not canary.exists()
@@ -92,10 +95,22 @@ def test_benign_files_get_no_error_finding(corpus, run_cli, tmp_path):
     assert len(groups["benign"]) >= 9
 
 
-def test_benign_static_metadata_matches_what_torch_loads(corpus):
-    """Names, shapes and dtypes from the static pass equal those of the loaded tensors."""
+def _flatten_loaded(obj, prefix: str, flat: dict) -> dict:
     import torch
 
+    if isinstance(obj, torch.Tensor):
+        flat[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten_loaded(v, f"{prefix}.{k}" if prefix else str(k), flat)
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _flatten_loaded(v, f"{prefix}.{i}" if prefix else str(i), flat)
+    return flat
+
+
+def test_benign_static_metadata_matches_what_torch_loads(corpus):
+    """Names, shapes and dtypes from the static pass equal those of the loaded tensors."""
     _root, _canary, groups = corpus
     for path in groups["benign"]:
         if path.suffix not in (".pt", ".pth", ".ckpt"):
@@ -103,32 +118,26 @@ def test_benign_static_metadata_matches_what_torch_loads(corpus):
         info = read_checkpoint(path, path.name)
         assert info.safe_to_load, path.name
         loaded = load_object(info)  # torch.load(weights_only=True), numpy scalars allowed explicitly
-        flat: dict[str, torch.Tensor] = {}
-
-        def walk(obj, prefix):
-            if isinstance(obj, torch.Tensor):
-                flat[prefix] = obj
-            elif isinstance(obj, dict):
-                for k, v in obj.items():
-                    walk(v, f"{prefix}.{k}" if prefix else str(k))
-            elif isinstance(obj, (list, tuple)):
-                for i, v in enumerate(obj):
-                    walk(v, f"{prefix}.{i}" if prefix else str(i))
-
-        walk(loaded, "")
+        flat = _flatten_loaded(loaded, "", {})
         static = {t.name: (t.shape, t.dtype) for t in info.tensors}
         real = {n: (tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in flat.items()}
         assert static == real, path.name
 
 
-def test_allowlist_covers_exactly_what_real_files_use(corpus):
+def test_allowlist_is_exactly_what_real_torch_files_use(corpus, tmp_path):
+    """REAL_FILE_GLOBALS is not a guess: real torch.save files (zip + legacy) use exactly it."""
+    from fixtures.gen.attacks import allowlist_evidence
+
     _root, _canary, groups = corpus
     used: set[str] = set()
-    for path in groups["benign"]:
-        used |= set(read_checkpoint(path, path.name).globals_used)
-    allowed = {f"{m}.{n}" for m, n in ps.ALLOWED}
-    assert used <= allowed
-    assert used, "benign torch files must import at least the tensor rebuild globals"
+    for path in groups["benign"] + allowlist_evidence(tmp_path / "evidence"):
+        info = read_checkpoint(path, path.name)
+        assert info.error_issues == (), path.name
+        used |= set(info.globals_used)
+    real = {f"{m}.{n}" for m, n in ps.REAL_FILE_GLOBALS}
+    # torch.dtype constants are named per dtype (torch.uint16, torch.float8_e4m3fn, torch.float16)
+    dtype_consts = {g for g in used if g.startswith("torch.") and g.split(".")[1] in ps.TORCH_DTYPES}
+    assert used - dtype_consts == real
 
 
 def test_metadata_globals_are_lower_severity(tmp_path):
@@ -137,7 +146,9 @@ def test_metadata_globals_are_lower_severity(tmp_path):
 
     import torch
 
-    torch.save({"w": torch.zeros(2), "args": argparse.Namespace(lr=0.1), "p": pathlib.Path("x")}, tmp_path / "m.pt")
+    torch.save(
+        {"w": torch.zeros(2), "args": argparse.Namespace(lr=0.1), "p": pathlib.Path("x")}, tmp_path / "m.pt"
+    )
     info = read_checkpoint(tmp_path / "m.pt", "m.pt")
     assert {i.kind for i in info.issues} == {"metadata"}
     assert info.safe_to_load

@@ -25,8 +25,12 @@ def _issues(info: CheckpointInfo, kinds: set[str], ctx: RuleContext, what: str) 
         yield ctx.finding(
             f"{what} {target}{where}: {details}",
             Location(info.rel, pointer=target),
-            evidence={"global": target, "kinds": sorted({i.kind for i in issues}), "member": member,
-                      "format": info.format},
+            evidence={
+                "global": target,
+                "kinds": sorted({i.kind for i in issues}),
+                "member": member,
+                "format": info.format,
+            },
             key=member,
         )
 

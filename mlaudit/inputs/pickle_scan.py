@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Every global the real torch 2.13 files listed above import (printed by
-# fixtures/gen/readers_formats.py --print-globals). Anything else is not allowlisted.
+# `python -m fixtures.gen.attacks --print-globals`; tests/test_pickle_scan.py asserts
+# that these files use exactly this set). Anything else is not allowlisted.
 REAL_FILE_GLOBALS: frozenset[tuple[str, str]] = frozenset({
     ("collections", "OrderedDict"),
     ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor_v3"),
