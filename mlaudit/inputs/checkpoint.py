@@ -19,11 +19,13 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlaudit.inputs import InputError, input_kind
-from mlaudit.inputs.pickle_scan import Issue
 from mlaudit.model import ArtifactSummary
+
+if TYPE_CHECKING:  # the scanner (pickletools tables) is imported only when a file is read
+    from mlaudit.inputs.pickle_scan import Issue
 
 DTYPE_BYTES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
@@ -158,6 +160,10 @@ def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
         raise InputError(rel, str(err)) from None
     except MemoryError:
         raise InputError(rel, "exceeds the memory mlaudit allows for reading headers") from None
+    except RecursionError:
+        raise InputError(rel, "object nesting too deep to analyse") from None
+    except Exception as err:  # fail closed: a reader bug or an unforeseen corruption is inconclusive
+        raise InputError(rel, f"could not be parsed ({type(err).__name__}: {err})") from None
     finally:
         buf.close()
     return CheckpointInfo(

@@ -391,6 +391,7 @@ class _Interp:
             UnicodeDecodeError,
             OverflowError,
             MemoryError,
+            RecursionError,
         ) as err:
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise PickleScanError(f"malformed pickle: {msg}") from None
