@@ -401,6 +401,18 @@ class _Interp:
         st = self.stack
         if name in _CONST_OPS:
             st.append(arg)
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            if arg not in self.memo:
+                raise PickleScanError(f"memo key {arg} read before it was written")
+            st.append(self.memo[arg])
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            if not st:
+                raise PickleScanError("stack underflow")
+            self.put(arg, st[-1])
+        elif name == "MEMOIZE":
+            if not st:
+                raise PickleScanError("stack underflow")
+            self.put(len(self.memo), st[-1])
         elif name == "PROTO":
             self.result.protocol = arg
         elif name == "FRAME":
@@ -467,18 +479,6 @@ class _Interp:
             if not st:
                 raise PickleScanError("stack underflow")
             st.append(st[-1])
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            if arg not in self.memo:
-                raise PickleScanError(f"memo key {arg} read before it was written")
-            st.append(self.memo[arg])
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            if not st:
-                raise PickleScanError("stack underflow")
-            self.put(arg, st[-1])
-        elif name == "MEMOIZE":
-            if not st:
-                raise PickleScanError("stack underflow")
-            self.put(len(self.memo), st[-1])
         elif name == "GLOBAL":
             module, _, gname = str(arg).partition(" ")
             st.append(self.make_global(module, gname))
