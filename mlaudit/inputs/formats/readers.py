@@ -29,6 +29,13 @@ MAX_TOTAL_INFLATE = 1024 * 1024 * 1024  # everything decompressed for one file
 MAX_SAFETENSORS_HEADER = 256 * 1024 * 1024  # beyond this the header is not even read
 MAX_JSON_BYTES = 64 * 1024 * 1024
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# After the magic number, torch's legacy format stacks these pickles, then raw storages.
+LEGACY_PICKLES = (
+    "legacy protocol pickle",
+    "legacy sys_info pickle",
+    "legacy main pickle",
+    "legacy storage-keys pickle",
+)
 STORAGE_MEMBER = re.compile(r"(^|/)(\.?data)/[^/]+$")
 
 SAFETENSORS_DTYPES = {
@@ -135,7 +142,7 @@ def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
     stream = buf if hasattr(buf, "seek") else io.BytesIO(buf)
     stream.seek(0)
     try:
-        first = ps.scan_pickle(stream, "pickle 1")
+        first = ps.scan_pickle(stream, "")
     except ps.PickleScanError as err:
         if not strict:
             raise ReadError(
@@ -146,8 +153,8 @@ def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
         out = Parsed("torch-legacy")
         out.absorb(first)
         results = []
-        for i in range(2, 6):
-            res = _scan(stream, f"pickle {i}")
+        for label in LEGACY_PICKLES:
+            res = _scan(stream, label)
             out.absorb(res)
             results.append(res)
         main = results[2].root
