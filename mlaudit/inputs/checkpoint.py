@@ -9,6 +9,8 @@ Public API (used by checks and fixers; keep it stable):
 - `load_object(info) -> Any`: the whole deserialized object (torch.load weights_only=True).
 Both loaders refuse anything the safety verdict did not clear, and refuse to run on a torch
 older than `MIN_TORCH` (earlier releases have known `weights_only=True` bypasses).
+Checks that read tensor data should skip files with `not info.safe_to_load` (the MLS rules
+and MLA002 already report them) rather than let the loaders' InputError escape.
 """
 
 from __future__ import annotations

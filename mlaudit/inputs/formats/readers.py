@@ -524,17 +524,22 @@ def _read_index(buf: Any, path: Path) -> Parsed:
 
 
 def _inflate(buf: Any, kind: str) -> bytes:
-    wbits = 31 if kind == "gzip" else 15
-    d = zlib.decompressobj(wbits)
+    """Decompress a gzip/zlib stream in 1 MB steps, refusing more than MAX_PICKLE_BYTES out."""
+    d = zlib.decompressobj(31 if kind == "gzip" else 15)
+    out = bytearray()
+    step = 1 << 20
     try:
-        data = d.decompress(bytes(buf[:]), MAX_PICKLE_BYTES + 1)
+        for pos in range(0, len(buf), step):
+            out += d.decompress(bytes(buf[pos : pos + step]), MAX_PICKLE_BYTES + 1 - len(out))
+            if len(out) > MAX_PICKLE_BYTES or d.unconsumed_tail:
+                raise ReadError(f"{kind} stream inflates beyond {MAX_PICKLE_BYTES:,} bytes")
+            if d.eof:
+                break
     except zlib.error as err:
         raise ReadError(f"corrupt {kind} stream ({err})") from None
-    if len(data) > MAX_PICKLE_BYTES:
-        raise ReadError(f"{kind} stream inflates beyond {MAX_PICKLE_BYTES:,} bytes")
-    if not data:
+    if not out:
         raise ReadError(f"empty {kind} stream")
-    return data
+    return bytes(out)
 
 
 # --- ONNX --------------------------------------------------------------------------------
@@ -547,6 +552,8 @@ def _read_onnx(buf: Any, path: Path) -> Parsed:
     except ImportError:
         raise ReadError("ONNX file, but the onnx package is not installed") from None
     is_onnx_name = path.name.lower().endswith(".onnx")
+    if len(buf) > 2**31:
+        raise ReadError(f"{len(buf):,} bytes: larger than any ONNX protobuf can be (2 GB)")
     try:
         model = onnx.ModelProto()
         model.ParseFromString(bytes(buf[:]))
