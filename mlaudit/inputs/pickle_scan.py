@@ -104,6 +104,7 @@ _CONST_OPS = frozenset({
 
 MAX_OPCODES = 20_000_000
 MAX_MEMO = 5_000_000
+MAX_ISSUES = 10_000
 
 
 class PickleScanError(Exception):
@@ -257,11 +258,15 @@ class _Interp:
         self.memo: dict[int, Any] = {}
         self.result = PickleResult(root=None, protocol=0, end=0)
         self._seen_globals: set[tuple[str, str]] = set()
+        self._issue_set: set[Issue] = set()
 
     # -- helpers -------------------------------------------------------------
     def issue(self, kind: str, target: str, detail: str) -> None:
         item = Issue(kind, target, detail, self.member)
-        if item not in self.result.issues:
+        if item not in self._issue_set:  # a set: hostile files may repeat one issue millions of times
+            self._issue_set.add(item)
+            if len(self._issue_set) > MAX_ISSUES:
+                raise PickleScanError(f"more than {MAX_ISSUES:,} distinct unsafe constructs")
             self.result.issues.append(item)
 
     def pop(self) -> Any:

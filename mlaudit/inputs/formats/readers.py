@@ -78,12 +78,15 @@ class Parsed:
     pickles: int = 0  # pickles scanned (all archive levels)
 
     def absorb(self, result: ps.PickleResult) -> None:
+        known, seen = set(self.issues), set(self.globals_used)
         for issue in result.issues:
-            if issue not in self.issues:
+            if issue not in known:
+                known.add(issue)
                 self.issues.append(issue)
         for m, n in result.globals:
             dotted = f"{m}.{n}"
-            if dotted not in self.globals_used:
+            if dotted not in seen:
+                seen.add(dotted)
                 self.globals_used.append(dotted)
 
 
