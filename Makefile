@@ -32,6 +32,8 @@ demo: fixtures
 	@echo "(exit code 1 above means the gate failed on real findings, as it should for this project)"
 
 bench: fixtures
+	# picklescan is only a benchmark baseline (bench_pickle_scan); never a dependency of mlaudit
+	-$(PY) -m pip install --quiet --disable-pip-version-check picklescan
 	$(PY) -m benchmarks
 
 lint: setup

@@ -1,30 +1,54 @@
 """Checkpoint reading: the one gate every tensor read in mlaudit goes through.
 
 Public API (used by checks and fixers; keep it stable):
-- `read_checkpoint(path, rel) -> CheckpointInfo`: format, tensor metadata, plain metadata.
-  Reads no tensor data beyond what the format needs for its header. Raises InputError.
+- `read_checkpoint(path, rel) -> CheckpointInfo`: format, tensor metadata, plain metadata and
+  the safety verdict. Detects the format by content, scans every pickle statically
+  (`mlaudit.inputs.pickle_scan`) and reads no tensor data. Raises InputError when the file
+  cannot be fully parsed (the engine reports that as MLA002, never as clean).
 - `iter_tensors(info) -> Iterator[(name, torch.Tensor)]`: tensors one at a time, lazily.
 - `load_object(info) -> Any`: the whole deserialized object (torch.load weights_only=True).
-Both loaders refuse anything the safety verdict did not clear.
+Both loaders refuse anything the safety verdict did not clear, and refuse to run on a torch
+older than `MIN_TORCH` (earlier releases have known `weights_only=True` bypasses).
+Checks that read tensor data should skip files with `not info.safe_to_load` (the MLS rules
+and MLA002 already report them) rather than let the loaders' InputError escape.
 """
 
 from __future__ import annotations
 
 import math
-import zipfile
+import mmap
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.model import ArtifactSummary
 
+if TYPE_CHECKING:  # the scanner (pickletools tables) is imported only when a file is read
+    from mlaudit.inputs.pickle_scan import Issue
+
 DTYPE_BYTES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
     "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16,
-    "float8_e4m3fn": 1, "float8_e5m2": 1,
+    "float8_e4m3fn": 1, "float8_e5m2": 1, "uint16": 2, "uint32": 4, "uint64": 8,
+    "qint8": 1, "quint8": 1, "qint32": 4,
 }  # fmt: skip
+
+# torch 2.6.0 fixed CVE-2025-32434 (remote code execution through torch.load with
+# weights_only=True, via the legacy tar format); 2.5.x and earlier also had
+# GHSA-53q9-r3pm-6pq6 class bypasses. Nothing older is ever used to load.
+MIN_TORCH = (2, 6, 0)
+TORCH_FIX_NOTE = "torch 2.6.0 fixed CVE-2025-32434 (code execution through torch.load(weights_only=True))"
+
+# Formats whose tensors mlaudit may load, once the static verdict is clean.
+LOADABLE = frozenset(
+    {"torch-zip", "torch-legacy", "lightning", "safetensors", "safetensors-index", "numpy", "npz", "onnx"}
+)
+PICKLE_FORMATS = frozenset(
+    {"torch-zip", "torch-legacy", "lightning", "pickle", "joblib", "torchscript", "torch-export"}
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +76,15 @@ class TensorInfo:
 
 
 @dataclass(frozen=True)
+class LayoutProblem:
+    """A structural problem in a header (safetensors offsets, dtypes, sizes)."""
+
+    tensor: str
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CheckpointInfo:
     """What is known about a checkpoint file before any tensor data is read."""
 
@@ -63,6 +96,19 @@ class CheckpointInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     top_level_keys: tuple[str, ...] = ()
     safe_to_load: bool = False
+    # Static safety verdict: every reason a pickle is not plain data (see pickle_scan.Issue).
+    issues: tuple[Issue, ...] = ()
+    # Every global the file's pickles name, as "module.name", in order of appearance.
+    globals_used: tuple[str, ...] = ()
+    # safetensors: length of the JSON header; problems with its offsets/dtypes/shapes.
+    header_bytes: int | None = None
+    layout_problems: tuple[LayoutProblem, ...] = ()
+    # ONNX: external-data locations exactly as written in the model.
+    external_data: tuple[str, ...] = ()
+    # Where this file sits: "huggingface" when a sibling config.json describes a model.
+    container: str | None = None
+    # Things the reader tolerated (bad CRCs, renamed local headers), for `-v` and tests.
+    notes: tuple[str, ...] = ()
 
     @property
     def parameters(self) -> int:
@@ -76,28 +122,172 @@ class CheckpointInfo:
                 total += t.numel
         return total
 
+    @property
+    def pickle_based(self) -> bool:
+        """True when loading this format means unpickling."""
+        return self.format in PICKLE_FORMATS
+
+    @property
+    def error_issues(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.is_error)
+
 
 def sniff_format(path: Path) -> str:
-    """Format by content (magic bytes), not extension."""
+    """Format by content (magic bytes), not extension. Raises InputError for unknown content."""
+    from mlaudit.inputs.formats.sniff import sniff
+
     with open(path, "rb") as fh:
-        head = fh.read(64)
-    if not head:
-        raise InputError(path.name, "empty file")
-    if head.startswith(b"version https://git-lfs"):
-        return "lfs-pointer"
-    if head.startswith(b"PK"):
-        return "zip"
-    if head.startswith(b"\x93NUMPY"):
-        return "numpy"
-    if head[:1] == b"\x80":
-        return "pickle"
-    if len(head) >= 8:
-        header_len = int.from_bytes(head[:8], "little")
-        if 0 < header_len < 100_000_000 and head[8:9] == b"{":
-            return "safetensors"
-    if path.suffix == ".onnx":
-        return "onnx"
-    raise InputError(path.name, "unrecognized checkpoint format")
+        head = fh.read(512)
+    return sniff(head, path.name, path.stat().st_size)
+
+
+def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
+    """Read a checkpoint's format, tensor metadata and safety verdict. Raises InputError."""
+    from mlaudit.inputs.formats import readers
+
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise InputError(rel, f"cannot read: {err.strerror}") from None
+    if size == 0:
+        raise InputError(rel, "empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as err:
+        raise InputError(rel, f"cannot read: {err}") from None
+    try:
+        parsed = readers.read_any(buf, path, rel, size)
+    except readers.ReadError as err:
+        raise InputError(rel, str(err)) from None
+    except MemoryError:
+        raise InputError(rel, "exceeds the memory mlaudit allows for reading headers") from None
+    except RecursionError:
+        raise InputError(rel, "object nesting too deep to analyse") from None
+    except Exception as err:  # fail closed: a reader bug or an unforeseen corruption is inconclusive
+        raise InputError(rel, f"could not be parsed ({type(err).__name__}: {err})") from None
+    finally:
+        buf.close()
+    return CheckpointInfo(
+        path=path,
+        rel=rel,
+        format=parsed.format,
+        size_bytes=size,
+        tensors=tuple(parsed.tensors),
+        metadata=parsed.metadata,
+        top_level_keys=parsed.top_level_keys,
+        safe_to_load=parsed.format in LOADABLE
+        and not any(i.is_error for i in parsed.issues)
+        and not parsed.layout_problems,
+        issues=tuple(parsed.issues),
+        globals_used=tuple(parsed.globals_used),
+        header_bytes=parsed.header_bytes,
+        layout_problems=tuple(parsed.layout_problems),
+        external_data=tuple(parsed.external_data),
+        container=_container(path),
+        notes=tuple(parsed.notes),
+    )
+
+
+def _container(path: Path) -> str | None:
+    """'huggingface' when a sibling config.json describes a transformers model."""
+    cfg = path.parent / "config.json"
+    try:
+        if cfg.is_file() and cfg.stat().st_size < 1_000_000:
+            text = cfg.read_text(encoding="utf-8", errors="replace")
+            if '"model_type"' in text or '"architectures"' in text:
+                return "huggingface"
+    except OSError:
+        return None
+    return None
+
+
+def require_safe_torch(rel: str) -> Any:
+    """Import torch, refusing versions older than MIN_TORCH (known weights_only bypasses)."""
+    import torch
+
+    version = torch.__version__.split("+")[0]
+    parts = tuple(int(p) if p.isdigit() else 0 for p in version.split(".")[:3])
+    if parts < MIN_TORCH:
+        raise InputError(
+            rel,
+            f"refusing to load with torch {version}: {TORCH_FIX_NOTE}; "
+            f"upgrade to torch >= {'.'.join(map(str, MIN_TORCH))}",
+        )
+    return torch
+
+
+def _metadata_classes(info: CheckpointInfo) -> list[Any]:
+    """The benign metadata classes this file names, to allow for weights_only loading."""
+    import argparse
+    import pathlib
+
+    wanted = {i.target for i in info.issues if i.kind == "metadata"}
+    out = []
+    for cls in (
+        argparse.Namespace,
+        pathlib.Path,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+        pathlib.PurePath,
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+    ):
+        names = {f"{cls.__module__}.{cls.__name__}", f"pathlib.{cls.__name__}", f"argparse.{cls.__name__}"}
+        if names & wanted:
+            out.append(cls)
+    if any(g.startswith("numpy.") for g in info.globals_used):
+        # numpy scalars/arrays in metadata: allowlisted statically, so allow them for torch too.
+        import numpy as np
+
+        core = getattr(np, "_core", None) or np.core
+        out += [core.multiarray.scalar, core.multiarray._reconstruct, np.dtype, np.ndarray]
+        out += [
+            type(np.dtype(c))
+            for c in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "c8", "c16")
+        ]
+    return out
+
+
+def _torch_load(info: CheckpointInfo) -> Any:
+    import pickle
+    import zipfile
+
+    torch = require_safe_torch(info.rel)
+    mmap_ok = info.format in ("torch-zip", "lightning")
+    extra = _metadata_classes(info)
+    try:
+        with torch.serialization.safe_globals(extra):
+            # weights_only=True always: mlaudit never falls back to full unpickling.
+            if info.path.suffix.lower() == ".safetensors":
+                # torch.load picks its safetensors reader by file name; the content here is a
+                # torch pickle, so hand it a file object (no mmap for file objects).
+                with open(info.path, "rb") as fh:
+                    return torch.load(fh, map_location="cpu", weights_only=True)
+            return torch.load(info.path, map_location="cpu", weights_only=True, mmap=mmap_ok)
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        AttributeError,
+        ImportError,
+        TypeError,
+    ) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(info.rel, f"cannot be read safely: {first}") from None
+
+
+def _refuse_unless_safe(info: CheckpointInfo) -> None:
+    if info.safe_to_load:
+        return
+    if info.error_issues:
+        first = info.error_issues[0]
+        raise InputError(info.rel, f"refusing to load: the safety scan flagged {first.target}")
+    if info.layout_problems:
+        raise InputError(info.rel, f"refusing to load: {info.layout_problems[0].message}")
+    raise InputError(info.rel, f"refusing to load: mlaudit never loads {info.format} files")
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -115,100 +305,64 @@ def _flatten(obj: Any, prefix: str, out: dict[str, Any], meta: dict[str, Any]) -
         meta[prefix] = obj
 
 
-def _tensor_info(name: str, t: Any) -> TensorInfo:
-    storage = t.untyped_storage()
-    return TensorInfo(
-        name=name,
-        dtype=str(t.dtype).removeprefix("torch."),
-        shape=tuple(t.shape),
-        storage_key=str(storage.data_ptr()),
-        storage_offset=t.storage_offset(),
-        storage_nbytes=storage.nbytes(),
-    )
-
-
-def _torch_load(path: Path) -> Any:
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(path.name, f"cannot be read safely: {first}") from None
-
-
-def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
-    """Read a checkpoint's format and tensor metadata. Raises InputError when it cannot."""
-    try:
-        fmt = sniff_format(path)
-    except InputError as err:  # report the root-relative path, not the bare file name
-        raise InputError(rel, err.reason) from None
-    size = path.stat().st_size
-    if fmt == "lfs-pointer":
-        raise InputError(rel, "not scannable: Git LFS pointer (fetch the LFS object first)")
-    if fmt == "safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = dict(fh.metadata() or {})
-                tensors = []
-                for name in fh.keys():
-                    sl = fh.get_slice(name)
-                    dtype = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
-                             "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
-                             "U8": "uint8", "BOOL": "bool"}.get(sl.get_dtype(), sl.get_dtype().lower())
-                    tensors.append(TensorInfo(name, dtype, tuple(sl.get_shape())))
-        except Exception as err:  # safetensors raises its own error types
-            raise InputError(rel, f"invalid safetensors file: {err}") from None
-        return CheckpointInfo(path, rel, "safetensors", size, tuple(tensors), meta,
-                              tuple(sorted({t.name.split('.')[0] for t in tensors})), True)
-    if fmt in {"zip", "pickle"}:
-        try:
-            obj = _torch_load(path)
-        except InputError as err:  # same: the path users see, so fingerprints stay unique
-            raise InputError(rel, err.reason) from None
-        flat: dict[str, Any] = {}
-        meta: dict[str, Any] = {}
-        _flatten(obj, "", flat, meta)
-        keys = tuple(str(k) for k in obj) if isinstance(obj, Mapping) else ()
-        return CheckpointInfo(path, rel, "torch-zip" if fmt == "zip" else "torch-legacy", size,
-                              tuple(_tensor_info(n, t) for n, t in flat.items()), meta, keys, True)
-    raise InputError(rel, f"format {fmt!r} is not supported yet")
-
-
 def load_object(info: CheckpointInfo) -> Any:
-    """The whole checkpoint object; only for files the safety verdict cleared."""
-    if not info.safe_to_load:
-        raise InputError(info.rel, "refusing to load: the file did not pass the safety scan")
-    if info.format == "safetensors":
-        from safetensors.torch import load_file
+    """The whole checkpoint object; only for files the safety verdict cleared.
 
-        return load_file(str(info.path))
-    return _torch_load(info.path)
+    torch formats: `torch.load(weights_only=True, mmap=True)`; safetensors (and sharded
+    indexes): a dict of tensors; numpy/npz/onnx: a dict of tensors converted to torch."""
+    _refuse_unless_safe(info)
+    if info.format in ("torch-zip", "torch-legacy", "lightning"):
+        return _torch_load(info)
+    require_safe_torch(info.rel)
+    return dict(iter_tensors(info))
 
 
 def iter_tensors(info: CheckpointInfo) -> Iterator[tuple[str, Any]]:
     """(name, tensor) pairs one at a time; names match `info.tensors`."""
-    if info.format == "safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(info.path), framework="pt") as fh:
-            for name in fh.keys():
-                yield name, fh.get_tensor(name)
+    _refuse_unless_safe(info)
+    if info.format in ("torch-zip", "torch-legacy", "lightning"):
+        flat: dict[str, Any] = {}
+        _flatten(_torch_load(info), "", flat, {})
+        yield from flat.items()
         return
-    flat: dict[str, Any] = {}
-    _flatten(load_object(info), "", flat, {})
-    yield from flat.items()
+    require_safe_torch(info.rel)
+    from mlaudit.inputs.formats import loaders
+
+    try:
+        yield from loaders.iter_tensors(info)
+    except InputError:
+        raise
+    except Exception as err:  # a format library's own error types
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(info.rel, f"cannot read tensors: {first}") from None
+
+
+def artifact_details(info: CheckpointInfo) -> dict[str, Any]:
+    """What the report's checkpoint table shows for one file."""
+    details: dict[str, Any] = {
+        "format": info.format,
+        "tensors": len(info.tensors),
+        "parameters": info.parameters,
+        "size_bytes": info.size_bytes,
+    }
+    if info.container:
+        details["container"] = info.container
+    errors = info.error_issues
+    details["verdict"] = "unsafe" if errors else ("metadata" if info.issues else "clean")
+    return details
 
 
 @input_kind("checkpoint", scope="file", file_kinds=("checkpoint",))
 def load_checkpoint(session, file) -> CheckpointInfo:
     info = read_checkpoint(file.path, file.rel)
-    session.add_artifact(ArtifactSummary(file.rel, "checkpoint", {
-        "format": info.format, "tensors": len(info.tensors), "parameters": info.parameters,
-        "size_bytes": info.size_bytes,
-    }))
+    session.add_artifact(ArtifactSummary(file.rel, "checkpoint", artifact_details(info)))
     return info
+
+
+def escapes_dir(base: Path, location: str) -> bool:
+    """True when `location` (relative path from a model file) leaves `base`."""
+    if not location or os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location[:3]:
+        return True
+    base_abs = os.path.abspath(str(base))
+    target = os.path.abspath(os.path.join(base_abs, location.replace("\\", "/")))
+    return not (target == base_abs or target.startswith(base_abs.rstrip(os.sep) + os.sep))

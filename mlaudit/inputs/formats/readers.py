@@ -1,0 +1,600 @@
+"""Per-format readers: from a file's bytes (an mmap) to tensor metadata and a safety verdict.
+
+Nothing here imports torch or unpickles anything. Every length field is checked against the
+bytes that exist before anything is allocated, archives are bounded in depth and size, and
+any failure is a `ReadError` with a one-line reason (the file is then inconclusive).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlaudit.inputs import InputError
+from mlaudit.inputs import pickle_scan as ps
+from mlaudit.inputs.formats.sniff import sniff
+from mlaudit.inputs.formats.zipread import Member, TolerantZip, ZipError
+
+MAX_DEPTH = 3  # archives inside archives inside archives
+MAX_PICKLE_BYTES = 512 * 1024 * 1024  # one pickle member, decompressed
+MAX_NESTED_BYTES = 256 * 1024 * 1024  # one nested archive read into memory
+MAX_TOTAL_INFLATE = 1024 * 1024 * 1024  # everything decompressed for one file
+MAX_SAFETENSORS_HEADER = 256 * 1024 * 1024  # beyond this the header is not even read
+MAX_JSON_BYTES = 64 * 1024 * 1024
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+# After the magic number, torch's legacy format stacks these pickles, then raw storages.
+LEGACY_PICKLES = (
+    "legacy protocol pickle",
+    "legacy sys_info pickle",
+    "legacy main pickle",
+    "legacy storage-keys pickle",
+)
+STORAGE_MEMBER = re.compile(r"(^|/)(\.?data)/[^/]+$")
+
+SAFETENSORS_DTYPES = {
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2), "BF16": ("bfloat16", 2),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1),
+    "U64": ("uint64", 8), "U32": ("uint32", 4), "U16": ("uint16", 2), "U8": ("uint8", 1),
+    "BOOL": ("bool", 1), "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
+    "C64": ("complex64", 8),
+}  # fmt: skip
+ONNX_DTYPES = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+    14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8_e4m3fn", 19: "float8_e5m2",
+}  # fmt: skip
+EXPORT_DTYPES = {
+    1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float16", 7: "float32",
+    8: "float64", 10: "complex64", 11: "complex128", 12: "bool", 13: "bfloat16",
+}  # fmt: skip
+
+
+class ReadError(Exception):
+    """The file cannot be fully parsed; the message is one line."""
+
+
+@dataclass
+class Parsed:
+    """What a reader found; `checkpoint.read_checkpoint` turns it into a CheckpointInfo."""
+
+    format: str
+    tensors: list = field(default_factory=list)  # TensorInfo
+    metadata: dict = field(default_factory=dict)
+    top_level_keys: tuple[str, ...] = ()
+    issues: list = field(default_factory=list)  # pickle_scan.Issue
+    globals_used: list = field(default_factory=list)
+    header_bytes: int | None = None
+    layout_problems: list = field(default_factory=list)
+    external_data: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    inflated: int = 0
+    pickles: int = 0  # pickles scanned (all archive levels)
+
+    def absorb(self, result: ps.PickleResult) -> None:
+        known, seen = set(self.issues), set(self.globals_used)
+        for issue in result.issues:
+            if issue not in known:
+                known.add(issue)
+                self.issues.append(issue)
+        for m, n in result.globals:
+            dotted = f"{m}.{n}"
+            if dotted not in seen:
+                seen.add(dotted)
+                self.globals_used.append(dotted)
+
+
+def read_any(buf: Any, path: Path, rel: str, size: int) -> Parsed:
+    """Dispatch on content. `buf` is an mmap of the whole file (nothing is copied up front)."""
+    try:
+        kind = sniff(bytes(buf[:512]), path.name, size)
+    except InputError as err:
+        raise ReadError(err.reason) from None
+    if kind == "lfs-pointer":
+        raise ReadError("not scannable: Git LFS pointer (run `git lfs pull` to fetch the real file)")
+    if kind == "zip":
+        out = Parsed("zip")
+        _read_zip(buf, out, "", depth=0)
+        return out
+    if kind == "numpy":
+        out = Parsed("numpy")
+        _read_npy(buf, out, "array", "")
+        return out
+    if kind in ("pickle", "pickle0"):
+        return _read_pickle_file(buf, size, strict=kind == "pickle")
+    if kind == "safetensors":
+        out = Parsed("safetensors")
+        out.tensors = _read_safetensors(buf, size, out, prefix="")
+        return out
+    if kind == "safetensors-index":
+        return _read_index(buf, path)
+    if kind in ("gzip", "zlib"):
+        data = _inflate(buf, kind)
+        out = _read_pickle_file(data, len(data), strict=True)
+        out.notes.append(f"{kind}-compressed pickle")
+        if out.format == "pickle" and kind in ("gzip", "zlib"):
+            out.format = "joblib" if any(g.startswith("joblib.") for g in out.globals_used) else "pickle"
+        return out
+    if kind == "tar":
+        raise ReadError(
+            "legacy tar checkpoint (torch < 0.4) is not scanned; it is the format behind CVE-2025-32434"
+        )
+    if kind == "onnx?":
+        return _read_onnx(buf, path)
+    raise ReadError(f"unsupported format {kind}")
+
+
+# --- pickles -------------------------------------------------------------------------------
+
+
+def _scan(stream: Any, member: str, torchscript: bool = False) -> ps.PickleResult:
+    try:
+        return ps.scan_pickle(stream, member, torchscript)
+    except ps.PickleScanError as err:
+        raise ReadError(f"{member or 'pickle'} cannot be fully parsed: {err}") from None
+
+
+def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
+    """Legacy torch format (five stacked pickles, then raw storages), or a plain/joblib pickle."""
+    stream = buf if hasattr(buf, "seek") else io.BytesIO(buf)
+    stream.seek(0)
+    try:
+        first = ps.scan_pickle(stream, "")
+    except ps.PickleScanError as err:
+        if not strict:
+            raise ReadError(
+                f"unrecognized checkpoint format (not a pickle, zip, safetensors, numpy or ONNX file: {err})"
+            ) from None
+        raise ReadError(f"pickle cannot be fully parsed: {err}") from None
+    if first.root == LEGACY_MAGIC and not first.issues:
+        out = Parsed("torch-legacy")
+        out.absorb(first)
+        results = []
+        for label in LEGACY_PICKLES:
+            res = _scan(stream, label)
+            out.absorb(res)
+            results.append(res)
+        main = results[2].root
+        _torch_tensors(out, main, member_prefix="")
+        return out
+    out = Parsed("pickle")
+    out.absorb(first)
+    if any(g.startswith("joblib.") for g in out.globals_used):
+        out.format = "joblib"
+    tensors, meta = ps.static_tensors(first.root, arrays=True)
+    out.tensors = [_tinfo(t) for t in tensors]
+    out.metadata = meta
+    out.top_level_keys = ps.top_level_keys(first.root)
+    # A second pickle right after the first is loaded by tools that call load() twice.
+    if stream.tell() < size:
+        out.notes.append(f"{size - stream.tell():,} bytes after the pickle's STOP opcode")
+    return out
+
+
+def _tinfo(t: ps.StaticTensor) -> Any:
+    from mlaudit.inputs.checkpoint import DTYPE_BYTES, TensorInfo
+
+    per = DTYPE_BYTES.get(t.storage_dtype, 1)
+    return TensorInfo(t.name, t.dtype, t.shape, t.storage_key, t.storage_offset, t.storage_numel * per)
+
+
+def _torch_tensors(out: Parsed, root: Any, member_prefix: str, objects: bool = False) -> None:
+    tensors, meta = ps.static_tensors(root, objects=objects)
+    for t in tensors:
+        info = _tinfo(t)
+        if member_prefix:
+            from dataclasses import replace
+
+            info = replace(info, storage_key=f"{member_prefix}:{info.storage_key}")
+        out.tensors.append(info)
+    out.metadata.update(meta)
+    keys = ps.top_level_keys(root)
+    if keys and not out.top_level_keys:
+        out.top_level_keys = keys
+    if out.format not in ("torch-zip", "torch-legacy"):
+        return
+    if "pytorch-lightning_version" in keys or (
+        "state_dict" in keys
+        and {"optimizer_states", "hyper_parameters", "loops", "lr_schedulers"} & set(keys)
+    ):
+        out.format = "lightning"
+
+
+# --- zip archives ----------------------------------------------------------------------------
+
+
+def _peek(z: TolerantZip, m: Member, n: int) -> bytes:
+    start = z.data_offset(m)
+    if m.method == 0:
+        return bytes(z.buf[start : start + min(n, m.compressed_size)])
+    if m.method == 8:
+        try:
+            return zlib.decompressobj(-15).decompress(
+                bytes(z.buf[start : start + min(m.compressed_size, 65536)]), n
+            )
+        except zlib.error:
+            return b""
+    return b""
+
+
+def _read_member(z: TolerantZip, m: Member, out: Parsed, limit: int) -> bytes:
+    if out.inflated + m.size > MAX_TOTAL_INFLATE:
+        raise ReadError(f"archive inflates beyond {MAX_TOTAL_INFLATE:,} bytes in total")
+    try:
+        data = z.read(m, limit)
+    except ZipError as err:
+        raise ReadError(str(err)) from None
+    out.inflated += len(data)
+    if not z.crc_ok(m, data):
+        out.notes.append(f"member {m.name!r} has a bad CRC (torch loads it anyway; scanned)")
+    return data
+
+
+def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
+    """Scan every pickle in a zip (by central-directory name, like torch) and recurse into
+    nested archives. Sets out.format from the layout when this is the outermost archive."""
+    if depth > MAX_DEPTH:
+        raise ReadError(f"archives nested deeper than {MAX_DEPTH} levels at {where}")
+    try:
+        z = TolerantZip(buf)
+    except ZipError as err:
+        raise ReadError(f"{where + ': ' if where else ''}{err}") from None
+    out.notes.extend(z.notes)
+    names = [m.name for m in z.members]
+    layout = _zip_layout(names)
+    if depth == 0:
+        out.format = layout
+    for m in z.members:
+        if m.is_dir:
+            continue
+        label = f"{where}/{m.name}" if where else m.name
+        lower = m.name.lower()
+        if lower.endswith(".pkl"):
+            data = _read_member(z, m, out, MAX_PICKLE_BYTES)
+            res = _scan(io.BytesIO(data), label, torchscript=layout == "torchscript")
+            out.absorb(res)
+            out.pickles += 1
+            if depth == 0 and lower.endswith("data.pkl") and layout in ("torch-zip", "torchscript"):
+                _torch_tensors(out, res.root, member_prefix=where, objects=layout == "torchscript")
+            continue
+        if layout in ("torch-zip", "torchscript") and STORAGE_MEMBER.search(m.name):
+            continue  # raw tensor bytes: never unpickled by torch
+        head = _peek(z, m, 16)
+        if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+            inner = _read_member(z, m, out, MAX_NESTED_BYTES)
+            _read_zip(inner, out, label, depth + 1)
+        elif head.startswith(b"\x93NUMPY"):
+            data = _read_member(z, m, out, MAX_NESTED_BYTES)
+            stem = m.name[:-4] if m.name.endswith(".npy") else m.name
+            _read_npy(data, out, f"{where + '/' if where else ''}{stem}", label)
+        elif head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
+            data = _read_member(z, m, out, MAX_PICKLE_BYTES)
+            try:
+                res = ps.scan_bytes(data, label, torchscript=layout == "torchscript")
+            except ps.PickleScanError:
+                out.notes.append(f"member {label!r} looks like a pickle but does not parse as one")
+                continue
+            out.absorb(res)
+            out.pickles += 1
+    if layout == "torch-export" and depth == 0:
+        _export_weights(z, out)
+    if depth == 0 and layout == "zip" and not out.pickles and not out.tensors:
+        raise ReadError("zip archive without a recognized checkpoint layout")
+
+
+def _zip_layout(names: list[str]) -> str:
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names) or any(
+        "/models/" in n and n.endswith(".json") for n in names
+    ):
+        return "torch-export"
+    if any(n.endswith("constants.pkl") for n in names) and any(
+        "/code/" in n or n.startswith("code/") for n in names
+    ):
+        return "torchscript"
+    if any(n.endswith("data.pkl") for n in names):
+        return "torch-zip"
+    if names and all(n.endswith(".npy") or n.endswith("/") for n in names):
+        return "npz"
+    return "zip"
+
+
+def _export_weights(z: TolerantZip, out: Parsed) -> None:
+    """Tensor metadata of a torch.export (.pt2) archive from its weights config JSON."""
+    for m in z.members:
+        if m.name.endswith("model_weights_config.json"):
+            data = _read_member(z, m, out, MAX_JSON_BYTES)
+            try:
+                config = json.loads(data).get("config", {})
+            except (ValueError, AttributeError):
+                raise ReadError(f"{m.name}: invalid JSON") from None
+            for name, entry in config.items():
+                meta = entry.get("tensor_meta", {}) if isinstance(entry, dict) else {}
+                sizes = [s.get("as_int") for s in meta.get("sizes", []) if isinstance(s, dict)]
+                if not all(isinstance(s, int) for s in sizes):
+                    continue
+                from mlaudit.inputs.checkpoint import TensorInfo
+
+                out.tensors.append(
+                    TensorInfo(
+                        str(name),
+                        EXPORT_DTYPES.get(meta.get("dtype"), "unknown"),
+                        tuple(sizes),
+                        f"{m.name}:{entry.get('path_name', name)}",
+                    )
+                )
+
+
+# --- numpy ---------------------------------------------------------------------------------
+
+
+def _read_npy(buf: Any, out: Parsed, name: str, label: str) -> None:
+    size = len(buf)
+    if size < 10:
+        raise ReadError(f"{label or 'npy'}: truncated numpy header")
+    major = buf[6]
+    if major == 1:
+        hlen, start = struct.unpack("<H", buf[8:10])[0], 10
+    elif major in (2, 3):
+        if size < 12:
+            raise ReadError(f"{label or 'npy'}: truncated numpy header")
+        hlen, start = struct.unpack("<I", buf[8:12])[0], 12
+    else:
+        raise ReadError(f"{label or 'npy'}: unknown numpy format version {major}")
+    if start + hlen > size or hlen > 1_000_000:
+        raise ReadError(f"{label or 'npy'}: numpy header claims {hlen:,} bytes, file has {size - start:,}")
+    try:
+        header = ast.literal_eval(bytes(buf[start : start + hlen]).decode("latin1").strip())
+        descr, shape = header["descr"], tuple(header["shape"])
+    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
+        raise ReadError(f"{label or 'npy'}: unreadable numpy header") from None
+    if not all(isinstance(s, int) and s >= 0 for s in shape):
+        raise ReadError(f"{label or 'npy'}: invalid numpy shape {shape!r}")
+    from mlaudit.inputs.checkpoint import DTYPE_BYTES, TensorInfo
+
+    data_start = start + hlen
+    if isinstance(descr, str) and "O" not in descr:
+        dtype = ps.numpy_dtype_name(descr)
+        need = _prod(shape) * DTYPE_BYTES.get(dtype, 1)
+        if data_start + need > size:
+            raise ReadError(
+                f"{label or 'npy'}: {need:,} bytes of array data expected, {size - data_start:,} present"
+            )
+        out.tensors.append(TensorInfo(name, dtype, shape, f"npy:{label or name}", 0, need))
+        return
+    # Object (or structured) arrays: numpy pickles the elements right after the header.
+    stream = io.BytesIO(bytes(buf[data_start:])) if not hasattr(buf, "seek") else buf
+    if hasattr(buf, "seek"):
+        buf.seek(data_start)
+    res = _scan(stream, f"{label or 'npy'} (object array)")
+    out.absorb(res)
+    out.notes.append(f"{label or name}: object array (pickled elements)")
+    if out.format == "numpy":
+        out.format = "numpy-object"
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# --- safetensors --------------------------------------------------------------------------
+
+
+def _read_safetensors(buf: Any, size: int, out: Parsed, prefix: str) -> list:
+    """Parse the header ourselves so that layout problems are findings, not crashes."""
+    from mlaudit.inputs.checkpoint import TensorInfo
+
+    label = prefix or "safetensors"
+    if size < 8:
+        raise ReadError(f"{label}: truncated (no 8-byte header length)")
+    (hlen,) = struct.unpack("<Q", buf[:8])
+    if hlen > size - 8:
+        raise ReadError(
+            f"{label}: header claims {hlen:,} bytes but only {size - 8:,} follow the length field"
+        )
+    if hlen > MAX_SAFETENSORS_HEADER:
+        raise ReadError(
+            f"{label}: header of {hlen:,} bytes exceeds the {MAX_SAFETENSORS_HEADER:,} bytes mlaudit reads"
+        )
+    out.header_bytes = hlen if out.header_bytes is None else max(out.header_bytes, hlen)
+    try:
+        header = json.loads(bytes(buf[8 : 8 + hlen]).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ReadError(f"{label}: header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise ReadError(f"{label}: header is not a JSON object")
+    data_len = size - 8 - hlen
+    tensors = []
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if isinstance(entry, dict):
+                out.metadata.update({str(k): v for k, v in entry.items()})
+            continue
+        where = f"{prefix}:{name}" if prefix else name
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+            raise ReadError(f"{label}: tensor {name!r} lacks dtype/shape/data_offsets")
+        dtype_code, shape, offs = entry["dtype"], entry["shape"], entry["data_offsets"]
+        if not (
+            isinstance(shape, list)
+            and all(isinstance(s, int) and s >= 0 for s in shape)
+            and isinstance(offs, list)
+            and len(offs) == 2
+            and all(isinstance(o, int) for o in offs)
+        ):
+            raise ReadError(f"{label}: tensor {name!r} has a malformed shape or data_offsets")
+        begin, end = offs
+        known = SAFETENSORS_DTYPES.get(dtype_code)
+        dtype = known[0] if known else str(dtype_code).lower()
+        tensors.append(TensorInfo(name, dtype, tuple(shape), f"{prefix}:{name}", 0, max(0, end - begin)))
+        if known is None:
+            out.layout_problems.append(
+                _problem(where, f"unknown dtype {dtype_code!r}", dtype=str(dtype_code))
+            )
+            continue
+        if begin < 0 or end < begin or end > data_len:
+            out.layout_problems.append(
+                _problem(
+                    where,
+                    f"data_offsets [{begin}, {end}] outside the {data_len:,}-byte data section",
+                    begin=begin,
+                    end=end,
+                    data_bytes=data_len,
+                )
+            )
+            continue
+        expected = _prod(tuple(shape)) * known[1]
+        if end - begin != expected:
+            out.layout_problems.append(
+                _problem(
+                    where,
+                    f"{dtype_code} {shape} needs {expected:,} bytes but data_offsets span {end - begin:,}",
+                    expected_bytes=expected,
+                    actual_bytes=end - begin,
+                )
+            )
+        spans.append((begin, end, where))
+    spans.sort()
+    for (b1, e1, n1), (b2, e2, n2) in zip(spans, spans[1:], strict=False):
+        if b2 < e1:
+            out.layout_problems.append(
+                _problem(n2, f"bytes [{b2}, {e2}] overlap {n1} [{b1}, {e1}]", overlap_bytes=e1 - b2)
+            )
+    return tensors
+
+
+def _problem(tensor: str, message: str, **evidence: Any) -> Any:
+    from mlaudit.inputs.checkpoint import LayoutProblem
+
+    return LayoutProblem(tensor, message, evidence)
+
+
+def _read_index(buf: Any, path: Path) -> Parsed:
+    """A sharded safetensors index: every listed shard's header is read and cross-checked."""
+    import mmap as _mmap
+
+    from mlaudit.inputs.checkpoint import escapes_dir
+
+    if len(buf) > MAX_JSON_BYTES:
+        raise ReadError(f"index of {len(buf):,} bytes is larger than {MAX_JSON_BYTES:,}")
+    try:
+        index = json.loads(bytes(buf[:]).decode("utf-8"))
+        weight_map = index["weight_map"]
+        assert isinstance(weight_map, dict)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AssertionError):
+        raise ReadError("not a safetensors index (no weight_map object)") from None
+    out = Parsed("safetensors-index")
+    by_shard: dict[str, set[str]] = {}
+    for tensor, shard in weight_map.items():
+        by_shard.setdefault(str(shard), set()).add(str(tensor))
+    for shard, names in sorted(by_shard.items()):
+        if escapes_dir(path.parent, shard):
+            out.layout_problems.append(_problem(shard, f"shard path {shard!r} leaves the model directory"))
+            continue
+        shard_path = path.parent / shard
+        if not shard_path.is_file():
+            raise ReadError(f"shard {shard!r} listed in the index is missing")
+        size = shard_path.stat().st_size
+        if size == 0:
+            raise ReadError(f"shard {shard!r} is empty")
+        with open(shard_path, "rb") as fh, _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as sbuf:
+            tensors = _read_safetensors(sbuf, size, out, prefix=shard)
+        present = {t.name for t in tensors}
+        for missing in sorted(names - present):
+            out.layout_problems.append(
+                _problem(
+                    f"{shard}:{missing}", f"index maps {missing!r} to {shard!r}, which does not contain it"
+                )
+            )
+        out.tensors.extend(t for t in tensors if t.name in names)
+    out.metadata.update(
+        {k: v for k, v in index.get("metadata", {}).items()}
+        if isinstance(index.get("metadata"), dict)
+        else {}
+    )
+    return out
+
+
+# --- compressed pickles (joblib) ---------------------------------------------------------
+
+
+def _inflate(buf: Any, kind: str) -> bytes:
+    """Decompress a gzip/zlib stream in 1 MB steps, refusing more than MAX_PICKLE_BYTES out."""
+    d = zlib.decompressobj(31 if kind == "gzip" else 15)
+    out = bytearray()
+    step = 1 << 20
+    try:
+        for pos in range(0, len(buf), step):
+            out += d.decompress(bytes(buf[pos : pos + step]), MAX_PICKLE_BYTES + 1 - len(out))
+            if len(out) > MAX_PICKLE_BYTES or d.unconsumed_tail:
+                raise ReadError(f"{kind} stream inflates beyond {MAX_PICKLE_BYTES:,} bytes")
+            if d.eof:
+                break
+    except zlib.error as err:
+        raise ReadError(f"corrupt {kind} stream ({err})") from None
+    if not out:
+        raise ReadError(f"empty {kind} stream")
+    return bytes(out)
+
+
+# --- ONNX --------------------------------------------------------------------------------
+
+
+def _read_onnx(buf: Any, path: Path) -> Parsed:
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError:
+        raise ReadError("ONNX file, but the onnx package is not installed") from None
+    is_onnx_name = path.name.lower().endswith(".onnx")
+    if len(buf) > 2**31:
+        raise ReadError(f"{len(buf):,} bytes: larger than any ONNX protobuf can be (2 GB)")
+    try:
+        model = onnx.ModelProto()
+        model.ParseFromString(bytes(buf[:]))
+    except (DecodeError, ValueError, RuntimeError) as err:
+        if is_onnx_name:
+            raise ReadError(
+                f"invalid ONNX protobuf ({str(err).splitlines()[0] if str(err) else 'decode error'})"
+            ) from None
+        raise ReadError("unrecognized checkpoint format") from None
+    if not model.HasField("graph") or (not model.graph.node and not model.graph.initializer):
+        if is_onnx_name:
+            raise ReadError("ONNX protobuf without a graph")
+        raise ReadError("unrecognized checkpoint format")
+    out = Parsed("onnx")
+    _onnx_graph(model.graph, out, "")
+    out.metadata.update({p.key: p.value for p in model.metadata_props})
+    return out
+
+
+def _onnx_graph(graph: Any, out: Parsed, prefix: str) -> None:
+    from mlaudit.inputs.checkpoint import TensorInfo
+
+    def add(t: Any, name: str) -> None:
+        dtype = ONNX_DTYPES.get(t.data_type, f"onnx-{t.data_type}")
+        out.tensors.append(
+            TensorInfo(prefix + name, dtype, tuple(int(d) for d in t.dims), f"onnx:{prefix + name}")
+        )
+        if t.data_location == 1:  # EXTERNAL
+            entries = {e.key: e.value for e in t.external_data}
+            out.external_data.append(entries.get("location", ""))
+
+    for init in graph.initializer:
+        add(init, init.name)
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Constant" and attr.name == "value" and attr.HasField("t"):
+                add(attr.t, node.output[0] if node.output else node.name)
+            if attr.HasField("g"):
+                _onnx_graph(attr.g, out, f"{prefix}{node.name or node.op_type}.{attr.name}.")
+            for i, g in enumerate(attr.graphs):
+                _onnx_graph(g, out, f"{prefix}{node.name or node.op_type}.{attr.name}{i}.")

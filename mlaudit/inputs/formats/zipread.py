@@ -1,0 +1,152 @@
+"""A tolerant, bounded zip reader that sees the archive the way torch does.
+
+torch's reader (miniz) trusts the central directory and ignores what Python's `zipfile`
+rejects: CRC mismatches, and local-header names that differ from the central directory.
+An attacker can use exactly those differences to hide a member from a scanner built on
+`zipfile` that torch would still load, so this reader takes names and offsets from the
+central directory, never checks CRCs, and only records the discrepancies.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+EOCD = b"PK\x05\x06"
+EOCD64_LOCATOR = b"PK\x06\x07"
+EOCD64 = b"PK\x06\x06"
+CENTRAL = b"PK\x01\x02"
+LOCAL = b"PK\x03\x04"
+MAX_MEMBERS = 200_000
+
+
+class ZipError(Exception):
+    """The archive cannot be read (one-line reason)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One central-directory entry."""
+
+    name: str
+    method: int
+    compressed_size: int
+    size: int
+    header_offset: int
+    crc: int
+    local_name: str | None = None  # set when the local header names it differently
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/")
+
+
+class TolerantZip:
+    """Read-only view of a zip archive held in a bytes-like buffer (bytes or an mmap)."""
+
+    def __init__(self, buf: Any) -> None:
+        self.buf = buf
+        self.size = len(buf)
+        self.members = self._read_central()
+        self.notes: list[str] = []
+        for m in self.members:
+            if m.local_name is not None:
+                self.notes.append(f"local header names {m.local_name!r} but the central directory {m.name!r}")
+
+    def _find_eocd(self) -> int:
+        start = max(0, self.size - (65535 + 22))
+        pos = bytes(self.buf[start : self.size]).rfind(EOCD)
+        if pos < 0:
+            raise ZipError("not a complete zip archive (no end-of-central-directory record; truncated?)")
+        return start + pos
+
+    def _read_central(self) -> list[Member]:
+        eocd = self._find_eocd()
+        if eocd + 22 > self.size:
+            raise ZipError("truncated end-of-central-directory record")
+        (_, _, _, _, count, cd_size, cd_offset, _) = struct.unpack("<4sHHHHIIH", self.buf[eocd : eocd + 22])
+        if count == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
+            loc = eocd - 20
+            if loc < 0 or bytes(self.buf[loc : loc + 4]) != EOCD64_LOCATOR:
+                raise ZipError("zip64 archive without a zip64 locator")
+            (rec_off,) = struct.unpack("<Q", self.buf[loc + 8 : loc + 16])
+            if rec_off + 56 > self.size or bytes(self.buf[rec_off : rec_off + 4]) != EOCD64:
+                raise ZipError("zip64 end-of-central-directory record out of range")
+            count, cd_size, cd_offset = struct.unpack("<QQQ", self.buf[rec_off + 32 : rec_off + 56])
+        if count > MAX_MEMBERS:
+            raise ZipError(f"central directory claims {count:,} members (limit {MAX_MEMBERS:,})")
+        if cd_offset + cd_size > self.size:
+            raise ZipError(
+                f"central directory at {cd_offset:,}+{cd_size:,} lies beyond the {self.size:,}-byte file"
+            )
+        members: list[Member] = []
+        pos = cd_offset
+        for _ in range(count):
+            if pos + 46 > self.size or bytes(self.buf[pos : pos + 4]) != CENTRAL:
+                raise ZipError("corrupt central directory entry")
+            (method, _t, _d, crc, csize, usize, nlen, xlen, clen) = struct.unpack(
+                "<HHHIIIHHH", self.buf[pos + 10 : pos + 34]
+            )
+            (offset,) = struct.unpack("<I", self.buf[pos + 42 : pos + 46])
+            name = bytes(self.buf[pos + 46 : pos + 46 + nlen]).decode("utf-8", errors="replace")
+            extra = bytes(self.buf[pos + 46 + nlen : pos + 46 + nlen + xlen])
+            usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+            local_name = self._local_name(offset, name)
+            members.append(Member(name, method, csize, usize, offset, crc, local_name))
+            pos += 46 + nlen + xlen + clen
+        return members
+
+    def _local_name(self, offset: int, name: str) -> str | None:
+        if offset + 30 > self.size or bytes(self.buf[offset : offset + 4]) != LOCAL:
+            raise ZipError(f"member {name!r}: local header missing at offset {offset:,}")
+        nlen = struct.unpack("<H", self.buf[offset + 26 : offset + 28])[0]
+        local = bytes(self.buf[offset + 30 : offset + 30 + nlen]).decode("utf-8", errors="replace")
+        return None if local == name else local
+
+    def data_offset(self, m: Member) -> int:
+        nlen, xlen = struct.unpack("<HH", self.buf[m.header_offset + 26 : m.header_offset + 30])
+        return m.header_offset + 30 + nlen + xlen
+
+    def read(self, m: Member, limit: int) -> bytes:
+        """The member's uncompressed bytes, refusing more than `limit` (CRC not checked)."""
+        if m.size > limit:
+            raise ZipError(f"member {m.name!r} is {m.size:,} bytes (limit {limit:,})")
+        start = self.data_offset(m)
+        if start + m.compressed_size > self.size:
+            raise ZipError(f"member {m.name!r} runs past the end of the archive (truncated?)")
+        raw = self.buf[start : start + m.compressed_size]
+        if m.method == 0:
+            return bytes(raw)
+        if m.method == 8:
+            d = zlib.decompressobj(-15)
+            try:
+                out = d.decompress(bytes(raw), limit + 1)
+            except zlib.error as err:
+                raise ZipError(f"member {m.name!r}: corrupt deflate data ({err})") from None
+            if len(out) > limit:
+                raise ZipError(f"member {m.name!r} inflates beyond {limit:,} bytes")
+            return out
+        raise ZipError(f"member {m.name!r} uses unsupported compression method {m.method}")
+
+    def crc_ok(self, m: Member, data: bytes) -> bool:
+        return (zlib.crc32(data) & 0xFFFFFFFF) == m.crc
+
+
+def _zip64_sizes(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack("<HH", extra[pos : pos + 4])
+        if tag == 0x0001:
+            body = extra[pos + 4 : pos + 4 + size]
+            vals = [struct.unpack("<Q", body[i : i + 8])[0] for i in range(0, len(body) - 7, 8)]
+            it = iter(vals)
+            if usize == 0xFFFFFFFF:
+                usize = next(it, usize)
+            if csize == 0xFFFFFFFF:
+                csize = next(it, csize)
+            if offset == 0xFFFFFFFF:
+                offset = next(it, offset)
+        pos += 4 + size
+    return usize, csize, offset
