@@ -81,7 +81,7 @@ def _crash_finding(code: str, where: str, exc: BaseException, options: ScanOptio
 
 
 def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str) -> list[Finding]:
-    impl = implementations()[code]
+    impl = implementations([code])[code]
     ctx = _context(code, options, prefix)
     out: list[Finding] = []
     try:
@@ -119,7 +119,7 @@ def rule_context(code: str, options: ScanOptions, prefix: str = "") -> RuleConte
 def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     """Scan each path (a project directory or a single file) with the selected rules."""
     started = time.perf_counter()
-    impls = implementations()
+    impls = implementations(options.codes)
     runnable = [c for c in options.codes if c in impls]
     findings: list[Finding] = []
     artifacts: list[ArtifactSummary] = []
@@ -179,7 +179,8 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
 
 def needed_inputs(codes: Iterable[str]) -> set[str]:
     """Input kinds the given rules read (used by tests and `--verbose`)."""
-    impls = implementations()
+    codes = list(codes)
+    impls = implementations(codes)
     return {impls[c].needs for c in codes if c in impls and impls[c].needs in INPUT_KINDS}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.model import ArtifactSummary
+from mlaudit.registry import ensure_input_kind
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class ScanSession:
             if isinstance(cached, InputError):
                 raise cached
             return cached
+        ensure_input_kind(kind)
         try:
             value = INPUT_KINDS[kind].loader(self, file)
         except InputError as err:
@@ -77,6 +79,7 @@ class ScanSession:
 
     def targets(self, kind: str) -> list[tuple[RepoFile | None, Any]]:
         """(file, parsed input) pairs for every file this kind applies to."""
+        ensure_input_kind(kind)
         spec = INPUT_KINDS[kind]
         if spec.scope == "project":
             return [(None, self.get(kind))]
