@@ -227,7 +227,7 @@ def fix(
                           measure_seconds=measure_seconds, threads=threads)
 
         def show(step: Any) -> None:
-            console.print(f"  {step.name}: {step.status} - {step.detail}")
+            console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
 
         outcome = run_fix(opts, on_step=None if dry_run else show)
     except FixError as err:
@@ -240,7 +240,7 @@ def fix(
             return EXIT_OK
         console.print(f"plan for {checkpoint} ({plan.input_kind}) -> {out or default_out(checkpoint)} (dry run, nothing written):")
         for i, s in enumerate(plan.steps, 1):
-            console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})")
+            console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})", markup=False)
         for n in plan.notes:
             console.print(f"  note: {n}")
         return EXIT_OK
@@ -249,7 +249,7 @@ def fix(
 
         console.print(table(outcome.report))
         for w in outcome.report["warnings"]:
-            console.print(f"warning: {w}")
+            console.print(f"warning: {w}", markup=False)
     if outcome.budget_failure:
         kept = f" (artifact kept in {outcome.out_dir})" if outcome.kept else " (nothing written; --keep-failed keeps it)"
         print(f"mlaudit: budget failed: {outcome.budget_failure}{kept}", file=sys.stderr)

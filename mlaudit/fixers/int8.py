@@ -53,13 +53,19 @@ def pick_recipe(mix: dict[str, int]) -> str:
 
 
 def _named_copy(src: Path, dst: Path) -> list[tuple[str, str]]:
-    """Copy the model giving every node a name (quantizer selections are by name)."""
+    """Copy the model giving every node a name (quantizer selections are by name) and with
+    Gemm rewritten as MatMul + Add up front: the quantizer does that rewrite itself and renames
+    the nodes, so per-node selections made on the original names would silently match nothing."""
     import onnx
+    from onnxruntime.quantization.onnx_model import ONNXModel
 
     model = onnx.load(str(src))
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
+    wrapped = ONNXModel(model)
+    wrapped.replace_gemm_with_matmul()
+    model = wrapped.model
     onnx.save(model, str(dst))
     return [(n.name, n.op_type) for n in model.graph.node]
 

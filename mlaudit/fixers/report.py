@@ -75,13 +75,16 @@ def write_reports(report: dict[str, Any], directory: Path) -> None:
 
 
 def table(report: dict[str, Any]) -> Any:
-    """A rich Table of the before/after rows."""
+    """A rich Table: one row per metric, one column per variant (reads well in 80 columns)."""
     from rich.table import Table
 
+    data = rows(report)
     t = Table(title="before / after", show_edge=False)
-    t.add_column("variant")
-    for c in COLUMNS:
-        t.add_column(c, justify="right")
-    for r in rows(report):
-        t.add_row(*r)
+    t.add_column("metric")
+    for r in data:
+        t.add_column(r[0], justify="right")
+    for i, c in enumerate(COLUMNS, start=1):
+        cells = [r[i] for r in data]
+        if any(cell not in ("-", "- ms", "-/s") for cell in cells):
+            t.add_row(c, *cells)
     return t

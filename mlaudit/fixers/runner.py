@@ -397,5 +397,7 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, out)
-    with contextlib.suppress(OSError):
-        os.chmod(out, 0o755)  # mkdtemp creates 0700
+    with contextlib.suppress(OSError):  # mkdtemp / mkstemp create owner-only modes
+        os.chmod(out, 0o755)
+        for f in out.iterdir():
+            os.chmod(f, 0o644)

@@ -17,7 +17,7 @@ def bit_equal(a: Any, b: Any) -> bool:
 
     if a.dtype != b.dtype or tuple(a.shape) != tuple(b.shape):
         return False
-    a, b = a.detach().contiguous(), b.detach().contiguous()
+    a, b = a.detach().contiguous().reshape(-1), b.detach().contiguous().reshape(-1)
     if a.numel() == 0:
         return True
     return torch.equal(a.view(torch.uint8) if a.dtype != torch.bool else a,

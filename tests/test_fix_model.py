@@ -1,0 +1,153 @@
+"""`mlaudit fix` model-level fixes on really trained digits models: ONNX parity at two shapes,
+int8 within its fidelity budget, an impossible budget failing cleanly, pruning."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from fixhelp import TRAINED, digest, model_args
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def transformer_int8(tmp_path_factory):
+    """One onnx + int8 run on the transformer encoder, shared by the tests below."""
+    from mlaudit.cli import main
+
+    out = tmp_path_factory.mktemp("fix") / "enc"
+    before = digest(TRAINED / "transformer.pt")
+    code = main(["fix", str(TRAINED / "transformer.pt"), "--apply", "onnx,int8", "--out", str(out),
+                 *model_args("transformer")])
+    return code, out, before
+
+
+def _reference_model():
+    sys.path.insert(0, str(TRAINED))
+    try:
+        import digits_models
+    finally:
+        sys.path.remove(str(TRAINED))
+    model = digits_models.Encoder(dim=128, heads=4, ff=512, layers=2).eval()
+    state = torch.load(TRAINED / "transformer.pt", weights_only=True)["model"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    return model
+
+
+def test_onnx_export_matches_pytorch_at_two_shapes(transformer_int8):
+    code, out, before = transformer_int8
+    assert code == 0
+    assert digest(TRAINED / "transformer.pt") == before
+    report = json.loads((out / "fix-report.json").read_text())
+    onnx_step = next(s for s in report["steps"] if s["name"] == "onnx")
+    shapes = [c["shape"] for c in onnx_step["evidence"]["parity"]]
+    assert len(set(shapes)) == 2 and all(c["ok"] for c in onnx_step["evidence"]["parity"])
+    # independent check: batch and sequence length both differ from the export's example
+    import numpy as np
+
+    model = _reference_model()
+    sess = ort.InferenceSession(str(out / "transformer.onnx"), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    rng = np.random.default_rng(1)
+    for shape in [(3, 8, 8), (7, 5, 8)]:
+        x = rng.random(shape, dtype=np.float32)
+        want = model(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(sess.run(None, {name: x})[0], want, atol=1e-4, rtol=1e-3)
+
+
+def test_int8_meets_its_budget_and_shrinks(transformer_int8):
+    code, out, _ = transformer_int8
+    assert code == 0
+    report = json.loads((out / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    int8 = rows["onnx int8"]
+    assert int8["fidelity"]["mean_cosine"] >= 0.99
+    assert int8["fidelity"]["top1_agreement"] >= 0.99
+    assert int8["accuracy"] >= rows["input"]["accuracy"] - 0.01
+    assert int8["size_bytes"] < 0.5 * rows["onnx fp32"]["size_bytes"]
+    assert (out / "transformer.int8.onnx").is_file()
+    step = next(s for s in report["steps"] if s["name"] == "int8")
+    assert step["evidence"]["recipe"] == "dynamic"  # MatMul/Gemm-heavy graph
+    assert step["evidence"]["latency_ratio_vs_fp32_onnx"] <= 1.0
+    for batch in ("1", "32"):
+        assert int8["latency"][batch]["p50_ms"] > 0 and int8["latency"][batch]["p95_ms"] >= int8["latency"][batch]["p50_ms"]
+    assert report["threads"] == 1 and "estimate" in report["energy_note"]
+    assert "accuracy" in (out / "fix-report.md").read_text()
+
+
+def test_impossible_budget_fails_cleanly_with_no_artifact(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8", "--out", out, "--budget", "cosine=1.5",
+                           *model_args("mlp"))
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "mean cosine" in err and "short by" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_keep_failed_keeps_the_artifact_and_says_why(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8", "--out", out, "--budget", "cosine=1.5",
+                           "--keep-failed", *model_args("mlp"))
+    assert code == 1 and "kept" in err
+    report = json.loads((out / "fix-report.json").read_text())
+    assert report["status"] == "budget-failed" and "mean cosine" in report["budget_failure"]
+    step = next(s for s in report["steps"] if s["name"] == "int8")
+    assert step["evidence"]["sensitivity_measured"] == 3  # every Gemm node measured once
+    assert len(step["evidence"]["kept_fp32"]) == 3  # all kept fp32, still short: honest failure
+
+
+def test_structured_pruning_really_shrinks_within_budget(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "prune", "--out", out, *model_args("mlp"))
+    assert code == 0, err
+    report = json.loads((out / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["pytorch (pruned)"]["params"] < rows["input"]["params"]
+    assert rows["pytorch (pruned)"]["fidelity"]["mean_cosine"] >= 0.99
+    state = torch.load(out / "mlp.pt", weights_only=True)
+    assert state["fc1.weight"].shape[0] < 128 and state["fc2.weight"].shape[1] == state["fc1.weight"].shape[0]
+
+
+def test_unstructured_pruning_is_honest_about_size(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "prune:mode=unstructured:amount=0.5", "--out", out,
+                           *model_args("mlp"))
+    assert code == 0, err
+    report = json.loads((out / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    pruned = rows["pytorch (pruned)"]
+    assert pruned["params"] == rows["input"]["params"] and pruned["nonzero_params"] < pruned["params"]
+    assert "does not shrink" in next(s for s in report["steps"] if s["name"] == "prune")["detail"]
+
+
+def test_conv_model_gets_static_recipe_and_never_a_slower_result(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "cnn.pt", "--apply", "int8", "--out", out, "--keep-failed",
+                           *model_args("cnn"))
+    report = json.loads((out / "fix-report.json").read_text())
+    step = next(s for s in report["steps"] if s["name"] == "int8")
+    assert step["evidence"]["recipe"] == "static"
+    ratio = step["evidence"]["latency_ratio_vs_fp32_onnx"]
+    # whichever way the timing goes, a slower int8 model is never reported as a success
+    assert (code == 0) == (ratio <= 1.0 and report["budget_failure"] is None)
+    if ratio > 1.0:
+        assert "latency budget failed" in err
+
+
+def test_onnx_input_is_quantized_directly(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "onnx", "--out", out, *model_args("mlp"))
+    assert code == 0, err
+    onnx_file = tmp_path / "mlp.onnx"
+    onnx_file.write_bytes((out / "mlp.onnx").read_bytes())
+    code, outtext, err = run_cli("fix", onnx_file, "--apply", "int8", "--eval-data", TRAINED / "mlp_eval.npz",
+                                 "--budget", "latency=100", "--measure-seconds", "0.05", "--threads", "1")
+    assert code == 0, err
+    report = json.loads((tmp_path / "mlp-fixed" / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["input"]["fidelity"]["mean_cosine"] == pytest.approx(1.0)
+    assert rows["onnx int8"]["fidelity"]["mean_cosine"] >= 0.99
