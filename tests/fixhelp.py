@@ -15,8 +15,14 @@ def digest(path: Path) -> str:
 
 def model_args(name: str) -> list[str]:
     """--config/--run-model/--eval-data for fixture model `name` (mlp, cnn, transformer)."""
-    return ["--config", str(TRAINED / f"{name}.yaml"), "--run-model", "--eval-data",
-            str(TRAINED / f"{name}_eval.npz"), *FAST]
+    return [
+        "--config",
+        str(TRAINED / f"{name}.yaml"),
+        "--run-model",
+        "--eval-data",
+        str(TRAINED / f"{name}_eval.npz"),
+        *FAST,
+    ]
 
 
 def tree(path: Path) -> list[str]:

@@ -20,8 +20,17 @@ def transformer_int8(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("fix") / "enc"
     before = digest(TRAINED / "transformer.pt")
-    code = main(["fix", str(TRAINED / "transformer.pt"), "--apply", "onnx,int8", "--out", str(out),
-                 *model_args("transformer")])
+    code = main(
+        [
+            "fix",
+            str(TRAINED / "transformer.pt"),
+            "--apply",
+            "onnx,int8",
+            "--out",
+            str(out),
+            *model_args("transformer"),
+        ]
+    )
     return code, out, before
 
 
@@ -73,15 +82,27 @@ def test_int8_meets_its_budget_and_shrinks(transformer_int8):
     assert step["evidence"]["recipe"] == "dynamic"  # MatMul/Gemm-heavy graph
     assert step["evidence"]["latency_ratio_vs_fp32_onnx"] <= 1.0
     for batch in ("1", "32"):
-        assert int8["latency"][batch]["p50_ms"] > 0 and int8["latency"][batch]["p95_ms"] >= int8["latency"][batch]["p50_ms"]
+        assert (
+            int8["latency"][batch]["p50_ms"] > 0
+            and int8["latency"][batch]["p95_ms"] >= int8["latency"][batch]["p50_ms"]
+        )
     assert report["threads"] == 1 and "estimate" in report["energy_note"]
     assert "accuracy" in (out / "fix-report.md").read_text()
 
 
 def test_impossible_budget_fails_cleanly_with_no_artifact(run_cli, tmp_path):
     out = tmp_path / "o"
-    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8", "--out", out, "--budget", "cosine=1.5",
-                           *model_args("mlp"))
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "mlp.pt",
+        "--apply",
+        "int8",
+        "--out",
+        out,
+        "--budget",
+        "cosine=1.5",
+        *model_args("mlp"),
+    )
     assert code == 1
     assert len(err.strip().splitlines()) == 1
     assert "mean cosine" in err and "short by" in err
@@ -90,8 +111,18 @@ def test_impossible_budget_fails_cleanly_with_no_artifact(run_cli, tmp_path):
 
 def test_keep_failed_keeps_the_artifact_and_says_why(run_cli, tmp_path):
     out = tmp_path / "o"
-    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8", "--out", out, "--budget", "cosine=1.5",
-                           "--keep-failed", *model_args("mlp"))
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "mlp.pt",
+        "--apply",
+        "int8",
+        "--out",
+        out,
+        "--budget",
+        "cosine=1.5",
+        "--keep-failed",
+        *model_args("mlp"),
+    )
     assert code == 1 and "kept" in err
     report = json.loads((out / "fix-report.json").read_text())
     assert report["status"] == "budget-failed" and "mean cosine" in report["budget_failure"]
@@ -114,8 +145,15 @@ def test_structured_pruning_really_shrinks_within_budget(run_cli, tmp_path):
 
 def test_unstructured_pruning_is_honest_about_size(run_cli, tmp_path):
     out = tmp_path / "o"
-    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "prune:mode=unstructured:amount=0.5", "--out", out,
-                           *model_args("mlp"))
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "mlp.pt",
+        "--apply",
+        "prune:mode=unstructured:amount=0.5",
+        "--out",
+        out,
+        *model_args("mlp"),
+    )
     assert code == 0, err
     report = json.loads((out / "fix-report.json").read_text())
     rows = {v["name"]: v for v in report["variants"]}
@@ -126,8 +164,9 @@ def test_unstructured_pruning_is_honest_about_size(run_cli, tmp_path):
 
 def test_conv_model_gets_static_recipe_and_never_a_slower_result(run_cli, tmp_path):
     out = tmp_path / "o"
-    code, _, err = run_cli("fix", TRAINED / "cnn.pt", "--apply", "int8", "--out", out, "--keep-failed",
-                           *model_args("cnn"))
+    code, _, err = run_cli(
+        "fix", TRAINED / "cnn.pt", "--apply", "int8", "--out", out, "--keep-failed", *model_args("cnn")
+    )
     report = json.loads((out / "fix-report.json").read_text())
     step = next(s for s in report["steps"] if s["name"] == "int8")
     assert step["evidence"]["recipe"] == "static"
@@ -144,8 +183,20 @@ def test_onnx_input_is_quantized_directly(run_cli, tmp_path):
     assert code == 0, err
     onnx_file = tmp_path / "mlp.onnx"
     onnx_file.write_bytes((out / "mlp.onnx").read_bytes())
-    code, outtext, err = run_cli("fix", onnx_file, "--apply", "int8", "--eval-data", TRAINED / "mlp_eval.npz",
-                                 "--budget", "latency=100", "--measure-seconds", "0.05", "--threads", "1")
+    code, outtext, err = run_cli(
+        "fix",
+        onnx_file,
+        "--apply",
+        "int8",
+        "--eval-data",
+        TRAINED / "mlp_eval.npz",
+        "--budget",
+        "latency=100",
+        "--measure-seconds",
+        "0.05",
+        "--threads",
+        "1",
+    )
     assert code == 0, err
     report = json.loads((tmp_path / "mlp-fixed" / "fix-report.json").read_text())
     rows = {v["name"]: v for v in report["variants"]}

@@ -23,18 +23,29 @@ def test_default_safe_fixes_are_bit_exact_and_leave_the_input_alone(run_cli, tmp
     code, out, err = run_cli("fix", src, *FAST)
     assert code == 0, err
     out_dir = tmp_path / "mlp-fixed"
-    assert sorted(p.name for p in out_dir.iterdir()) == ["fix-report.json", "fix-report.md", "mlp.safetensors"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        "fix-report.json",
+        "fix-report.md",
+        "mlp.safetensors",
+    ]
     from safetensors.torch import load_file
 
     fixed = load_file(str(out_dir / "mlp.safetensors"))
     want = _model_state(src)
     assert set(fixed) == set(want)  # optimizer state gone, module. prefix stripped
     for name, t in want.items():
-        assert fixed[name].dtype == t.dtype and torch.equal(fixed[name].view(torch.uint8), t.view(torch.uint8))
+        assert fixed[name].dtype == t.dtype and torch.equal(
+            fixed[name].view(torch.uint8), t.view(torch.uint8)
+        )
     assert digest(src) == before
     report = json.loads((out_dir / "fix-report.json").read_text())
     assert report["status"] == "ok" and report["input_sha256"] == before
-    assert [s["name"] for s in report["steps"]] == ["strip-optimizer", "strip-prefix", "safetensors", "verify"]
+    assert [s["name"] for s in report["steps"]] == [
+        "strip-optimizer",
+        "strip-prefix",
+        "safetensors",
+        "verify",
+    ]
     assert "bit-identical" in report["steps"][-1]["verified"]
     sizes = {v["name"]: v["size_bytes"] for v in report["variants"]}
     assert sizes["fixed weights"] < sizes["input"] / 2  # optimizer state was 2/3 of the file
@@ -46,10 +57,16 @@ def test_safetensors_keeps_tied_tensors_slices_and_metadata(run_cli, tmp_path):
 
     big = torch.arange(4096, dtype=torch.float32)
     shared = torch.randn(64, 32)
-    ckpt = {"embed.weight": shared, "head.weight": shared,  # tied
-            "slice": big[:16],  # a view whose storage is 256x larger
-            "copy_a": torch.ones(512), "copy_b": torch.ones(512),  # equal bytes, separate storages
-            "nan": torch.tensor([float("nan"), -0.0, 1.0]), "step": torch.tensor(7), "epoch": 3}
+    ckpt = {
+        "embed.weight": shared,
+        "head.weight": shared,  # tied
+        "slice": big[:16],  # a view whose storage is 256x larger
+        "copy_a": torch.ones(512),
+        "copy_b": torch.ones(512),  # equal bytes, separate storages
+        "nan": torch.tensor([float("nan"), -0.0, 1.0]),
+        "step": torch.tensor(7),
+        "epoch": 3,
+    }
     src = tmp_path / "tied.pt"
     torch.save(ckpt, src)
     code, _, err = run_cli("fix", src, "--apply", "dedupe,safetensors", "--out", tmp_path / "o", *FAST)
@@ -58,7 +75,9 @@ def test_safetensors_keeps_tied_tensors_slices_and_metadata(run_cli, tmp_path):
     for name in ("embed.weight", "head.weight", "slice", "copy_a", "copy_b", "nan", "step"):
         want = ckpt[name]
         assert got[name].dtype == want.dtype and got[name].shape == want.shape
-        assert torch.equal(got[name].reshape(-1).view(torch.uint8), want.contiguous().reshape(-1).view(torch.uint8))
+        assert torch.equal(
+            got[name].reshape(-1).view(torch.uint8), want.contiguous().reshape(-1).view(torch.uint8)
+        )
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "o" / "tied.safetensors"), framework="pt") as fh:
@@ -72,7 +91,9 @@ def test_safetensors_keeps_tied_tensors_slices_and_metadata(run_cli, tmp_path):
 def test_dry_run_prints_the_plan_and_writes_nothing(run_cli, tmp_path):
     shutil.copyfile(TRAINED / "mlp.pt", tmp_path / "mlp.pt")
     before = tree(tmp_path)
-    code, out, _ = run_cli("fix", tmp_path / "mlp.pt", "--dry-run", "--apply", "strip-optimizer,cast-bf16,safetensors")
+    code, out, _ = run_cli(
+        "fix", tmp_path / "mlp.pt", "--dry-run", "--apply", "strip-optimizer,cast-bf16,safetensors"
+    )
     assert code == 0
     assert "1. strip-optimizer [safe]" in out and "cast-bf16 [unsafe]" in out and "safetensors [safe]" in out
     assert tree(tmp_path) == before

@@ -19,7 +19,16 @@ from typing import Any
 
 ORDER = ("strip-optimizer", "strip-prefix", "dedupe", "prune", "cast-bf16", "cast-fp16",
          "safetensors", "onnx", "int8", "int8-static")  # fmt: skip
-_MODULES = ("safetensors_fix", "strip_optimizer", "strip_prefix", "dedupe", "cast", "prune", "onnx_export", "int8")
+_MODULES = (
+    "safetensors_fix",
+    "strip_optimizer",
+    "strip_prefix",
+    "dedupe",
+    "cast",
+    "prune",
+    "onnx_export",
+    "int8",
+)
 
 
 class FixError(Exception):
@@ -88,5 +97,7 @@ def make_config(spec: FixerSpec, options: dict[str, str]) -> Any:
             else:
                 values[key] = raw
         except ValueError:
-            raise FixError(f"fix {spec.name!r}: option {key}={raw!r} is not a {type(default).__name__}") from None
+            raise FixError(
+                f"fix {spec.name!r}: option {key}={raw!r} is not a {type(default).__name__}"
+            ) from None
     return spec.config_cls(**values)

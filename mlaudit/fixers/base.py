@@ -99,8 +99,10 @@ def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors, None
-    raise FixError("no model state dict found in the checkpoint (looked for a mapping of tensors "
-                   f"at the top level or under {', '.join(STATE_KEYS)})")
+    raise FixError(
+        "no model state dict found in the checkpoint (looked for a mapping of tensors "
+        f"at the top level or under {', '.join(STATE_KEYS)})"
+    )
 
 
 def strip_prefixes(names: list[str], prefixes: tuple[str, ...] = ("module.", "_orig_mod.")) -> dict[str, str]:
@@ -113,7 +115,7 @@ def strip_prefixes(names: list[str], prefixes: tuple[str, ...] = ("module.", "_o
             changed = False
             for p in prefixes:
                 if new.startswith(p):
-                    new, changed = new[len(p):], True
+                    new, changed = new[len(p) :], True
         out[name] = new
     if len(set(out.values())) != len(out):
         raise FixError("stripping prefixes would make two tensor names collide")

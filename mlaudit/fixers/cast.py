@@ -37,9 +37,14 @@ def _cast(state: FixState, config: CastConfig, name: str, dtype_name: str) -> St
         if dtype is torch.float16:
             peak = float(t.abs().max()) if t.numel() else 0.0
             if peak > FP16_MAX:
-                return StepResult(name, "unsafe", "failed", f"{key} has |w| = {peak:.4g} > fp16 max {FP16_MAX}",
-                                  budget_failure=f"fp16 overflow budget failed: tensor {key} max |w| "
-                                  f"{peak:.4g} exceeds 65504 by {peak - FP16_MAX:.4g}")
+                return StepResult(
+                    name,
+                    "unsafe",
+                    "failed",
+                    f"{key} has |w| = {peak:.4g} > fp16 max {FP16_MAX}",
+                    budget_failure=f"fp16 overflow budget failed: tensor {key} max |w| "
+                    f"{peak:.4g} exceeds 65504 by {peak - FP16_MAX:.4g}",
+                )
             flushed += int(((t != 0) & (t.abs() < FP16_TINY)).sum())
         c = t.to(dtype)
         if t.numel():
@@ -52,22 +57,38 @@ def _cast(state: FixState, config: CastConfig, name: str, dtype_name: str) -> St
     state.tensors = out
     state.state_dirty = True
     state.extras["cast"] = dtype_name
-    detail = f"{cast} tensors stored as {dtype_name}; worst per-tensor error {worst_rel:.2e} of the tensor's max |w|"
+    detail = (f"{cast} tensors stored as {dtype_name}; worst per-tensor error {worst_rel:.2e} "
+              "of the tensor's max |w|")
     if dtype is torch.float16 and flushed:
         detail += f"; {flushed} tiny values below fp16's normal range"
-    return StepResult(name, "unsafe", "applied", detail,
-                      evidence={"tensors_cast": cast, "worst_relative_error": worst_rel, "subnormal_or_flushed": flushed})
+    return StepResult(
+        name,
+        "unsafe",
+        "applied",
+        detail,
+        evidence={"tensors_cast": cast, "worst_relative_error": worst_rel, "subnormal_or_flushed": flushed},
+    )
 
 
-@fixer("cast-bf16", "unsafe", "state", "store fp32 weights as bfloat16: half the size, ~3 significant digits",
-       CastConfig)
+@fixer(
+    "cast-bf16",
+    "unsafe",
+    "state",
+    "store fp32 weights as bfloat16: half the size, ~3 significant digits",
+    CastConfig,
+)
 def cast_bf16(state: FixState, config: CastConfig) -> StepResult:
     """Cast floating tensors to bfloat16."""
     return _cast(state, config, "cast-bf16", "bfloat16")
 
 
-@fixer("cast-fp16", "unsafe", "state", "store fp32 weights as float16: half the size; refuses weights beyond "
-       "fp16 range (overflow check)", CastConfig)
+@fixer(
+    "cast-fp16",
+    "unsafe",
+    "state",
+    "store fp32 weights as float16: half the size; refuses weights beyond fp16 range (overflow check)",
+    CastConfig,
+)
 def cast_fp16(state: FixState, config: CastConfig) -> StepResult:
     """Cast floating tensors to float16 after an overflow check."""
     return _cast(state, config, "cast-fp16", "float16")

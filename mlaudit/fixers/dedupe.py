@@ -17,8 +17,13 @@ class DedupeConfig:
     min_bytes: int = 1024
 
 
-@fixer("dedupe", "safe", "state", "store bit-identical tensors once; save views of larger storages as "
-       "their own compact tensors", DedupeConfig)
+@fixer(
+    "dedupe",
+    "safe",
+    "state",
+    "store bit-identical tensors once; save views of larger storages as their own compact tensors",
+    DedupeConfig,
+)
 def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
     """Merge duplicates (recorded as aliases) and compact oversized slices."""
     import torch
@@ -50,8 +55,11 @@ def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
     state.tensors = out
     state.extras["aliases"] = aliases
     state.state_dirty = True
-    return StepResult("dedupe", "safe", "applied",
-                      f"{len(aliases)} duplicate tensors stored once ({merged_bytes / 1e6:.3f} MB), "
-                      f"{compacted_bytes / 1e6:.3f} MB of oversized slices compacted",
-                      evidence={"aliases": len(aliases), "merged_bytes": merged_bytes,
-                                "compacted_bytes": compacted_bytes})
+    return StepResult(
+        "dedupe",
+        "safe",
+        "applied",
+        f"{len(aliases)} duplicate tensors stored once ({merged_bytes / 1e6:.3f} MB), "
+        f"{compacted_bytes / 1e6:.3f} MB of oversized slices compacted",
+        evidence={"aliases": len(aliases), "merged_bytes": merged_bytes, "compacted_bytes": compacted_bytes},
+    )

@@ -74,7 +74,7 @@ class _Reader:
     """CalibrationDataReader over batches of one numpy input."""
 
     def __init__(self, name: str, x: Any, batch: int = 32) -> None:
-        self._batches = iter([{name: x[i: i + batch]} for i in range(0, len(x), batch)])
+        self._batches = iter([{name: x[i : i + batch]} for i in range(0, len(x), batch)])
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
@@ -83,43 +83,78 @@ class _Reader:
         pass
 
 
-def _quantize(recipe: str, src: Path, dst: Path, nodes: list[str], exclude: list[str], config: Int8Config,
-              calib: tuple[str, Any] | None) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+def _quantize(
+    recipe: str,
+    src: Path,
+    dst: Path,
+    nodes: list[str],
+    exclude: list[str],
+    config: Int8Config,
+    calib: tuple[str, Any] | None,
+) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     sink = io.StringIO()
     logging.getLogger().setLevel(logging.ERROR)
     with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         if recipe == "dynamic":
-            quantize_dynamic(str(src), str(dst), per_channel=config.per_channel, weight_type=QuantType.QInt8,
-                             op_types_to_quantize=list(DYNAMIC_OPS), nodes_to_quantize=nodes,
-                             nodes_to_exclude=exclude)
+            quantize_dynamic(
+                str(src),
+                str(dst),
+                per_channel=config.per_channel,
+                weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(DYNAMIC_OPS),
+                nodes_to_quantize=nodes,
+                nodes_to_exclude=exclude,
+            )
         else:
             reader = type("Reader", (_Reader, CalibrationDataReader), {})(*calib)
-            quantize_static(str(src), str(dst), reader, quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QInt8,
-                            op_types_to_quantize=list(STATIC_OPS), nodes_to_quantize=nodes,
-                            nodes_to_exclude=exclude)
+            quantize_static(
+                str(src),
+                str(dst),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                per_channel=config.per_channel,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QInt8,
+                op_types_to_quantize=list(STATIC_OPS),
+                nodes_to_quantize=nodes,
+                nodes_to_exclude=exclude,
+            )
 
 
 def budget_miss(fid: dict, acc: float | None, acc_ref: float | None, budget: Any) -> str | None:
     """One line naming the first budget missed and by how much; None when all are met."""
     if fid["mean_cosine"] < budget.cosine:
-        return f"mean cosine {fid['mean_cosine']:.4f} < {budget.cosine} (short by {budget.cosine - fid['mean_cosine']:.4f})"
+        short = budget.cosine - fid["mean_cosine"]
+        return f"mean cosine {fid['mean_cosine']:.4f} < {budget.cosine} (short by {short:.4f})"
     if fid["top1_agreement"] is not None and fid["top1_agreement"] < budget.top1:
-        return (f"top-1 agreement {fid['top1_agreement']:.2%} < {budget.top1:.2%} "
-                f"(short by {(budget.top1 - fid['top1_agreement']) * 100:.2f} points)")
+        return (
+            f"top-1 agreement {fid['top1_agreement']:.2%} < {budget.top1:.2%} "
+            f"(short by {(budget.top1 - fid['top1_agreement']) * 100:.2f} points)"
+        )
     if budget.max_abs is not None and fid["max_abs_err"] > budget.max_abs:
-        return f"max abs error {fid['max_abs_err']:.4g} > {budget.max_abs} (over by {fid['max_abs_err'] - budget.max_abs:.4g})"
+        over = fid["max_abs_err"] - budget.max_abs
+        return f"max abs error {fid['max_abs_err']:.4g} > {budget.max_abs} (over by {over:.4g})"
     if acc is not None and acc_ref is not None and acc_ref - acc > budget.accuracy_drop:
-        return (f"accuracy drop {(acc_ref - acc) * 100:.2f} points > {budget.accuracy_drop * 100:.2f} "
-                f"(over by {(acc_ref - acc - budget.accuracy_drop) * 100:.2f})")
+        return (
+            f"accuracy drop {(acc_ref - acc) * 100:.2f} points > {budget.accuracy_drop * 100:.2f} "
+            f"(over by {(acc_ref - acc - budget.accuracy_drop) * 100:.2f})"
+        )
     return None
 
 
 def _score(fid: dict) -> float:
     """Distance from the fp32 outputs: lower is better."""
-    return (1.0 - fid["mean_cosine"]) + (1.0 - (fid["top1_agreement"] if fid["top1_agreement"] is not None else 1.0))
+    return (1.0 - fid["mean_cosine"]) + (
+        1.0 - (fid["top1_agreement"] if fid["top1_agreement"] is not None else 1.0)
+    )
 
 
 def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None) -> StepResult:
@@ -155,13 +190,17 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     if recipe == "static":
         calib_x = src.batch(min(config.calibration_samples, len(x[0])))[0]
         if src.synthetic:
-            state.warnings.append("int8 static calibration used synthetic random inputs (pass --eval-data "
-                                  "for representative calibration)")
+            state.warnings.append(
+                "int8 static calibration used synthetic random inputs (pass --eval-data "
+                "for representative calibration)"
+            )
         calib = (src.names[0] if state.onnx_input is None else src.names[0], calib_x)
     threads = state.extras["threads"]
     trials = 0
 
-    def evaluate(exclude: list[str], only: list[str] | None = None, tag: str = "") -> tuple[Path, dict, float | None]:
+    def evaluate(
+        exclude: list[str], only: list[str] | None = None, tag: str = ""
+    ) -> tuple[Path, dict, float | None]:
         nonlocal trials
         trials += 1
         out = work / f"q{trials}{tag}.onnx"
@@ -197,48 +236,97 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             if not miss:
                 break
         path, fid, acc, kept, miss = best
-        excluded = [{"node": n, "sensitivity": round(sensitivity[n], 6),
-                     "why": "most sensitive remaining node while the budget was missed"} for n in kept]
+        excluded = [
+            {
+                "node": n,
+                "sensitivity": round(sensitivity[n], 6),
+                "why": "most sensitive remaining node while the budget was missed",
+            }
+            for n in kept
+        ]
     final = state.workdir / f"{state.input_path.stem}.int8.onnx"
     shutil.copyfile(path, final)
     # never keep a result slower than the fp32 ONNX model
     b = max(int(state.extras.get("large_batch", 32)), 1)
-    lat = latency({"fp32": ort_runner(state.onnx_path, threads), "int8": ort_runner(final, threads)},
-                  {b: src.batch(b)}, seconds=state.extras.get("measure_seconds", 1.0))
+    lat = latency(
+        {"fp32": ort_runner(state.onnx_path, threads), "int8": ort_runner(final, threads)},
+        {b: src.batch(b)},
+        seconds=state.extras.get("measure_seconds", 1.0),
+    )
     ratio = lat["int8"][str(b)]["p50_ms"] / lat["fp32"][str(b)]["p50_ms"]
     shutil.rmtree(work, ignore_errors=True)
-    evidence = {"recipe": recipe, "op_mix": mix, "quantizable_nodes": len(candidates), "trials": trials,
-                "kept_fp32": excluded, "sensitivity_measured": len(sensitivity), "timed_out": timed_out,
-                "fidelity_vs_reference": fid, "latency_ratio_vs_fp32_onnx": round(ratio, 3),
-                "search_s": round(time.perf_counter() - started, 2)}
+    evidence = {
+        "recipe": recipe,
+        "op_mix": mix,
+        "quantizable_nodes": len(candidates),
+        "trials": trials,
+        "kept_fp32": excluded,
+        "sensitivity_measured": len(sensitivity),
+        "timed_out": timed_out,
+        "fidelity_vs_reference": fid,
+        "latency_ratio_vs_fp32_onnx": round(ratio, 3),
+        "search_s": round(time.perf_counter() - started, 2),
+    }
     state.extras["int8_path"] = final
-    detail = (f"{recipe} int8 ({'per-channel' if config.per_channel else 'per-tensor'}), "
-              f"{len(candidates) - len(excluded)}/{len(candidates)} {'/'.join(ops)} nodes quantized, "
-              f"{len(excluded)} kept fp32; {ratio:.2f}x the fp32 ONNX latency at batch {b}")
+    detail = (
+        f"{recipe} int8 ({'per-channel' if config.per_channel else 'per-tensor'}), "
+        f"{len(candidates) - len(excluded)}/{len(candidates)} {'/'.join(ops)} nodes quantized, "
+        f"{len(excluded)} kept fp32; {ratio:.2f}x the fp32 ONNX latency at batch {b}"
+    )
     if miss:
         why = " (time limit hit)" if timed_out else ""
-        return StepResult(name, "unsafe", "failed", detail, evidence=evidence,
-                          budget_failure=f"int8 fidelity budget failed{why}: {miss}")
+        return StepResult(
+            name,
+            "unsafe",
+            "failed",
+            detail,
+            evidence=evidence,
+            budget_failure=f"int8 fidelity budget failed{why}: {miss}",
+        )
     if ratio > state.budget.latency:
-        return StepResult(name, "unsafe", "failed", detail, evidence=evidence,
-                          budget_failure=f"int8 latency budget failed: {ratio:.2f}x the fp32 ONNX model at batch "
-                          f"{b} (limit {state.budget.latency:.2f}x, over by {ratio - state.budget.latency:.2f}x)")
+        return StepResult(
+            name,
+            "unsafe",
+            "failed",
+            detail,
+            evidence=evidence,
+            budget_failure=f"int8 latency budget failed: {ratio:.2f}x the fp32 ONNX model at batch "
+            f"{b} (limit {state.budget.latency:.2f}x, over by {ratio - state.budget.latency:.2f}x)",
+        )
     state.onnx_path = final
-    return StepResult(name, "unsafe", "applied", detail,
-                      verified=f"mean cosine {fid['mean_cosine']:.4f}, top-1 agreement "
-                      f"{fid['top1_agreement'] if fid['top1_agreement'] is None else format(fid['top1_agreement'], '.2%')} "
-                      "vs PyTorch fp32", evidence=evidence)
+    return StepResult(
+        name,
+        "unsafe",
+        "applied",
+        detail,
+        verified=f"mean cosine {fid['mean_cosine']:.4f}, top-1 agreement "
+        f"{fid['top1_agreement'] if fid['top1_agreement'] is None else format(fid['top1_agreement'], '.2%')} "
+        "vs PyTorch fp32",
+        evidence=evidence,
+    )
 
 
-@fixer("int8", "unsafe", "model", "int8 ONNX model via onnxruntime.quantization (recipe by op mix), most "
-       "sensitive layers kept fp32 until the fidelity budget is met; never slower than fp32 ONNX", Int8Config)
+@fixer(
+    "int8",
+    "unsafe",
+    "model",
+    "int8 ONNX model via onnxruntime.quantization (recipe by op mix), most "
+    "sensitive layers kept fp32 until the fidelity budget is met; never slower than fp32 ONNX",
+    Int8Config,
+)
 def int8(state: FixState, config: Int8Config) -> StepResult:
     """Accuracy-aware int8 with the recipe picked from the op mix."""
     return run_int8(state, config, "int8", None)
 
 
-@fixer("int8-static", "unsafe", "model", "static QDQ int8 with calibration (--eval-data, else synthetic "
-       "inputs with a warning), accuracy-aware like int8", Int8Config)
+@fixer(
+    "int8-static",
+    "unsafe",
+    "model",
+    "static QDQ int8 with calibration (--eval-data, else synthetic "
+    "inputs with a warning), accuracy-aware like int8",
+    Int8Config,
+)
 def int8_static(state: FixState, config: Int8Config) -> StepResult:
     """Static QDQ int8 regardless of the op mix."""
     return run_int8(state, config, "int8-static", "static")

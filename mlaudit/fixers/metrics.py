@@ -86,6 +86,9 @@ def ort_session(path: Path, threads: int) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # Idle ORT workers spin by default and would steal the cores PyTorch is timed on in the
+    # interleaved rounds; without spinning each runtime gets the machine to itself.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
@@ -100,8 +103,9 @@ def ort_runner(path: Path, threads: int) -> Callable:
     return run
 
 
-def latency(runners: dict[str, Callable], inputs: dict[int, tuple], seconds: float = 1.0,
-            warmup: int = 3) -> dict[str, dict[str, dict[str, float]]]:
+def latency(
+    runners: dict[str, Callable], inputs: dict[int, tuple], seconds: float = 1.0, warmup: int = 3
+) -> dict[str, dict[str, dict[str, float]]]:
     """name -> batch -> {p50_ms, p95_ms, throughput_per_s}; interleaved rounds within a
     time budget of about `seconds` per batch size (at least 5 rounds each)."""
     import numpy as np
@@ -119,7 +123,7 @@ def latency(runners: dict[str, Callable], inputs: dict[int, tuple], seconds: flo
         rounds = int(min(200, max(5, seconds / one_round)))
         samples: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
-            for name in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
                 t = time.perf_counter()
                 runners[name](arrays)
                 samples[name].append(time.perf_counter() - t)

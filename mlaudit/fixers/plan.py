@@ -62,8 +62,14 @@ def _safe_candidates(info: Any) -> dict[str, str]:
     return out
 
 
-def make_plan(input_path: Path, kind: str, info: Any, apply: list[str] | None, unsafe_fixes: bool,
-              has_architecture: bool) -> Plan:
+def make_plan(
+    input_path: Path,
+    kind: str,
+    info: Any,
+    apply: list[str] | None,
+    unsafe_fixes: bool,
+    has_architecture: bool,
+) -> Plan:
     """Choose the steps: explicit `apply` (NAME[:key=value...]) or the safe defaults (plus, with
     `unsafe_fixes`, ONNX export and int8 where an architecture is available)."""
     fixers = all_fixers()
@@ -86,8 +92,9 @@ def make_plan(input_path: Path, kind: str, info: Any, apply: list[str] | None, u
     if kind != "checkpoint":
         bad = [n for n in chosen if n in STATE_ONLY]
         if bad:
-            raise FixError(f"{', '.join(bad)} appl{'ies' if len(bad) == 1 else 'y'} to checkpoints, not to "
-                           f"{kind} files")
+            raise FixError(
+                f"{', '.join(bad)} appl{'ies' if len(bad) == 1 else 'y'} to checkpoints, not to {kind} files"
+            )
     if {"int8", "int8-static"} & set(chosen) and kind != "onnx" and "onnx" not in chosen:
         chosen["onnx"] = ("int8 quantizes an ONNX model: export first", {})
         notes.append("added onnx: int8 quantization needs the exported ONNX model")
@@ -97,9 +104,11 @@ def make_plan(input_path: Path, kind: str, info: Any, apply: list[str] | None, u
         raise FixError("choose one of cast-bf16 and cast-fp16")
     needs_model = [n for n in chosen if fixers[n].level == "model"]
     if needs_model and not has_architecture and kind != "onnx":
-        raise FixError(f"{', '.join(needs_model)} need{'s' if len(needs_model) == 1 else ''} the model's "
-                       "architecture: pass --config with --run-model (the config's model class), or give a "
-                       "TorchScript / torch.export / ONNX file")
+        raise FixError(
+            f"{', '.join(needs_model)} need{'s' if len(needs_model) == 1 else ''} the model's "
+            "architecture: pass --config with --run-model (the config's model class), or give a "
+            "TorchScript / torch.export / ONNX file"
+        )
     if kind == "onnx" and "prune" in chosen:
         raise FixError("prune needs a PyTorch model, not an ONNX file")
     steps = []
@@ -107,8 +116,11 @@ def make_plan(input_path: Path, kind: str, info: Any, apply: list[str] | None, u
         if name in chosen:
             spec = fixers[name]
             reason, options = chosen[name]
-            steps.append(PlanStep(name, spec.applicability, spec.level, spec.effect, reason,
-                                  make_config(spec, options)))
+            steps.append(
+                PlanStep(
+                    name, spec.applicability, spec.level, spec.effect, reason, make_config(spec, options)
+                )
+            )
     return Plan(input_path, kind, tuple(steps), tuple(notes))
 
 
@@ -116,4 +128,6 @@ def unsafe_steps_allowed(plan: Plan, explicit: bool, unsafe_fixes: bool) -> None
     """Unsafe steps need --unsafe-fixes or an explicit --apply."""
     unsafe = [s.name for s in plan.steps if s.applicability == "unsafe"]
     if unsafe and not (explicit or unsafe_fixes):
-        raise FixError(f"{', '.join(unsafe)} change the model's numbers: pass --unsafe-fixes or name them in --apply")
+        raise FixError(
+            f"{', '.join(unsafe)} change the model's numbers: pass --unsafe-fixes or name them in --apply"
+        )

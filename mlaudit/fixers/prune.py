@@ -21,9 +21,32 @@ from mlaudit.fixers.base import FixState, StepResult
 from mlaudit.fixers.int8 import budget_miss
 from mlaudit.fixers.metrics import classification, fidelity, torch_runner
 
-PASS_THROUGH_MODULES = ("ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "LeakyReLU", "Dropout", "Identity",
-                        "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Hardswish", "Mish")
-PASS_THROUGH_FUNCS = ("relu", "gelu", "silu", "tanh", "sigmoid", "dropout", "leaky_relu", "max_pool2d", "avg_pool2d")
+PASS_THROUGH_MODULES = (
+    "ReLU",
+    "GELU",
+    "SiLU",
+    "Tanh",
+    "Sigmoid",
+    "LeakyReLU",
+    "Dropout",
+    "Identity",
+    "MaxPool2d",
+    "AvgPool2d",
+    "AdaptiveAvgPool2d",
+    "Hardswish",
+    "Mish",
+)
+PASS_THROUGH_FUNCS = (
+    "relu",
+    "gelu",
+    "silu",
+    "tanh",
+    "sigmoid",
+    "dropout",
+    "leaky_relu",
+    "max_pool2d",
+    "avg_pool2d",
+)
 
 
 @dataclass(frozen=True)
@@ -42,11 +65,15 @@ def prunable_pairs(model: Any) -> list[tuple[str, str]]:
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception as err:  # untraceable control flow: no structured pruning
-        raise FixError(f"structured pruning needs a torch.fx-traceable model: {str(err).splitlines()[0]}") from None
+        raise FixError(
+            f"structured pruning needs a torch.fx-traceable model: {str(err).splitlines()[0]}"
+        ) from None
     modules = dict(model.named_modules())
     pairs = []
     for node in graph.nodes:
-        if node.op != "call_module" or not isinstance(modules.get(node.target), (torch.nn.Linear, torch.nn.Conv2d)):
+        if node.op != "call_module" or not isinstance(
+            modules.get(node.target), (torch.nn.Linear, torch.nn.Conv2d)
+        ):
             continue
         producer = modules[node.target]
         cur = node
@@ -60,8 +87,12 @@ def prunable_pairs(model: Any) -> list[tuple[str, str]]:
                 if type(mod).__name__ in PASS_THROUGH_MODULES:
                     cur = nxt
                     continue
-            elif nxt.op in ("call_function", "call_method") and getattr(nxt.target, "__name__", str(nxt.target)) \
-                    in PASS_THROUGH_FUNCS and nxt.args and nxt.args[0] is cur:
+            elif (
+                nxt.op in ("call_function", "call_method")
+                and getattr(nxt.target, "__name__", str(nxt.target)) in PASS_THROUGH_FUNCS
+                and nxt.args
+                and nxt.args[0] is cur
+            ):
                 cur = nxt
                 continue
             break
@@ -92,7 +123,7 @@ def _shrink(model: Any, pairs: list[tuple[str, str]], fraction: float) -> tuple[
             prod.out_features, cons.in_features = keep, keep
         else:
             prod.out_channels, cons.in_channels = keep, keep
-        removed += (n - keep)
+        removed += n - keep
     return pruned, removed
 
 
@@ -115,23 +146,36 @@ def _sparsify(model: Any, fraction: float) -> tuple[Any, int]:
     return pruned, zeroed
 
 
-@fixer("prune", "unsafe", "model", "magnitude pruning within the fidelity budget: structured (removes "
-       "channels, really shrinks) or unstructured (zeros; dense size and latency unchanged)", PruneConfig)
+@fixer(
+    "prune",
+    "unsafe",
+    "model",
+    "magnitude pruning within the fidelity budget: structured (removes "
+    "channels, really shrinks) or unstructured (zeros; dense size and latency unchanged)",
+    PruneConfig,
+)
 def prune(state: FixState, config: PruneConfig) -> StepResult:
     """Prune state.model by the largest amount (target, then backing off) within the budget."""
     if state.model is None:
-        raise FixError("prune needs the model's architecture (--config with --run-model, or a TorchScript file)")
+        raise FixError(
+            "prune needs the model's architecture (--config with --run-model, or a TorchScript file)"
+        )
     if config.mode not in ("structured", "unstructured"):
         raise FixError(f"prune mode must be structured or unstructured, not {config.mode!r}")
     x, ref = state.extras["fidelity_inputs"], state.extras["reference_outputs"]
     labels, acc_ref = state.eval_labels, state.extras.get("reference_accuracy")
     pairs = prunable_pairs(state.model) if config.mode == "structured" else []
     if config.mode == "structured" and not pairs:
-        return StepResult("prune", "unsafe", "skipped", "no Linear->Linear or Conv->Conv pair joined only by "
-                          "element-wise ops (nothing to prune structurally)")
+        return StepResult(
+            "prune",
+            "unsafe",
+            "skipped",
+            "no Linear->Linear or Conv->Conv pair joined only by "
+            "element-wise ops (nothing to prune structurally)",
+        )
     tried = []
     for step in range(8):
-        amount = round(config.amount * (0.75 ** step), 4)
+        amount = round(config.amount * (0.75**step), 4)
         if amount < 0.01:
             break
         model, removed = _shrink(state.model, pairs, amount) if pairs else _sparsify(state.model, amount)
@@ -139,27 +183,48 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
         fid = fidelity(ref, got)
         acc = classification(got, labels)["accuracy"] if labels is not None else None
         miss = budget_miss(fid, acc, acc_ref, state.budget)
-        tried.append({"amount": amount, "removed": removed, "mean_cosine": fid["mean_cosine"],
-                      "top1_agreement": fid["top1_agreement"], "budget_miss": miss})
+        tried.append(
+            {
+                "amount": amount,
+                "removed": removed,
+                "mean_cosine": fid["mean_cosine"],
+                "top1_agreement": fid["top1_agreement"],
+                "budget_miss": miss,
+            }
+        )
         if not miss:
             break
     else:
         miss = tried[-1]["budget_miss"] if tried else "nothing tried"
     if miss:
-        return StepResult("prune", "unsafe", "failed", f"{config.mode} pruning met no budget down to amount "
-                          f"{tried[-1]['amount'] if tried else 0}", evidence={"tried": tried},
-                          budget_failure=f"prune fidelity budget failed at the smallest amount tried: {miss}")
+        return StepResult(
+            "prune",
+            "unsafe",
+            "failed",
+            f"{config.mode} pruning met no budget down to amount {tried[-1]['amount'] if tried else 0}",
+            evidence={"tried": tried},
+            budget_failure=f"prune fidelity budget failed at the smallest amount tried: {miss}",
+        )
     state.model = model
     state.tensors = {k: v.detach() for k, v in model.state_dict().items()}
     state.origin = {}
     state.state_dirty = True
     state.extras["model_changed"] = True
     if config.mode == "structured":
-        detail = (f"removed {removed} channels/units ({amount:.0%} of each of {len(pairs)} layer pairs: "
-                  f"{', '.join(f'{a}->{b}' for a, b in pairs)})")
+        detail = (
+            f"removed {removed} channels/units ({amount:.0%} of each of {len(pairs)} layer pairs: "
+            f"{', '.join(f'{a}->{b}' for a, b in pairs)})"
+        )
     else:
-        detail = (f"zeroed {removed} weights ({amount:.0%} of Linear/Conv weights); stored dense, this does not "
-                  "shrink the file or speed up inference (needs sparse storage or sparse kernels)")
-    return StepResult("prune", "unsafe", "applied", detail,
-                      verified=f"mean cosine {fid['mean_cosine']:.4f} vs the unpruned model",
-                      evidence={"mode": config.mode, "amount": amount, "removed": removed, "tried": tried})
+        detail = (
+            f"zeroed {removed} weights ({amount:.0%} of Linear/Conv weights); stored dense, this does not "
+            "shrink the file or speed up inference (needs sparse storage or sparse kernels)"
+        )
+    return StepResult(
+        "prune",
+        "unsafe",
+        "applied",
+        detail,
+        verified=f"mean cosine {fid['mean_cosine']:.4f} vs the unpruned model",
+        evidence={"mode": config.mode, "amount": amount, "removed": removed, "tried": tried},
+    )

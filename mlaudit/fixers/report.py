@@ -8,8 +8,22 @@ from typing import Any
 
 from mlaudit.fsutil import atomic_write_text
 
-COLUMNS = ("size", "params", "non-zero", "p50 b1", "p95 b1", "p50 bN", "thru bN", "mean cos", "min cos",
-           "top-1 agr", "max abs", "accuracy", "F1", "Wh/1M (est)")
+COLUMNS = (
+    "size",
+    "params",
+    "non-zero",
+    "p50 b1",
+    "p95 b1",
+    "p50 bN",
+    "thru bN",
+    "mean cos",
+    "min cos",
+    "top-1 agr",
+    "max abs",
+    "accuracy",
+    "F1",
+    "Wh/1M (est)",
+)
 
 
 def _fmt(v: Any, kind: str = "") -> str:
@@ -38,7 +52,8 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
             v["name"], _fmt(v.get("size_bytes"), "bytes"), _fmt(v.get("params"), "int"),
             _fmt(v.get("nonzero_params"), "int"),
             _fmt(b1.get("p50_ms")) + (" ms" if b1 else ""), _fmt(b1.get("p95_ms")) + (" ms" if b1 else ""),
-            _fmt(bn.get("p50_ms")) + (" ms" if bn else ""), _fmt(bn.get("throughput_per_s")) + ("/s" if bn else ""),
+            _fmt(bn.get("p50_ms")) + (" ms" if bn else ""),
+            _fmt(bn.get("throughput_per_s")) + ("/s" if bn else ""),
             _fmt(fid.get("mean_cosine")), _fmt(fid.get("min_cosine")), _fmt(fid.get("top1_agreement"), "pct"),
             _fmt(fid.get("max_abs_err")), _fmt(v.get("accuracy"), "pct"), _fmt(v.get("macro_f1")),
             _fmt(v.get("energy_wh_per_million_estimate")),
@@ -49,18 +64,32 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown."""
     big = report["batches"][-1] if report.get("batches") else 32
-    lines = [f"# mlaudit fix: `{Path(report['input']).name}`", "",
-             f"- status: **{report['status']}**" + (f" — {report['budget_failure']}" if report["budget_failure"] else ""),
-             f"- input sha256 `{report['input_sha256']}` (unchanged: {report['input_unchanged']})",
-             f"- threads: {report['threads']}; batches: 1 and {big} (bN); inputs: {report['inputs']}",
-             f"- budget: {', '.join(f'{k}={v}' for k, v in report['budget'].items())}", "", "## Steps", ""]
+    lines = [
+        f"# mlaudit fix: `{Path(report['input']).name}`",
+        "",
+        f"- status: **{report['status']}**"
+        + (f" — {report['budget_failure']}" if report["budget_failure"] else ""),
+        f"- input sha256 `{report['input_sha256']}` (unchanged: {report['input_unchanged']})",
+        f"- threads: {report['threads']}; batches: 1 and {big} (bN); inputs: {report['inputs']}",
+        f"- budget: {', '.join(f'{k}={v}' for k, v in report['budget'].items())}",
+        "",
+        "## Steps",
+        "",
+    ]
     for s in report["steps"]:
         verified = f" Verified: {s['verified']}." if s.get("verified") else ""
         lines.append(f"- `{s['name']}` ({s['applicability']}, {s['status']}): {s['detail']}.{verified}")
         for kept in s.get("evidence", {}).get("kept_fp32", []):
-            lines.append(f"  - kept fp32: `{kept['node']}` (sensitivity {kept['sensitivity']}): {kept['why']}")
-    lines += ["", "## Before / after", "", "| variant | " + " | ".join(COLUMNS) + " |",
-              "|---" * (len(COLUMNS) + 1) + "|"]
+            lines.append(
+                f"  - kept fp32: `{kept['node']}` (sensitivity {kept['sensitivity']}): {kept['why']}"
+            )
+    lines += [
+        "",
+        "## Before / after",
+        "",
+        "| variant | " + " | ".join(COLUMNS) + " |",
+        "|---" * (len(COLUMNS) + 1) + "|",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows(report)]
     lines += ["", f"Energy: {report['energy_note']}."]
     if report.get("warnings"):

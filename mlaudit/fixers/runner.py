@@ -97,7 +97,8 @@ def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
     except InputError as err:
         raise FixError(str(err)) from None
     has_arch = kind in ("torchscript", "torch-export") or (
-        ctx["cfg"] is not None and ctx["cfg"].model_target is not None and opts.run_model)
+        ctx["cfg"] is not None and ctx["cfg"].model_target is not None and opts.run_model
+    )
     if kind == "checkpoint" and ctx["cfg"] is not None and ctx["cfg"].model_target and not opts.run_model:
         ctx["arch_hint"] = "the config names a model class; pass --run-model to allow building it"
     plan = make_plan(path, kind, ctx["info"], list(opts.apply) or None, opts.unsafe_fixes, has_arch)
@@ -163,7 +164,9 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         try:
             model.load_state_dict({rename[k]: v for k, v in weights.items()}, strict=True)
         except RuntimeError as err:
-            raise FixError(f"the checkpoint does not fit {cfg.model_target}: {str(err).splitlines()[1:2] or err}") from None
+            raise FixError(
+                f"the checkpoint does not fit {cfg.model_target}: {str(err).splitlines()[1:2] or err}"
+            ) from None
         torch.set_num_threads(threads)
         state.reference = state.model = model.float().eval()
         state.inputs = source.from_config(cfg)
@@ -178,8 +181,11 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
     n = min(len(state.inputs.data), 512) if state.inputs.data is not None else 256
     x = state.inputs.batch(n)
     state.extras["fidelity_inputs"] = x
-    ref_run = metrics.torch_runner(state.reference) if state.reference is not None else \
-        metrics.ort_runner(state.onnx_input, threads)
+    ref_run = (
+        metrics.torch_runner(state.reference)
+        if state.reference is not None
+        else metrics.ort_runner(state.onnx_input, threads)
+    )
     state.runners["input"] = ref_run
     ref = ref_run(x)
     state.extras["reference_outputs"] = ref
@@ -187,7 +193,9 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         state.extras["reference_accuracy"] = metrics.classification(ref, state.eval_labels)["accuracy"]
 
 
-def _write_and_verify_state(state: FixState, ctx: dict[str, Any], steps: list[StepResult]) -> StepResult | None:
+def _write_and_verify_state(
+    state: FixState, ctx: dict[str, Any], steps: list[StepResult]
+) -> StepResult | None:
     """Write the state file when tensors changed and no step wrote one; verify it."""
     import torch
 
@@ -208,7 +216,9 @@ def _write_and_verify_state(state: FixState, ctx: dict[str, Any], steps: list[St
         got = read_state_file(state.state_file)
         if set(got) != set(state.tensors) or not all(bit_equal(got[k], state.tensors[k]) for k in got):
             raise FixError(f"verification failed: {state.state_file.name} does not read back as written")
-        line = f"{len(got)} tensors read back bit-identical to the fixed tensors (unsafe steps changed values)"
+        line = (
+            f"{len(got)} tensors read back bit-identical to the fixed tensors (unsafe steps changed values)"
+        )
     return StepResult("verify", "safe", "applied", f"verified {state.state_file.name}", verified=line)
 
 
@@ -225,17 +235,27 @@ def _cast_fidelity(state: FixState) -> StepResult | None:
     model = copy.deepcopy(state.model)
     rename = strip_prefixes(list(state.tensors))
     own = model.state_dict()
-    model.load_state_dict({rename[k]: v.to(own[rename[k]].dtype) for k, v in state.tensors.items()
-                           if rename[k] in own}, strict=False)
+    model.load_state_dict(
+        {rename[k]: v.to(own[rename[k]].dtype) for k, v in state.tensors.items() if rename[k] in own},
+        strict=False,
+    )
     state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
     got = metrics.torch_runner(model)(state.extras["fidelity_inputs"])
     fid = metrics.fidelity(state.extras["reference_outputs"], got)
-    acc = metrics.classification(got, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
+    acc = (
+        metrics.classification(got, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
+    )
     miss = budget_miss(fid, acc, state.extras.get("reference_accuracy"), state.budget)
     name = f"cast-{'bf16' if dtype == 'bfloat16' else 'fp16'}"
-    return StepResult(name, "unsafe", "failed" if miss else "applied", f"model outputs with {dtype} weights",
-                      verified=f"mean cosine {fid['mean_cosine']:.5f} vs fp32", evidence={"fidelity": fid},
-                      budget_failure=f"{name} fidelity budget failed: {miss}" if miss else None)
+    return StepResult(
+        name,
+        "unsafe",
+        "failed" if miss else "applied",
+        f"model outputs with {dtype} weights",
+        verified=f"mean cosine {fid['mean_cosine']:.5f} vs fp32",
+        evidence={"fidelity": fid},
+        budget_failure=f"{name} fidelity budget failed: {miss}" if miss else None,
+    )
 
 
 def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dict[str, Any]]:
@@ -244,8 +264,11 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
 
     rows: list[dict[str, Any]] = []
     info = ctx["info"]
-    input_row: dict[str, Any] = {"name": "input", "files": [state.input_path.name],
-                                 "size_bytes": state.input_path.stat().st_size}
+    input_row: dict[str, Any] = {
+        "name": "input",
+        "files": [state.input_path.name],
+        "size_bytes": state.input_path.stat().st_size,
+    }
     if info is not None:
         weights, _ = state_dict_of(state.checkpoint)
         input_row["params"], input_row["nonzero_params"] = metrics.count_params(list(weights.values()))
@@ -254,26 +277,50 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
     rows.append(input_row)
     if state.state_file is not None:
         p, nz = metrics.count_params(list(state.tensors.values()))
-        rows.append({"name": "fixed weights", "files": [state.state_file.name],
-                     "size_bytes": state.state_file.stat().st_size, "params": p, "nonzero_params": nz})
+        rows.append(
+            {
+                "name": "fixed weights",
+                "files": [state.state_file.name],
+                "size_bytes": state.state_file.stat().st_size,
+                "params": p,
+                "nonzero_params": nz,
+            }
+        )
     if state.reference is not None and state.extras.get("model_changed"):
         state.runners["pytorch (pruned)"] = metrics.torch_runner(state.model)
-        rows.append({"name": "pytorch (pruned)", "files": [state.state_file.name] if state.state_file else [],
-                     "size_bytes": state.state_file.stat().st_size if state.state_file else None,
-                     **dict(zip(("params", "nonzero_params"), metrics.module_params(state.model), strict=True))})
+        rows.append(
+            {
+                "name": "pytorch (pruned)",
+                "files": [state.state_file.name] if state.state_file else [],
+                "size_bytes": state.state_file.stat().st_size if state.state_file else None,
+                **dict(zip(("params", "nonzero_params"), metrics.module_params(state.model), strict=True)),
+            }
+        )
     fp32_onnx = state.extras.get("exported_onnx")
     threads = state.extras.get("threads", 1)
     if fp32_onnx is not None:
         files = metrics.onnx_files(fp32_onnx)
         state.runners["onnx fp32"] = metrics.ort_runner(fp32_onnx, threads)
-        rows.append({"name": "onnx fp32", "files": [f.name for f in files], "size_bytes": metrics.files_size(files),
-                     **dict(zip(("params", "nonzero_params"), metrics.onnx_params(fp32_onnx), strict=True))})
+        rows.append(
+            {
+                "name": "onnx fp32",
+                "files": [f.name for f in files],
+                "size_bytes": metrics.files_size(files),
+                **dict(zip(("params", "nonzero_params"), metrics.onnx_params(fp32_onnx), strict=True)),
+            }
+        )
     int8_path = state.extras.get("int8_path")
     if int8_path is not None and int8_path.exists():
         files = metrics.onnx_files(int8_path)
         state.runners["onnx int8"] = metrics.ort_runner(int8_path, threads)
-        rows.append({"name": "onnx int8", "files": [f.name for f in files], "size_bytes": metrics.files_size(files),
-                     **dict(zip(("params", "nonzero_params"), metrics.onnx_params(int8_path), strict=True))})
+        rows.append(
+            {
+                "name": "onnx int8",
+                "files": [f.name for f in files],
+                "size_bytes": metrics.files_size(files),
+                **dict(zip(("params", "nonzero_params"), metrics.onnx_params(int8_path), strict=True)),
+            }
+        )
     by_name = {r["name"]: r for r in rows}
     for name in state.runners:
         by_name.setdefault(name, {"name": name, "files": [], "size_bytes": None})
@@ -292,8 +339,9 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
                 row.update(metrics.classification(got, state.eval_labels))
             row["latency"] = lat[name]
             big = lat[name][str(opts.large_batch)]
-            row["energy_wh_per_million_estimate"] = metrics.energy_wh_per_million(big["p50_ms"], opts.large_batch,
-                                                                                    threads)
+            row["energy_wh_per_million_estimate"] = metrics.energy_wh_per_million(
+                big["p50_ms"], opts.large_batch, threads
+            )
         if "input" in by_name and state.reference is not None:
             by_name["input"]["runtime"] = "pytorch fp32"
     return rows
@@ -361,10 +409,12 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
             "input_kind": plan.input_kind, "input_sha256": before_hash, "input_unchanged": True,
             "output_dir": str(out), "status": "budget-failed" if outcome.budget_failure else "ok",
             "budget_failure": outcome.budget_failure, "budget": asdict(opts.budget),
-            "plan": [{"name": s.name, "applicability": s.applicability, "reason": s.reason} for s in plan.steps],
+            "plan": [{"name": s.name, "applicability": s.applicability, "reason": s.reason}
+                     for s in plan.steps],
             "steps": [asdict(s) for s in outcome.steps],
             "threads": state.extras.get("threads"), "batches": [1, opts.large_batch],
-            "inputs": ("eval-data" if state.inputs is not None and not state.inputs.synthetic else "synthetic")
+            "inputs": ("eval-data" if state.inputs is not None and not state.inputs.synthetic
+                       else "synthetic")
             if state.inputs is not None else None,
             "warnings": state.warnings + list(plan.notes),
             "variants": rows,

@@ -21,8 +21,14 @@ def _storage_key(t) -> tuple:
     return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
 
 
-@fixer("safetensors", "safe", "state", "write the tensors as .safetensors: loading runs no code; shared "
-       "tensors kept as aliases, plain metadata kept", SafetensorsConfig)
+@fixer(
+    "safetensors",
+    "safe",
+    "state",
+    "write the tensors as .safetensors: loading runs no code; shared "
+    "tensors kept as aliases, plain metadata kept",
+    SafetensorsConfig,
+)
 def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
     """Write state.tensors to <workdir>/<stem>.safetensors (verification happens in the runner)."""
     from safetensors.torch import save_file
@@ -46,9 +52,15 @@ def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
     owners: dict[int, int] = {}
     for t in plain.values():
         owners[t.untyped_storage().data_ptr()] = owners.get(t.untyped_storage().data_ptr(), 0) + 1
-    plain = {k: (v.contiguous().clone() if owners[v.untyped_storage().data_ptr()] > 1
-                 or v.untyped_storage().nbytes() != v.numel() * v.element_size() else v.contiguous())
-             for k, v in plain.items()}
+    plain = {
+        k: (
+            v.contiguous().clone()
+            if owners[v.untyped_storage().data_ptr()] > 1
+            or v.untyped_storage().nbytes() != v.numel() * v.element_size()
+            else v.contiguous()
+        )
+        for k, v in plain.items()
+    }
     meta = {"format": "pt", ALIASES_KEY: json.dumps(aliases, sort_keys=True)}
     if state.metadata:
         meta["mlaudit.metadata"] = json.dumps(state.metadata, sort_keys=True, default=str)
@@ -57,7 +69,11 @@ def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
     save_file(plain, str(path), metadata=meta)
     state.state_file = path
     state.extras["aliases"] = aliases
-    return StepResult("safetensors", "safe", "applied",
-                      f"wrote {name}: {len(plain)} tensors, {len(aliases)} aliases, "
-                      f"{len(state.metadata)} metadata entries kept",
-                      evidence={"tensors": len(plain), "aliases": len(aliases)})
+    return StepResult(
+        "safetensors",
+        "safe",
+        "applied",
+        f"wrote {name}: {len(plain)} tensors, {len(aliases)} aliases, "
+        f"{len(state.metadata)} metadata entries kept",
+        evidence={"tensors": len(plain), "aliases": len(aliases)},
+    )

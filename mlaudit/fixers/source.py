@@ -23,8 +23,10 @@ def input_kind(path: Path) -> str:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-        if any(n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json")
-               for n in names):
+        if any(
+            n.endswith("serialized_exported_program.json") or "/models/" in n and n.endswith(".json")
+            for n in names
+        ):
             return "torch-export"
         if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
             return "torchscript"
@@ -61,7 +63,9 @@ class InputSource:
         rng = np.random.default_rng(0)
         out = []
         for shape, dtype in zip(self.shapes, self.dtypes, strict=True):
-            full = [n] + [int(dims.get(d, self.defaults.get(d, 8))) if isinstance(d, str) else int(d) for d in shape]
+            full = [n] + [
+                int(dims.get(d, self.defaults.get(d, 8))) if isinstance(d, str) else int(d) for d in shape
+            ]
             if "int" in dtype:
                 out.append(rng.integers(0, 2, size=full).astype(dtype))
             else:

@@ -15,8 +15,13 @@ class StripPrefixConfig:
     prefixes: str = "module.,_orig_mod."
 
 
-@fixer("strip-prefix", "safe", "state", "rename tensors without wrapper prefixes (module., _orig_mod.) so "
-       "a plain model loads them", StripPrefixConfig)
+@fixer(
+    "strip-prefix",
+    "safe",
+    "state",
+    "rename tensors without wrapper prefixes (module., _orig_mod.) so a plain model loads them",
+    StripPrefixConfig,
+)
 def strip_prefix(state: FixState, config: StripPrefixConfig) -> StepResult:
     """Rename the pipeline's tensors; values untouched."""
     prefixes = tuple(p.strip() for p in config.prefixes.split(",") if p.strip())
@@ -27,5 +32,10 @@ def strip_prefix(state: FixState, config: StripPrefixConfig) -> StepResult:
     state.tensors = {mapping[k]: v for k, v in state.tensors.items()}
     state.origin = {mapping[k]: state.origin.get(k, k) for k in mapping}
     state.state_dirty = True
-    return StepResult("strip-prefix", "safe", "applied", f"renamed {renamed} tensors ({', '.join(prefixes)})",
-                      evidence={"renamed": renamed})
+    return StepResult(
+        "strip-prefix",
+        "safe",
+        "applied",
+        f"renamed {renamed} tensors ({', '.join(prefixes)})",
+        evidence={"renamed": renamed},
+    )

@@ -20,8 +20,10 @@ def bit_equal(a: Any, b: Any) -> bool:
     a, b = a.detach().contiguous().reshape(-1), b.detach().contiguous().reshape(-1)
     if a.numel() == 0:
         return True
-    return torch.equal(a.view(torch.uint8) if a.dtype != torch.bool else a,
-                       b.view(torch.uint8) if b.dtype != torch.bool else b)
+    return torch.equal(
+        a.view(torch.uint8) if a.dtype != torch.bool else a,
+        b.view(torch.uint8) if b.dtype != torch.bool else b,
+    )
 
 
 def read_state_file(path: Path) -> dict[str, Any]:
@@ -41,8 +43,9 @@ def read_state_file(path: Path) -> dict[str, Any]:
     return dict(obj)
 
 
-def verify_bit_exact(written: Path, expected: dict[str, Any], origin: dict[str, str],
-                     source_tensors: dict[str, Any]) -> str:
+def verify_bit_exact(
+    written: Path, expected: dict[str, Any], origin: dict[str, str], source_tensors: dict[str, Any]
+) -> str:
     """Every tensor in `written` equals its source tensor bit for bit; returns a summary line.
 
     `expected` is the pipeline's state dict (the names that must be there); `origin` maps each
@@ -51,7 +54,9 @@ def verify_bit_exact(written: Path, expected: dict[str, Any], origin: dict[str, 
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
     if missing or extra:
-        raise FixError(f"verification failed: {written.name} is missing {missing[:3]} / has extra {extra[:3]}")
+        raise FixError(
+            f"verification failed: {written.name} is missing {missing[:3]} / has extra {extra[:3]}"
+        )
     for name, tensor in got.items():
         src = source_tensors.get(origin.get(name, name))
         if src is None or not bit_equal(tensor, src):
