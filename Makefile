@@ -30,6 +30,10 @@ demo: fixtures
 	@echo "== mlaudit scan $(DEMO)"
 	-$(VENV)/bin/mlaudit scan $(DEMO) --isolated
 	@echo "(exit code 1 above means the gate failed on real findings, as it should for this project)"
+	@echo "== mlaudit fix $(DEMO)/models/digits_mlp.pt (safe fixes + int8, verified)"
+	$(VENV)/bin/mlaudit fix $(DEMO)/models/digits_mlp.pt --config $(DEMO)/models/digits_mlp.yaml --run-model \
+		--eval-data fixtures/build/trained/mlp_eval.npz --apply strip-optimizer,strip-prefix,safetensors,onnx,int8 \
+		--budget latency=1.5 --out $(DEMO_OUT) --force
 
 bench: fixtures
 	$(PY) -m benchmarks
