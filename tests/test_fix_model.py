@@ -202,3 +202,52 @@ def test_onnx_input_is_quantized_directly(run_cli, tmp_path):
     rows = {v["name"]: v for v in report["variants"]}
     assert rows["input"]["fidelity"]["mean_cosine"] == pytest.approx(1.0)
     assert rows["onnx int8"]["fidelity"]["mean_cosine"] >= 0.99
+
+
+def test_legacy_exporter_baked_shapes_are_caught_by_the_second_shape(run_cli, tmp_path):
+    # the legacy exporter bakes the sequence length of the example into attention reshapes:
+    # a valid graph that passes the ONNX checker and matches at the first shape only
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "transformer.pt",
+        "--apply",
+        "onnx:exporter=legacy",
+        "--out",
+        tmp_path / "o",
+        *model_args("transformer"),
+    )
+    assert code == 2
+    assert "legacy" in err and "5x4x8" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_torchscript_input_uses_its_own_architecture(run_cli, tmp_path):
+    sys.path.insert(0, str(TRAINED))
+    try:
+        import digits_models as dm
+    finally:
+        sys.path.remove(str(TRAINED))
+    model = dm.MLP()
+    state = torch.load(TRAINED / "mlp.pt", weights_only=True)["model"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    scripted = tmp_path / "mlp_ts.pt"
+    torch.jit.trace(model.eval(), torch.rand(2, 64)).save(str(scripted))
+    code, _, err = run_cli(
+        "fix",
+        scripted,
+        "--apply",
+        "onnx",
+        "--config",
+        TRAINED / "mlp.yaml",
+        "--eval-data",
+        TRAINED / "mlp_eval.npz",
+        "--measure-seconds",
+        "0.05",
+        "--threads",
+        "1",
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "mlp_ts-fixed" / "fix-report.json").read_text())
+    assert report["input_kind"] == "torchscript"
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["onnx fp32"]["fidelity"]["max_abs_err"] < 1e-4

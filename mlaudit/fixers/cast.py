@@ -57,8 +57,10 @@ def _cast(state: FixState, config: CastConfig, name: str, dtype_name: str) -> St
     state.tensors = out
     state.state_dirty = True
     state.extras["cast"] = dtype_name
-    detail = (f"{cast} tensors stored as {dtype_name}; worst per-tensor error {worst_rel:.2e} "
-              "of the tensor's max |w|")
+    detail = (
+        f"{cast} tensors stored as {dtype_name}; worst per-tensor error {worst_rel:.2e} "
+        "of the tensor's max |w|"
+    )
     if dtype is torch.float16 and flushed:
         detail += f"; {flushed} tiny values below fp16's normal range"
     return StepResult(

@@ -85,7 +85,8 @@ def ort_session(path: Path, threads: int) -> Any:
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
+    ort.set_default_logger_severity(4)  # failures surface as exceptions; no stderr noise
+    opts.log_severity_level = 4
     # Idle ORT workers spin by default and would steal the cores PyTorch is timed on in the
     # interleaved rounds; without spinning each runtime gets the machine to itself.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -187,7 +187,12 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         else metrics.ort_runner(state.onnx_input, threads)
     )
     state.runners["input"] = ref_run
-    ref = ref_run(x)
+    try:
+        ref = ref_run(x)
+    except Exception as err:  # project code / a static-shape export: one line, not a traceback
+        shape = "x".join(str(s) for s in x[0].shape)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FixError(f"the model fails on inputs of shape {shape} (static shapes?): {first}") from None
     state.extras["reference_outputs"] = ref
     if state.eval_labels is not None:
         state.extras["reference_accuracy"] = metrics.classification(ref, state.eval_labels)["accuracy"]
