@@ -147,3 +147,40 @@ def test_fp16_overflow_fails_the_budget(run_cli, tmp_path):
     code, _, err = run_cli("fix", src, "--apply", "cast-fp16", *FAST)
     assert code == 1 and "fp16 overflow" in err and "exceeds 65504 by" in err
     assert not (tmp_path / "hot-fixed").exists()
+
+
+def test_interrupted_run_leaves_no_partial_artifact(run_cli, tmp_path, monkeypatch):
+    from mlaudit.fixers import FIXERS, all_fixers
+
+    all_fixers()
+    spec = FIXERS["safetensors"]
+
+    def boom(state, config):
+        spec.handler(state, config)  # the artifact is half-way there...
+        raise KeyboardInterrupt  # ...when the user hits Ctrl-C
+
+    monkeypatch.setitem(FIXERS, "safetensors", type(spec)(**{**spec.__dict__, "handler": boom}))
+    shutil.copyfile(TRAINED / "mlp.pt", tmp_path / "mlp.pt")
+    code, _, err = run_cli("fix", tmp_path / "mlp.pt", *FAST)
+    assert code == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.pt"]  # no output dir, no temp dir
+
+
+def test_cast_bf16_is_unsafe_and_measured_against_fp32(run_cli, tmp_path):
+    from fixhelp import model_args
+
+    shutil.copyfile(TRAINED / "mlp.pt", tmp_path / "mlp.pt")
+    code, _, err = run_cli(
+        "fix", tmp_path / "mlp.pt", "--apply", "strip-optimizer,cast-bf16,safetensors", *model_args("mlp")
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "mlp-fixed" / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    bf16 = rows["pytorch (bfloat16 weights)"]
+    assert 0 < bf16["fidelity"]["max_abs_err"] and bf16["fidelity"]["mean_cosine"] >= 0.99
+    assert rows["fixed weights"]["size_bytes"] < 0.6 * 4 * rows["input"]["params"]
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(str(tmp_path / "mlp-fixed" / "mlp.safetensors")).values()} == {
+        torch.bfloat16
+    }

@@ -10,6 +10,7 @@ from typing import Any
 from mlaudit.fixers import FixError
 
 STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "ema", "weights")
+OPTIMIZER_KEYS = {"optimizer", "optimizer_state_dict", "optim", "scheduler", "lr_scheduler", "scaler"}
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,17 @@ def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:
         return isinstance(m, Mapping) and bool(m) and all(isinstance(v, torch.Tensor) for v in m.values())
 
     if is_state(obj):
-        return dict(obj), None
+        flat = dict(obj)
+        # a flat file with dotted names (safetensors of a whole training checkpoint):
+        # `model.fc.weight`, `optimizer.state.0.exp_avg`, ...
+        firsts = {n.split(".", 1)[0] for n in flat}
+        if firsts & OPTIMIZER_KEYS:
+            wrap = firsts & set(STATE_KEYS)
+            if len(wrap) == 1:
+                key = wrap.pop()
+                return {n[len(key) + 1 :]: t for n, t in flat.items() if n.startswith(key + ".")}, key
+            return {n: t for n, t in flat.items() if n.split(".", 1)[0] not in OPTIMIZER_KEYS}, None
+        return flat, None
     if isinstance(obj, Mapping):
         for key in STATE_KEYS:
             if is_state(obj.get(key)):

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.fixers import ORDER, FixError, all_fixers, make_config, parse_fix_arg
+from mlaudit.fixers.base import OPTIMIZER_KEYS
 
 STATE_ONLY = ("strip-optimizer", "strip-prefix", "dedupe", "cast-bf16", "cast-fp16", "safetensors")
-OPTIMIZER_KEYS = {"optimizer", "optimizer_state_dict", "optim", "scheduler", "lr_scheduler", "scaler"}
 
 
 @dataclass(frozen=True)

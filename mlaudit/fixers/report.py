@@ -33,6 +33,8 @@ def _fmt(v: Any, kind: str = "") -> str:
         return f"{v / 1e6:.3f} MB" if v >= 1e5 else f"{v / 1e3:.1f} kB"
     if kind == "pct":
         return f"{v:.2%}"
+    if kind == "cos":
+        return f"{v:.6f}"
     if kind == "int":
         return f"{v:,}"
     if isinstance(v, float):
@@ -54,7 +56,9 @@ def rows(report: dict[str, Any]) -> list[list[str]]:
             _fmt(b1.get("p50_ms")) + (" ms" if b1 else ""), _fmt(b1.get("p95_ms")) + (" ms" if b1 else ""),
             _fmt(bn.get("p50_ms")) + (" ms" if bn else ""),
             _fmt(bn.get("throughput_per_s")) + ("/s" if bn else ""),
-            _fmt(fid.get("mean_cosine")), _fmt(fid.get("min_cosine")), _fmt(fid.get("top1_agreement"), "pct"),
+            _fmt(fid.get("mean_cosine"), "cos"),
+            _fmt(fid.get("min_cosine"), "cos"),
+            _fmt(fid.get("top1_agreement"), "pct"),
             _fmt(fid.get("max_abs_err")), _fmt(v.get("accuracy"), "pct"), _fmt(v.get("macro_f1")),
             _fmt(v.get("energy_wh_per_million_estimate")),
         ])  # fmt: skip

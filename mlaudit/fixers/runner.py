@@ -238,12 +238,17 @@ def _cast_fidelity(state: FixState) -> StepResult | None:
     if dtype is None or state.reference is None:
         return None
     model = copy.deepcopy(state.model)
-    rename = strip_prefixes(list(state.tensors))
     own = model.state_dict()
-    model.load_state_dict(
-        {rename[k]: v.to(own[rename[k]].dtype) for k, v in state.tensors.items() if rename[k] in own},
-        strict=False,
-    )
+    # the cast tensors may still carry wrapper keys and prefixes (`model.module.fc.weight`)
+    mapped = {}
+    for key in own:
+        hits = [n for n in state.tensors if n == key or n.endswith("." + key)]
+        if hits:
+            mapped[key] = state.tensors[min(hits, key=len)].to(own[key].dtype)
+    if set(mapped) != set(own):
+        missing = sorted(set(own) - set(mapped))[:3]
+        raise FixError(f"cannot match the cast tensors to the model's parameters (e.g. {missing})")
+    model.load_state_dict(mapped, strict=True)
     state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
     got = metrics.torch_runner(model)(state.extras["fidelity_inputs"])
     fid = metrics.fidelity(state.extras["reference_outputs"], got)

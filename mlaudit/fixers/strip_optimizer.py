@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlaudit.fixers import fixer
-from mlaudit.fixers.base import FixState, StepResult, state_dict_of
+from mlaudit.fixers.base import OPTIMIZER_KEYS, FixState, StepResult, state_dict_of
 
 
 @dataclass(frozen=True)
@@ -28,11 +28,7 @@ def strip_optimizer(state: FixState, config: StripOptimizerConfig) -> StepResult
     prefix = f"{key}." if key else ""
     state.tensors = dict(weights)
     state.origin = {name: prefix + name for name in weights}
-    state.metadata = {
-        k: v
-        for k, v in state.metadata.items()
-        if k.split(".")[0] not in {"optimizer", "scheduler", "lr_scheduler", "scaler"}
-    }
+    state.metadata = {k: v for k, v in state.metadata.items() if k.split(".")[0] not in OPTIMIZER_KEYS}
     after_bytes = sum(t.numel() * t.element_size() for t in state.tensors.values())
     dropped = before - len(state.tensors)
     if dropped == 0:
