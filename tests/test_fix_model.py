@@ -251,3 +251,47 @@ def test_torchscript_input_uses_its_own_architecture(run_cli, tmp_path):
     assert report["input_kind"] == "torchscript"
     rows = {v["name"]: v for v in report["variants"]}
     assert rows["onnx fp32"]["fidelity"]["max_abs_err"] < 1e-4
+
+
+def test_external_data_is_counted_and_quantized(run_cli, tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlaudit.fixers.metrics import files_size, onnx_files
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((64, 256)).astype(np.float32), "w")
+    w2 = numpy_helper.from_array(rng.standard_normal((256, 10)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm1"), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])], [w, w2],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    files = onnx_files(path)
+    assert [f.name for f in files] == ["ext.onnx", "ext.onnx.data"]
+    assert files_size(files) > 64 * 256 * 4
+    code, _, err = run_cli(
+        "fix",
+        path,
+        "--apply",
+        "int8",
+        "--eval-data",
+        TRAINED / "mlp_eval.npz",
+        "--budget",
+        "latency=100",
+        "--measure-seconds",
+        "0.05",
+        "--threads",
+        "1",
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "ext-fixed" / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["input"]["size_bytes"] == files_size(files)
+    assert rows["onnx int8"]["size_bytes"] < 0.5 * files_size(files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ext-fixed", "ext.onnx", "ext.onnx.data"]

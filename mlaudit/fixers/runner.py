@@ -284,6 +284,8 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
         input_row["params"], input_row["nonzero_params"] = metrics.count_params(list(weights.values()))
     elif state.onnx_input is not None:
         input_row["params"], input_row["nonzero_params"] = metrics.onnx_params(state.onnx_input)
+        files = metrics.onnx_files(state.onnx_input)  # external data counts too
+        input_row["files"], input_row["size_bytes"] = [f.name for f in files], metrics.files_size(files)
     rows.append(input_row)
     if state.state_file is not None:
         p, nz = metrics.count_params(list(state.tensors.values()))
