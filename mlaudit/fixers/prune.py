@@ -210,10 +210,15 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
     state.origin = {}
     state.state_dirty = True
     state.extras["model_changed"] = True
+    # a structurally pruned state dict no longer fits the config's kwargs: say what changed
+    mods = dict(model.named_modules())
+    widths = {p: int(mods[p].weight.shape[0]) for p, _c in pairs}
     if config.mode == "structured":
         detail = (
             f"removed {removed} channels/units ({amount:.0%} of each of {len(pairs)} layer pairs: "
-            f"{', '.join(f'{a}->{b}' for a, b in pairs)})"
+            f"{', '.join(f'{a}->{b}' for a, b in pairs)}); new widths "
+            + ", ".join(f"{k}={v}" for k, v in widths.items())
+            + " (the saved tensors need a model built with these widths)"
         )
     else:
         detail = (
@@ -226,5 +231,11 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
         "applied",
         detail,
         verified=f"mean cosine {fid['mean_cosine']:.4f} vs the unpruned model",
-        evidence={"mode": config.mode, "amount": amount, "removed": removed, "tried": tried},
+        evidence={
+            "mode": config.mode,
+            "amount": amount,
+            "removed": removed,
+            "tried": tried,
+            "new_widths": widths,
+        },
     )
