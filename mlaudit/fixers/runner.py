@@ -102,7 +102,7 @@ def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
     if kind == "checkpoint" and ctx["cfg"] is not None and ctx["cfg"].model_target and not opts.run_model:
         ctx["arch_hint"] = "the config names a model class; pass --run-model to allow building it"
     plan = make_plan(path, kind, ctx["info"], list(opts.apply) or None, opts.unsafe_fixes, has_arch)
-    if not plan.steps and ctx.get("arch_hint") and opts.unsafe_fixes:
+    if ctx.get("arch_hint") and opts.unsafe_fixes:
         plan = Plan(plan.input_path, plan.input_kind, plan.steps, (*plan.notes, ctx["arch_hint"]))
     unsafe_steps_allowed(plan, bool(opts.apply), opts.unsafe_fixes)
     return plan, ctx
@@ -133,6 +133,10 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
 
     kind, cfg = ctx["kind"], ctx["cfg"]
     threads = opts.threads or metrics.default_threads()
+    if kind != "onnx":
+        import torch
+
+        torch.set_num_threads(threads)  # PyTorch and ONNX Runtime timed with the same thread count
     state.extras["threads"] = threads
     state.extras["large_batch"] = opts.large_batch
     state.extras["measure_seconds"] = opts.measure_seconds
@@ -144,15 +148,16 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         if cfg is not None:
             state.inputs = source.from_config(cfg)
         elif opts.eval_data is not None:
-            with np.load(opts.eval_data) as d:
-                shape = list(d["x"].shape[1:]) if "x" in d else []
-                dtype = d["x"].dtype.name if "x" in d else "float32"
+            try:
+                with np.load(opts.eval_data) as d:
+                    shape = list(d["x"].shape[1:]) if "x" in d else []
+                    dtype = d["x"].dtype.name if "x" in d else "float32"
+            except (OSError, ValueError) as err:
+                raise FixError(f"--eval-data {opts.eval_data}: cannot be read as .npz ({err})") from None
             state.inputs = source.InputSource(["input_0"], [shape], [dtype])
         else:
             raise FixError(f"{kind} input needs --config (input_spec) or --eval-data to know its inputs")
     elif cfg is not None and cfg.model_target and opts.run_model:
-        import torch
-
         from mlaudit.inputs.model_builder import ModelBuildError, build_model
 
         try:
@@ -164,10 +169,10 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         try:
             model.load_state_dict({rename[k]: v for k, v in weights.items()}, strict=True)
         except RuntimeError as err:
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
             raise FixError(
-                f"the checkpoint does not fit {cfg.model_target}: {str(err).splitlines()[1:2] or err}"
+                f"the checkpoint does not fit {cfg.model_target}: {lines[-1] if lines else err}"
             ) from None
-        torch.set_num_threads(threads)
         state.reference = state.model = model.float().eval()
         state.inputs = source.from_config(cfg)
     elif needs_model:
