@@ -295,3 +295,27 @@ def test_external_data_is_counted_and_quantized(run_cli, tmp_path):
     assert rows["input"]["size_bytes"] == files_size(files)
     assert rows["onnx int8"]["size_bytes"] < 0.5 * files_size(files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ext-fixed", "ext.onnx", "ext.onnx.data"]
+
+
+def test_hugging_face_directory_exports_with_dynamic_sequence_length(run_cli, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model_dir = tmp_path / "tiny-bert"
+    transformers.BertForSequenceClassification(config).eval().save_pretrained(str(model_dir))
+    before = sorted((p.name, p.stat().st_size) for p in model_dir.iterdir())
+    code, _, err = run_cli("fix", model_dir, "--apply", "onnx", "--measure-seconds", "0.05", "--threads", "1")
+    assert code == 0, err
+    report = json.loads((tmp_path / "tiny-bert-fixed" / "fix-report.json").read_text())
+    assert report["input_kind"] == "hf-dir"
+    parity = next(s for s in report["steps"] if s["name"] == "onnx")["evidence"]["parity"]
+    assert [c["shape"] for c in parity] == ["2x16", "5x8"] and all(c["ok"] for c in parity)
+    assert sorted((p.name, p.stat().st_size) for p in model_dir.iterdir()) == before

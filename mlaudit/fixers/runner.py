@@ -55,11 +55,15 @@ class FixOutcome:
 
 
 def sha256(path: Path) -> str:
-    """Hex digest of a file, streamed."""
+    """Hex digest of a file (or of every file in a model directory, with their names), streamed."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(f.relative_to(path).as_posix().encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
@@ -76,9 +80,7 @@ def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
     path = opts.checkpoint
     if not path.exists():
         raise FixError(f"{path}: no such file")
-    if not path.is_file():
-        raise FixError(f"{path}: not a file (give one checkpoint)")
-    kind = input_kind(path)
+    kind = input_kind(path)  # a directory is accepted only as a Hugging Face model directory
     ctx: dict[str, Any] = {"kind": kind, "info": None, "cfg": None}
     try:
         if kind == "checkpoint":
@@ -96,7 +98,7 @@ def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
             ctx["cfg"] = cfg
     except InputError as err:
         raise FixError(str(err)) from None
-    has_arch = kind in ("torchscript", "torch-export") or (
+    has_arch = kind in ("torchscript", "torch-export", "hf-dir") or (
         ctx["cfg"] is not None and ctx["cfg"].model_target is not None and opts.run_model
     )
     if kind == "checkpoint" and ctx["cfg"] is not None and ctx["cfg"].model_target and not opts.run_model:
@@ -118,6 +120,8 @@ def _resolve_out(opts: FixOptions) -> Path:
     src = opts.checkpoint.resolve()
     if out == src or out == src.parent or out in src.parents:
         raise FixError(f"--out {out} would contain or replace the input; choose a new directory")
+    if src.is_dir() and src in out.parents:
+        raise FixError(f"--out {out} is inside the input model directory; choose a new directory")
     if out.exists() and not opts.force:
         raise FixError(f"{out} already exists (use --force to replace it)")
     if out.exists() and not out.is_dir():
@@ -143,6 +147,9 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
     if kind == "onnx":
         state.onnx_input = state.onnx_path = state.input_path
         state.inputs = source.from_onnx(state.input_path)
+    elif kind == "hf-dir":
+        state.reference, state.inputs = source.load_hf(state.input_path)
+        state.model = state.reference
     elif kind in ("torchscript", "torch-export"):
         state.reference = state.model = source.load_scripted(state.input_path, kind)
         if cfg is not None:
@@ -279,14 +286,21 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
 
     rows: list[dict[str, Any]] = []
     info = ctx["info"]
+    inputs = (
+        sorted(p for p in state.input_path.rglob("*") if p.is_file())
+        if state.input_path.is_dir()
+        else [state.input_path]
+    )
     input_row: dict[str, Any] = {
         "name": "input",
-        "files": [state.input_path.name],
-        "size_bytes": state.input_path.stat().st_size,
+        "files": [p.name for p in inputs],
+        "size_bytes": metrics.files_size(inputs),
     }
     if info is not None:
         weights, _ = state_dict_of(state.checkpoint)
         input_row["params"], input_row["nonzero_params"] = metrics.count_params(list(weights.values()))
+    elif state.reference is not None and ctx["kind"] == "hf-dir":
+        input_row["params"], input_row["nonzero_params"] = metrics.module_params(state.reference)
     elif state.onnx_input is not None:
         input_row["params"], input_row["nonzero_params"] = metrics.onnx_params(state.onnx_input)
         files = metrics.onnx_files(state.onnx_input)  # external data counts too

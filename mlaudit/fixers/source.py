@@ -17,7 +17,11 @@ from mlaudit.fixers import FixError
 
 
 def input_kind(path: Path) -> str:
-    """onnx | torchscript | torch-export | checkpoint, by content where the format allows."""
+    """onnx | torchscript | torch-export | hf-dir | checkpoint, by content where the format allows."""
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return "hf-dir"
+        raise FixError(f"{path}: a directory, but not a Hugging Face model directory (no config.json)")
     if path.suffix.lower() == ".onnx":
         return "onnx"
     if zipfile.is_zipfile(path):
@@ -43,6 +47,7 @@ class InputSource:
     defaults: dict[str, int] = field(default_factory=dict)  # dynamic dim -> default size
     data: Any = None  # numpy x from --eval-data (single-input models)
     synthetic: bool = True
+    int_ranges: list[tuple[int, int]] | None = None  # [low, high) per input, for integer inputs (token ids)
 
     @property
     def dynamic_dims(self) -> dict[str, int]:
@@ -62,12 +67,13 @@ class InputSource:
             return (np.ascontiguousarray(x),)
         rng = np.random.default_rng(0)
         out = []
-        for shape, dtype in zip(self.shapes, self.dtypes, strict=True):
+        for i, (shape, dtype) in enumerate(zip(self.shapes, self.dtypes, strict=True)):
             full = [n] + [
                 int(dims.get(d, self.defaults.get(d, 8))) if isinstance(d, str) else int(d) for d in shape
             ]
             if "int" in dtype:
-                out.append(rng.integers(0, 2, size=full).astype(dtype))
+                low, high = self.int_ranges[i] if self.int_ranges else (0, 2)
+                out.append(rng.integers(low, high, size=full).astype(dtype))
             else:
                 out.append(rng.standard_normal(full).astype(dtype))
         return tuple(out)
@@ -77,12 +83,54 @@ def from_config(cfg: Any) -> InputSource:
     """Input spec of a training config (mlaudit dialect: model.input_spec)."""
     if not cfg.input_spec:
         raise FixError(f"{cfg.rel}: the config has no model.input_spec (needed for model-level fixes)")
-    shapes, dtypes, defaults = [], [], {}
+    shapes, dtypes, defaults, ranges = [], [], {}, []
     for spec in cfg.input_spec:
         shapes.append(list(spec["shape"]))
         dtypes.append(str(spec.get("dtype", "float32")))
         defaults.update({k: int(v) for k, v in (spec.get("dims") or {}).items()})
-    return InputSource([f"input_{i}" for i in range(len(shapes))], shapes, dtypes, defaults)
+        ranges.append((int(spec.get("low", 0)), int(spec.get("high", 2))))
+    names = [f"input_{i}" for i in range(len(shapes))]
+    return InputSource(names, shapes, dtypes, defaults, int_ranges=ranges)
+
+
+def load_hf(path: Path) -> tuple[Any, InputSource]:
+    """A Hugging Face model directory (needs the optional `transformers`): the model wrapped to
+    take token ids and return its first output (logits), and token-id inputs with a dynamic
+    sequence length. Remote code is never trusted."""
+    try:
+        import transformers
+    except ImportError:
+        raise FixError(
+            f"{path.name}: a Hugging Face model directory needs transformers (pip install 'mlaudit[hf]')"
+        ) from None
+    import torch
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+        arch = (getattr(config, "architectures", None) or ["AutoModel"])[0]
+        cls = getattr(transformers, arch, None) or transformers.AutoModel
+        model = cls.from_pretrained(str(path), trust_remote_code=False).eval()
+    except Exception as err:  # config/weights problems come in many types
+        raise FixError(
+            f"{path.name}: cannot load the Hugging Face model: {str(err).splitlines()[0]}"
+        ) from None
+
+    class FirstOutput(torch.nn.Module):
+        """input_ids -> the model's first output (logits for task heads)."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.inner(input_ids=input_ids, return_dict=False)[0]
+
+    seq = int(min(16, getattr(config, "max_position_embeddings", 16) or 16))
+    vocab = int(getattr(config, "vocab_size", 2) or 2)
+    src = InputSource(["input_ids"], [["seq"]], ["int64"], {"seq": seq}, int_ranges=[(0, vocab)])
+    return FirstOutput(model).eval(), src
 
 
 def from_onnx(path: Path) -> InputSource:
