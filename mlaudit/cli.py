@@ -200,7 +200,7 @@ def show_rule(code: Annotated[str, typer.Argument(help="Rule code (MLK001) or na
 
 @app.command("fix")
 def fix(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint, TorchScript / torch.export file, or ONNX model.")],
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint, TorchScript / torch.export file, ONNX model, or Hugging Face model directory.")],
     config: Annotated[Path | None, typer.Option("--config", help="Training config: model class (_target_ + kwargs) and input_spec.")] = None,
     apply: Annotated[list[str] | None, typer.Option("--apply", help="Fixes to apply (comma-separated or repeated), e.g. onnx,int8 or prune:mode=unstructured.")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: <stem>-fixed/ beside the input).")] = None,

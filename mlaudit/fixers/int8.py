@@ -52,7 +52,7 @@ def pick_recipe(mix: dict[str, int]) -> str:
     return "static" if conv and conv >= mix.get("MatMul", 0) + mix.get("Gemm", 0) else "dynamic"
 
 
-def _named_copy(src: Path, dst: Path) -> list[tuple[str, str]]:
+def _named_copy(src: Path, dst: Path) -> list[tuple[str, str, bool]]:
     """Copy the model giving every node a name (quantizer selections are by name) and with
     Gemm rewritten as MatMul + Add up front: the quantizer does that rewrite itself and renames
     the nodes, so per-node selections made on the original names would silently match nothing."""
@@ -67,7 +67,9 @@ def _named_copy(src: Path, dst: Path) -> list[tuple[str, str]]:
     wrapped.replace_gemm_with_matmul()
     model = wrapped.model
     onnx.save(model, str(dst))
-    return [(n.name, n.op_type) for n in model.graph.node]
+    weights = {i.name for i in model.graph.initializer}
+    # (name, op type, whether the second operand is a constant weight)
+    return [(n.name, n.op_type, len(n.input) > 1 and n.input[1] in weights) for n in model.graph.node]
 
 
 class _Reader:
@@ -112,6 +114,9 @@ def _quantize(
                 op_types_to_quantize=list(DYNAMIC_OPS),
                 nodes_to_quantize=nodes,
                 nodes_to_exclude=exclude,
+                # weights only: activation x activation products (attention scores) stay fp32,
+                # dynamic quantization of both operands costs more than it saves
+                extra_options={"MatMulConstBOnly": True},
             )
         else:
             reader = type("Reader", (_Reader, CalibrationDataReader), {})(*calib)
@@ -178,7 +183,8 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     mix = op_mix(prep)
     recipe = forced or (config.recipe if config.recipe != "auto" else pick_recipe(mix))
     ops = DYNAMIC_OPS if recipe == "dynamic" else STATIC_OPS
-    candidates = [n for n, op in nodes if op in ops]
+    # dynamic: only products with a constant weight are quantized (MatMulConstBOnly)
+    candidates = [n for n, op, const_b in nodes if op in ops and (const_b or recipe == "static")]
     if not candidates:
         return StepResult(name, "unsafe", "skipped", f"no {'/'.join(ops)} nodes to quantize")
     src = state.inputs
