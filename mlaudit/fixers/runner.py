@@ -387,6 +387,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
     out = _resolve_out(opts)
     before_hash = sha256(opts.checkpoint)
     started = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     moved = False
     try:
