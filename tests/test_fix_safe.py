@@ -184,3 +184,15 @@ def test_cast_bf16_is_unsafe_and_measured_against_fp32(run_cli, tmp_path):
     assert {t.dtype for t in load_file(str(tmp_path / "mlp-fixed" / "mlp.safetensors")).values()} == {
         torch.bfloat16
     }
+
+
+def test_clean_safetensors_has_nothing_to_fix_and_unsafe_needs_consent(run_cli, tmp_path):
+    from safetensors.torch import save_file
+
+    src = tmp_path / "clean.safetensors"
+    save_file({"fc.weight": torch.ones(4, 4)}, str(src))
+    code, out, _ = run_cli("fix", src)
+    assert code == 0 and "nothing to fix" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.safetensors"]
+    code, out, _ = run_cli("fix", src, "--unsafe-fixes", "--dry-run")
+    assert code == 0 and "cast-bf16 [unsafe]" in out  # no architecture: only the weight cast is on offer
