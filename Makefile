@@ -30,6 +30,12 @@ demo: fixtures
 	@echo "== mlaudit scan $(DEMO)"
 	-$(VENV)/bin/mlaudit scan $(DEMO) --isolated
 	@echo "(exit code 1 above means the gate failed on real findings, as it should for this project)"
+	@echo "== mlaudit fix $(DEMO)/models/digits_mlp.pt (safe fixes + int8, verified)"
+	@# latency=1.5: on this 26k-parameter MLP int8 and fp32 ONNX run within timer noise of each
+	@# other (see docs/fix.md), so the demo allows 1.5x instead of flipping on a load spike
+	$(VENV)/bin/mlaudit fix $(DEMO)/models/digits_mlp.pt --config $(DEMO)/models/digits_mlp.yaml --run-model \
+		--eval-data fixtures/build/trained/mlp_eval.npz --apply strip-optimizer,strip-prefix,safetensors,onnx,int8 \
+		--budget latency=1.5 --out $(DEMO_OUT) --force
 
 bench: fixtures
 	# picklescan is only a benchmark baseline (bench_pickle_scan); never a dependency of mlaudit

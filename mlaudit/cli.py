@@ -258,6 +258,66 @@ def show_rule(code: Annotated[str, typer.Argument(help="Rule code (MLK001) or na
     return EXIT_OK
 
 
+
+@app.command("fix")
+def fix(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint, TorchScript / torch.export file, ONNX model, or Hugging Face model directory.")],
+    config: Annotated[Path | None, typer.Option("--config", help="Training config: model class (_target_ + kwargs) and input_spec.")] = None,
+    apply: Annotated[list[str] | None, typer.Option("--apply", help="Fixes to apply (comma-separated or repeated), e.g. onnx,int8 or prune:mode=unstructured.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: <stem>-fixed/ beside the input).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
+    unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="Also apply fixes that change numbers (int8, cast).")] = False,
+    budget: Annotated[list[str] | None, typer.Option("--budget", help="Fidelity budget, e.g. cosine=0.99,top1=0.99,accuracy-drop=0.01,latency=1.0,time=120.")] = None,
+    eval_data: Annotated[Path | None, typer.Option("--eval-data", help=".npz with x (inputs) and optionally y (labels).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output directory.")] = False,
+    keep_failed: Annotated[bool, typer.Option("--keep-failed", help="Keep the artifact of a fix that failed its budget.")] = False,
+    run_model: Annotated[bool, typer.Option("--run-model", help="Allow importing and running the config's model class.")] = False,
+    measure_seconds: Annotated[float, typer.Option("--measure-seconds", help="Time spent timing each batch size.")] = 1.0,
+    threads: Annotated[int | None, typer.Option("--threads", help="Threads for PyTorch and ONNX Runtime (default: min(4, cores)).")] = None,
+) -> int:
+    """Remediate a checkpoint with verified fixes and write a before/after report."""
+    from mlaudit.fixers import FixError
+    from mlaudit.fixers.base import Budget
+    from mlaudit.fixers.runner import FixOptions, default_out, run_fix
+
+    console = Console(highlight=False, soft_wrap=True)
+    try:
+        opts = FixOptions(checkpoint=checkpoint, config=config, apply=tuple(_split(apply)), out=out,
+                          dry_run=dry_run, unsafe_fixes=unsafe_fixes, budget=Budget.parse(_split(budget)),
+                          eval_data=eval_data, force=force, keep_failed=keep_failed, run_model=run_model,
+                          measure_seconds=measure_seconds, threads=threads)
+
+        def show(step: Any) -> None:
+            console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
+
+        outcome = run_fix(opts, on_step=None if dry_run else show)
+    except FixError as err:
+        raise CliError(str(err)) from None
+    plan = outcome.plan
+    if dry_run or not plan.steps:
+        if not plan.steps:
+            console.print(f"nothing to fix in {checkpoint}" + "".join(f"; {n}" for n in plan.notes)
+                          + " (name fixes with --apply)")
+            return EXIT_OK
+        console.print(f"plan for {checkpoint} ({plan.input_kind}) -> {out or default_out(checkpoint)} (dry run, nothing written):")
+        for i, s in enumerate(plan.steps, 1):
+            console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})", markup=False)
+        for n in plan.notes:
+            console.print(f"  note: {n}")
+        return EXIT_OK
+    if outcome.report is not None:
+        from mlaudit.fixers.report import table
+
+        console.print(table(outcome.report))
+        for w in outcome.report["warnings"]:
+            console.print(f"warning: {w}", markup=False)
+    if outcome.budget_failure:
+        kept = f" (artifact kept in {outcome.out_dir})" if outcome.kept else " (nothing written; --keep-failed keeps it)"
+        print(f"mlaudit: budget failed: {outcome.budget_failure}{kept}", file=sys.stderr)
+        return EXIT_FINDINGS
+    console.print(f"fixed: {outcome.out_dir} (fix-report.md, fix-report.json)")
+    return EXIT_OK
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code: 0 clean, 1 findings fail the gate, 2 error."""
     args = sys.argv[1:] if argv is None else argv

@@ -1,0 +1,103 @@
+"""Checkpoint fixers: a frozen config dataclass + a handler per fix, registered by name.
+
+Each fixer declares its applicability: `safe` (numerically lossless, verified tensor-by-tensor
+bit-exact) or `unsafe` (changes numbers; needs `--unsafe-fixes` or an explicit `--apply`) and
+the level it works on: `state` (the tensors of a checkpoint) or `model` (needs an architecture:
+the config's model class, a TorchScript / torch.export file, or an ONNX file).
+
+The pipeline order is fixed (ORDER): state cleanup first, then pruning and casts, then the
+on-disk format, then ONNX export and int8 quantization of the exported graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+ORDER = ("strip-optimizer", "strip-prefix", "dedupe", "prune", "cast-bf16", "cast-fp16",
+         "safetensors", "onnx", "int8", "int8-static")  # fmt: skip
+_MODULES = (
+    "safetensors_fix",
+    "strip_optimizer",
+    "strip_prefix",
+    "dedupe",
+    "cast",
+    "prune",
+    "onnx_export",
+    "int8",
+)
+
+
+class FixError(Exception):
+    """A fix could not be planned or applied: one-line message, exit 2."""
+
+
+@dataclass(frozen=True)
+class FixerSpec:
+    """A registered fixer."""
+
+    name: str
+    applicability: str  # safe | unsafe
+    level: str  # state | model
+    effect: str  # expected effect, shown in the plan
+    config_cls: type
+    handler: Callable[..., Any]
+
+
+FIXERS: dict[str, FixerSpec] = {}
+
+
+def fixer(name: str, applicability: str, level: str, effect: str, config_cls: type) -> Callable:
+    """Register `handler(state, config) -> StepResult` under `name`."""
+
+    def deco(handler: Callable) -> Callable:
+        FIXERS[name] = FixerSpec(name, applicability, level, effect, config_cls, handler)
+        return handler
+
+    return deco
+
+
+def all_fixers() -> dict[str, FixerSpec]:
+    """Every fixer, in pipeline order (imports the fixer modules on first use)."""
+    if len(FIXERS) < len(ORDER):
+        for mod in _MODULES:
+            importlib.import_module(f"mlaudit.fixers.{mod}")
+    return {n: FIXERS[n] for n in ORDER}
+
+
+def parse_fix_arg(text: str) -> tuple[str, dict[str, str]]:
+    """`prune:mode=unstructured:sparsity=0.5` -> ("prune", {"mode": ..., "sparsity": ...})."""
+    name, *opts = [p.strip() for p in text.split(":")]
+    options = {}
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep:
+            raise FixError(f"fix option {opt!r} of {name!r} must look like key=value")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return name, options
+
+
+def make_config(spec: FixerSpec, options: dict[str, str]) -> Any:
+    """The fixer's frozen config with `options` coerced to the declared field types."""
+    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    values: dict[str, Any] = {}
+    for key, raw in options.items():
+        if key not in fields:
+            known = ", ".join(fields) or "none"
+            raise FixError(f"fix {spec.name!r} has no option {key!r} (options: {known})")
+        default = fields[key].default
+        try:
+            if isinstance(default, bool):
+                values[key] = raw.lower() in {"1", "true", "yes", "on"}
+            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+                values[key] = type(default)(raw)
+            else:
+                values[key] = raw
+        except ValueError:
+            raise FixError(
+                f"fix {spec.name!r}: option {key}={raw!r} is not a {type(default).__name__}"
+            ) from None
+    return spec.config_cls(**values)

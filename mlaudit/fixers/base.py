@@ -1,0 +1,133 @@
+"""The working state a fix pipeline threads through its steps, and a step's result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlaudit.fixers import FixError
+
+STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "ema", "weights")
+OPTIMIZER_KEYS = {"optimizer", "optimizer_state_dict", "optim", "scheduler", "lr_scheduler", "scaler"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Fidelity and speed limits a fix must stay within (`--budget key=value,...`)."""
+
+    cosine: float = 0.99  # mean cosine similarity of outputs vs the fp32 reference, at least
+    top1: float = 0.99  # top-1 agreement where outputs are class scores, at least
+    accuracy_drop: float = 0.01  # with labelled --eval-data: absolute accuracy drop, at most
+    max_abs: float | None = None  # max abs output error, at most (off by default)
+    latency: float = 1.0  # int8 / fp32 ONNX latency ratio at the larger batch, at most
+    parity_atol: float = 1e-4  # ONNX export parity: |onnx - torch| <= atol + rtol * |torch|
+    parity_rtol: float = 1e-3
+    time: float = 120.0  # seconds for each accuracy-aware search (best-so-far after that)
+
+    @classmethod
+    def parse(cls, items: list[str]) -> Budget:
+        """`cosine=0.995,top1=0.98,max-abs=0.1` -> Budget."""
+        values: dict[str, Any] = {}
+        names = {f: f for f in cls.__dataclass_fields__}
+        for item in items:
+            key, sep, raw = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in names:
+                raise FixError(f"--budget {item!r}: expected key=value with key in {', '.join(names)}")
+            try:
+                values[key] = None if raw.strip().lower() == "none" else float(raw)
+            except ValueError:
+                raise FixError(f"--budget {item!r}: {raw!r} is not a number") from None
+        return cls(**values)
+
+
+@dataclass
+class StepResult:
+    """What one fix step did and how it was verified."""
+
+    name: str
+    applicability: str
+    status: str  # applied | skipped | failed
+    detail: str
+    verified: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    budget_failure: str | None = None  # one line: which budget failed by how much
+
+
+@dataclass
+class FixState:
+    """Mutable state threaded through the pipeline (one per `mlaudit fix` run)."""
+
+    input_path: Path
+    workdir: Path
+    budget: Budget
+    source: Any = None  # CheckpointInfo for checkpoint inputs
+    checkpoint: Any = None  # the loaded checkpoint object
+    tensors: dict[str, Any] = field(default_factory=dict)  # current state dict
+    origin: dict[str, str] = field(default_factory=dict)  # current name -> name in the input
+    metadata: dict[str, str] = field(default_factory=dict)  # plain values kept with the tensors
+    config: Any = None  # TrainingConfig
+    reference: Any = None  # the fp32 torch module with the input's weights (model fixes)
+    model: Any = None  # the current torch module (after pruning)
+    onnx_input: Path | None = None  # the input was an ONNX file
+    onnx_path: Path | None = None  # current ONNX artifact in workdir
+    inputs: Any = None  # InputSource
+    eval_labels: Any = None  # numpy labels from --eval-data
+    state_file: Path | None = None  # current state-dict artifact in workdir
+    state_dirty: bool = False  # tensors changed since the input: a state file must be written
+    warnings: list[str] = field(default_factory=list)
+    variants: list[dict[str, Any]] = field(default_factory=list)  # measured variants for the report
+    runners: dict[str, Callable] = field(default_factory=dict)  # name -> fn(inputs) -> np outputs
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:
+    """The model weights inside a checkpoint object and the key they sat under (None when the
+    object itself is the state dict)."""
+    import torch
+
+    def is_state(m: Any) -> bool:
+        return isinstance(m, Mapping) and bool(m) and all(isinstance(v, torch.Tensor) for v in m.values())
+
+    if is_state(obj):
+        flat = dict(obj)
+        # a flat file with dotted names (safetensors of a whole training checkpoint):
+        # `model.fc.weight`, `optimizer.state.0.exp_avg`, ...
+        firsts = {n.split(".", 1)[0] for n in flat}
+        if firsts & OPTIMIZER_KEYS:
+            wrap = firsts & set(STATE_KEYS)
+            if len(wrap) == 1:
+                key = wrap.pop()
+                return {n[len(key) + 1 :]: t for n, t in flat.items() if n.startswith(key + ".")}, key
+            return {n: t for n, t in flat.items() if n.split(".", 1)[0] not in OPTIMIZER_KEYS}, None
+        return flat, None
+    if isinstance(obj, Mapping):
+        for key in STATE_KEYS:
+            if is_state(obj.get(key)):
+                return dict(obj[key]), key
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors, None
+    raise FixError(
+        "no model state dict found in the checkpoint (looked for a mapping of tensors "
+        f"at the top level or under {', '.join(STATE_KEYS)})"
+    )
+
+
+def strip_prefixes(names: list[str], prefixes: tuple[str, ...] = ("module.", "_orig_mod.")) -> dict[str, str]:
+    """old -> new name with wrapper prefixes removed (repeatedly: `module._orig_mod.x` -> `x`)."""
+    out = {}
+    for name in names:
+        new = name
+        changed = True
+        while changed:
+            changed = False
+            for p in prefixes:
+                if new.startswith(p):
+                    new, changed = new[len(p) :], True
+        out[name] = new
+    if len(set(out.values())) != len(out):
+        raise FixError("stripping prefixes would make two tensor names collide")
+    return out

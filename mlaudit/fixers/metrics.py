@@ -1,0 +1,184 @@
+"""Before/after measurements: size, parameters, latency, fidelity, accuracy, energy estimate.
+
+Latency is measured with warm-up and interleaved rounds (A, B, C, A, B, C, ...) so that a
+background load spike hits every variant alike; p50/p95 over the rounds, throughput from p50.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+# Energy is an estimate, never a measurement: busy-core watts times wall time.
+WATTS_PER_CORE = 15.0
+
+
+def files_size(paths: Sequence[Path]) -> int:
+    """Bytes on disk of the artifact files (ONNX external data included by the caller)."""
+    return sum(Path(p).stat().st_size for p in paths if Path(p).is_file())
+
+
+def onnx_files(path: Path) -> list[Path]:
+    """An ONNX model file plus the external-data files it references."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    files = {path}
+    for init in model.graph.initializer:
+        if uses_external_data(init):
+            for entry in init.external_data:
+                if entry.key == "location":
+                    files.add(path.parent / entry.value)
+    return sorted(files)
+
+
+def count_params(arrays: Sequence[Any]) -> tuple[int, int]:
+    """(elements, non-zero elements) over numpy arrays or torch tensors."""
+    import numpy as np
+
+    total = nonzero = 0
+    for a in arrays:
+        arr = a.detach().cpu().float().numpy() if hasattr(a, "detach") else np.asarray(a)
+        total += arr.size
+        nonzero += int(np.count_nonzero(arr))
+    return total, nonzero
+
+
+def module_params(module: Any) -> tuple[int, int]:
+    """Parameters of a torch module (shared parameters counted once)."""
+    return count_params(list(module.parameters()))
+
+
+def onnx_params(path: Path) -> tuple[int, int]:
+    """Elements in an ONNX model's initializers (int8 weights count as parameters too)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    arrays = [numpy_helper.to_array(i) for i in model.graph.initializer]
+    # scales and zero points of quantized tensors are bookkeeping, not weights
+    return count_params([a for a in arrays if a.size > 1])
+
+
+def torch_runner(module: Any) -> Callable:
+    """fn(tuple of numpy arrays) -> numpy output of a torch module (first output)."""
+    import torch
+
+    def run(arrays: tuple) -> Any:
+        with torch.inference_mode():
+            out = module(*(torch.from_numpy(a) for a in arrays))
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.float().numpy()
+
+    return run
+
+
+def ort_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session with a fixed intra-op thread count."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    ort.set_default_logger_severity(4)  # failures surface as exceptions; no stderr noise
+    opts.log_severity_level = 4
+    # Idle ORT workers spin by default and would steal the cores PyTorch is timed on in the
+    # interleaved rounds; without spinning each runtime gets the machine to itself.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def ort_runner(path: Path, threads: int) -> Callable:
+    """fn(tuple of numpy arrays) -> first output of an ONNX model."""
+    sess = ort_session(path, threads)
+    names = [i.name for i in sess.get_inputs()]
+
+    def run(arrays: tuple) -> Any:
+        return sess.run(None, dict(zip(names, arrays, strict=False)))[0]
+
+    return run
+
+
+def latency(
+    runners: dict[str, Callable], inputs: dict[int, tuple], seconds: float = 1.0, warmup: int = 3
+) -> dict[str, dict[str, dict[str, float]]]:
+    """name -> batch -> {p50_ms, p95_ms, throughput_per_s}; interleaved rounds within a
+    time budget of about `seconds` per batch size (at least 5 rounds each)."""
+    import numpy as np
+
+    out: dict[str, dict[str, dict[str, float]]] = {n: {} for n in runners}
+    names = list(runners)
+    for batch, arrays in inputs.items():
+        for name in names:
+            for _ in range(warmup):
+                runners[name](arrays)
+        t0 = time.perf_counter()
+        for name in names:
+            runners[name](arrays)
+        one_round = max(time.perf_counter() - t0, 1e-6)
+        rounds = int(min(200, max(5, seconds / one_round)))
+        samples: dict[str, list[float]] = {n: [] for n in names}
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
+                t = time.perf_counter()
+                runners[name](arrays)
+                samples[name].append(time.perf_counter() - t)
+        for name in names:
+            s = np.asarray(samples[name])
+            p50 = float(np.percentile(s, 50))
+            out[name][str(batch)] = {
+                "p50_ms": round(p50 * 1e3, 4),
+                "p95_ms": round(float(np.percentile(s, 95)) * 1e3, 4),
+                "throughput_per_s": round(batch / p50, 1),
+                "rounds": rounds,
+            }
+    return out
+
+
+def fidelity(ref: Any, new: Any) -> dict[str, float | None]:
+    """max abs error, per-sample cosine (mean, min) and top-1 agreement for class scores."""
+    import numpy as np
+
+    r = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
+    n = np.asarray(new, dtype=np.float64).reshape(len(new), -1)
+    cos = (r * n).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(n, axis=1) + 1e-12)
+    both_zero = (np.abs(r).sum(1) == 0) & (np.abs(n).sum(1) == 0)
+    cos = np.where(both_zero, 1.0, cos)
+    top1 = float((r.argmax(1) == n.argmax(1)).mean()) if r.shape[1] > 1 else None
+    return {
+        "max_abs_err": float(np.abs(r - n).max()) if r.size else 0.0,
+        "mean_cosine": float(cos.mean()),
+        "min_cosine": float(cos.min()),
+        "top1_agreement": top1,
+    }
+
+
+def classification(outputs: Any, labels: Any) -> dict[str, float]:
+    """Accuracy and macro F1 of class scores against integer labels."""
+    import numpy as np
+
+    pred = np.asarray(outputs).reshape(len(labels), -1).argmax(1)
+    y = np.asarray(labels).astype(int)
+    f1s = []
+    for c in np.unique(y):
+        tp = int(((pred == c) & (y == c)).sum())
+        fp = int(((pred == c) & (y != c)).sum())
+        fn = int(((pred != c) & (y == c)).sum())
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return {"accuracy": float((pred == y).mean()), "macro_f1": float(np.mean(f1s))}
+
+
+def energy_wh_per_million(p50_ms: float, batch: int, threads: int) -> float:
+    """Estimated Wh per million inferences: per-sample time x busy cores x WATTS_PER_CORE."""
+    per_sample_s = p50_ms / 1e3 / batch
+    return round(per_sample_s * threads * WATTS_PER_CORE * 1e6 / 3600.0, 4)
+
+
+def default_threads() -> int:
+    """Threads for every runtime in one measurement (recorded in the report)."""
+    return max(1, min(4, os.cpu_count() or 1))

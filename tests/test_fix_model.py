@@ -1,0 +1,321 @@
+"""`mlaudit fix` model-level fixes on really trained digits models: ONNX parity at two shapes,
+int8 within its fidelity budget, an impossible budget failing cleanly, pruning."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from fixhelp import TRAINED, digest, model_args
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def transformer_int8(tmp_path_factory):
+    """One onnx + int8 run on the transformer encoder, shared by the tests below."""
+    from mlaudit.cli import main
+
+    out = tmp_path_factory.mktemp("fix") / "enc"
+    before = digest(TRAINED / "transformer.pt")
+    code = main(
+        [
+            "fix",
+            str(TRAINED / "transformer.pt"),
+            "--apply",
+            "onnx,int8",
+            "--out",
+            str(out),
+            *model_args("transformer"),
+        ]
+    )
+    return code, out, before
+
+
+def _reference_model():
+    sys.path.insert(0, str(TRAINED))
+    try:
+        import digits_models
+    finally:
+        sys.path.remove(str(TRAINED))
+    model = digits_models.Encoder(dim=128, heads=4, ff=512, layers=2).eval()
+    state = torch.load(TRAINED / "transformer.pt", weights_only=True)["model"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    return model
+
+
+def test_onnx_export_matches_pytorch_at_two_shapes(transformer_int8):
+    code, out, before = transformer_int8
+    assert code == 0
+    assert digest(TRAINED / "transformer.pt") == before
+    report = json.loads((out / "fix-report.json").read_text())
+    onnx_step = next(s for s in report["steps"] if s["name"] == "onnx")
+    shapes = [c["shape"] for c in onnx_step["evidence"]["parity"]]
+    assert len(set(shapes)) == 2 and all(c["ok"] for c in onnx_step["evidence"]["parity"])
+    # independent check: batch and sequence length both differ from the export's example
+    import numpy as np
+
+    model = _reference_model()
+    sess = ort.InferenceSession(str(out / "transformer.onnx"), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    rng = np.random.default_rng(1)
+    for shape in [(3, 8, 8), (7, 5, 8)]:
+        x = rng.random(shape, dtype=np.float32)
+        want = model(torch.from_numpy(x)).detach().numpy()
+        np.testing.assert_allclose(sess.run(None, {name: x})[0], want, atol=1e-4, rtol=1e-3)
+
+
+def test_int8_meets_its_budget_and_shrinks(transformer_int8):
+    code, out, _ = transformer_int8
+    assert code == 0
+    report = json.loads((out / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    int8 = rows["onnx int8"]
+    assert int8["fidelity"]["mean_cosine"] >= 0.99
+    assert int8["fidelity"]["top1_agreement"] >= 0.99
+    assert int8["accuracy"] >= rows["input"]["accuracy"] - 0.01
+    assert int8["size_bytes"] < 0.5 * rows["onnx fp32"]["size_bytes"]
+    assert (out / "transformer.int8.onnx").is_file()
+    step = next(s for s in report["steps"] if s["name"] == "int8")
+    assert step["evidence"]["recipe"] == "dynamic"  # MatMul/Gemm-heavy graph
+    assert step["evidence"]["latency_ratio_vs_fp32_onnx"] <= 1.0
+    for batch in ("1", "32"):
+        assert (
+            int8["latency"][batch]["p50_ms"] > 0
+            and int8["latency"][batch]["p95_ms"] >= int8["latency"][batch]["p50_ms"]
+        )
+    assert report["threads"] == 1 and "estimate" in report["energy_note"]
+    assert "accuracy" in (out / "fix-report.md").read_text()
+
+
+def test_impossible_budget_fails_cleanly_with_no_artifact(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "mlp.pt",
+        "--apply",
+        "int8",
+        "--out",
+        out,
+        "--budget",
+        "cosine=1.5",
+        *model_args("mlp"),
+    )
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "mean cosine" in err and "short by" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_keep_failed_keeps_the_artifact_and_says_why(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "mlp.pt",
+        "--apply",
+        "int8",
+        "--out",
+        out,
+        "--budget",
+        "cosine=1.5",
+        "--keep-failed",
+        *model_args("mlp"),
+    )
+    assert code == 1 and "kept" in err
+    report = json.loads((out / "fix-report.json").read_text())
+    assert report["status"] == "budget-failed" and "mean cosine" in report["budget_failure"]
+    step = next(s for s in report["steps"] if s["name"] == "int8")
+    assert step["evidence"]["sensitivity_measured"] == 3  # every Gemm node measured once
+    assert len(step["evidence"]["kept_fp32"]) == 3  # all kept fp32, still short: honest failure
+
+
+def test_structured_pruning_really_shrinks_within_budget(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "prune", "--out", out, *model_args("mlp"))
+    assert code == 0, err
+    report = json.loads((out / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["pytorch (pruned)"]["params"] < rows["input"]["params"]
+    assert rows["pytorch (pruned)"]["fidelity"]["mean_cosine"] >= 0.99
+    state = torch.load(out / "mlp.pt", weights_only=True)
+    assert state["fc1.weight"].shape[0] < 128 and state["fc2.weight"].shape[1] == state["fc1.weight"].shape[0]
+
+
+def test_unstructured_pruning_is_honest_about_size(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "mlp.pt",
+        "--apply",
+        "prune:mode=unstructured:amount=0.5",
+        "--out",
+        out,
+        *model_args("mlp"),
+    )
+    assert code == 0, err
+    report = json.loads((out / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    pruned = rows["pytorch (pruned)"]
+    assert pruned["params"] == rows["input"]["params"] and pruned["nonzero_params"] < pruned["params"]
+    assert "does not shrink" in next(s for s in report["steps"] if s["name"] == "prune")["detail"]
+
+
+def test_conv_model_gets_static_recipe_and_never_a_slower_result(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli(
+        "fix", TRAINED / "cnn.pt", "--apply", "int8", "--out", out, "--keep-failed", *model_args("cnn")
+    )
+    report = json.loads((out / "fix-report.json").read_text())
+    step = next(s for s in report["steps"] if s["name"] == "int8")
+    assert step["evidence"]["recipe"] == "static"
+    ratio = step["evidence"]["latency_ratio_vs_fp32_onnx"]
+    # whichever way the timing goes, a slower int8 model is never reported as a success
+    assert (code == 0) == (ratio <= 1.0 and report["budget_failure"] is None)
+    if ratio > 1.0:
+        assert "latency budget failed" in err
+
+
+def test_onnx_input_is_quantized_directly(run_cli, tmp_path):
+    out = tmp_path / "o"
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "onnx", "--out", out, *model_args("mlp"))
+    assert code == 0, err
+    onnx_file = tmp_path / "mlp.onnx"
+    onnx_file.write_bytes((out / "mlp.onnx").read_bytes())
+    code, outtext, err = run_cli(
+        "fix",
+        onnx_file,
+        "--apply",
+        "int8",
+        "--eval-data",
+        TRAINED / "mlp_eval.npz",
+        "--budget",
+        "latency=100",
+        "--measure-seconds",
+        "0.05",
+        "--threads",
+        "1",
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "mlp-fixed" / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["input"]["fidelity"]["mean_cosine"] == pytest.approx(1.0)
+    assert rows["onnx int8"]["fidelity"]["mean_cosine"] >= 0.99
+
+
+def test_legacy_exporter_baked_shapes_are_caught_by_the_second_shape(run_cli, tmp_path):
+    # the legacy exporter bakes the sequence length of the example into attention reshapes:
+    # a valid graph that passes the ONNX checker and matches at the first shape only
+    code, _, err = run_cli(
+        "fix",
+        TRAINED / "transformer.pt",
+        "--apply",
+        "onnx:exporter=legacy",
+        "--out",
+        tmp_path / "o",
+        *model_args("transformer"),
+    )
+    assert code == 2
+    assert "legacy" in err and "5x4x8" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_torchscript_input_uses_its_own_architecture(run_cli, tmp_path):
+    sys.path.insert(0, str(TRAINED))
+    try:
+        import digits_models as dm
+    finally:
+        sys.path.remove(str(TRAINED))
+    model = dm.MLP()
+    state = torch.load(TRAINED / "mlp.pt", weights_only=True)["model"]
+    model.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    scripted = tmp_path / "mlp_ts.pt"
+    torch.jit.trace(model.eval(), torch.rand(2, 64)).save(str(scripted))
+    code, _, err = run_cli(
+        "fix",
+        scripted,
+        "--apply",
+        "onnx",
+        "--config",
+        TRAINED / "mlp.yaml",
+        "--eval-data",
+        TRAINED / "mlp_eval.npz",
+        "--measure-seconds",
+        "0.05",
+        "--threads",
+        "1",
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "mlp_ts-fixed" / "fix-report.json").read_text())
+    assert report["input_kind"] == "torchscript"
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["onnx fp32"]["fidelity"]["max_abs_err"] < 1e-4
+
+
+def test_external_data_is_counted_and_quantized(run_cli, tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlaudit.fixers.metrics import files_size, onnx_files
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((64, 256)).astype(np.float32), "w")
+    w2 = numpy_helper.from_array(rng.standard_normal((256, 10)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm1"), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w2"], ["y"], name="mm2")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])], [w, w2],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="ext.onnx.data", size_threshold=0)
+    files = onnx_files(path)
+    assert [f.name for f in files] == ["ext.onnx", "ext.onnx.data"]
+    assert files_size(files) > 64 * 256 * 4
+    code, _, err = run_cli(
+        "fix",
+        path,
+        "--apply",
+        "int8",
+        "--eval-data",
+        TRAINED / "mlp_eval.npz",
+        "--budget",
+        "latency=100",
+        "--measure-seconds",
+        "0.05",
+        "--threads",
+        "1",
+    )
+    assert code == 0, err
+    report = json.loads((tmp_path / "ext-fixed" / "fix-report.json").read_text())
+    rows = {v["name"]: v for v in report["variants"]}
+    assert rows["input"]["size_bytes"] == files_size(files)
+    assert rows["onnx int8"]["size_bytes"] < 0.5 * files_size(files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ext-fixed", "ext.onnx", "ext.onnx.data"]
+
+
+def test_hugging_face_directory_exports_with_dynamic_sequence_length(run_cli, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    model_dir = tmp_path / "tiny-bert"
+    transformers.BertForSequenceClassification(config).eval().save_pretrained(str(model_dir))
+    before = sorted((p.name, p.stat().st_size) for p in model_dir.iterdir())
+    code, _, err = run_cli("fix", model_dir, "--apply", "onnx", "--measure-seconds", "0.05", "--threads", "1")
+    assert code == 0, err
+    report = json.loads((tmp_path / "tiny-bert-fixed" / "fix-report.json").read_text())
+    assert report["input_kind"] == "hf-dir"
+    parity = next(s for s in report["steps"] if s["name"] == "onnx")["evidence"]["parity"]
+    assert [c["shape"] for c in parity] == ["2x16", "5x8"] and all(c["ok"] for c in parity)
+    assert sorted((p.name, p.stat().st_size) for p in model_dir.iterdir()) == before
