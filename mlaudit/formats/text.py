@@ -82,7 +82,10 @@ def _artifact_table(report: Report) -> Table | None:
 
     table = Table(title="Checkpoints", title_justify="left", show_edge=False)
     for col in ("file", "format", "tensors", "parameters", "size"):
-        table.add_column(col, justify="right" if col in {"tensors", "parameters", "size"} else "left")
+        numeric = col in {"tensors", "parameters", "size"}
+        # Paths wrap rather than being cut: a truncated path cannot be found again.
+        table.add_column(col, justify="right" if numeric else "left", overflow="fold",
+                         no_wrap=numeric, min_width=len(col) if numeric else None)
     for a in rows:
         d = a.details
         size = d.get("size_bytes")
