@@ -13,8 +13,11 @@ from mlaudit.registry import rule
 
 
 def mb(n: float) -> str:
-    """Bytes as megabytes with two decimals."""
-    return f"{n / 1e6:.2f} MB"
+    """Bytes in the largest decimal unit that keeps the number >= 1 (B, KB, MB, GB)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n:.0f} B"
 
 
 @rule("MLC001", needs="checkpoint_layout")

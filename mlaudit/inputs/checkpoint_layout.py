@@ -23,6 +23,7 @@ from typing import Any
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint import CheckpointInfo, TensorInfo
 from mlaudit.inputs.training_config import TrainingConfig, config_for_checkpoint
+from mlaudit.model import ArtifactSummary
 
 # Top-level keys that conventionally hold the model's state dict, most specific first.
 MODEL_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "network",
@@ -321,4 +322,26 @@ def load_checkpoint_layout(session, file) -> CheckpointLayout | None:
     info = session.get("checkpoint", file)
     if info is None:
         return None
-    return build_layout(info, safe_config(session, file))
+    layout = build_layout(info, safe_config(session, file))
+    session.add_artifact(ArtifactSummary(file.rel, "checkpoint-layout", layout_summary(layout)))
+    return layout
+
+
+def layout_summary(layout: CheckpointLayout) -> dict[str, Any]:
+    """Counts for the report's artifact list (JSON): parameters, buffers, tree, sections."""
+    trainable, how = layout.trainable()
+    opt = layout.optimizer
+    return {
+        "parameters": layout.param_count(),
+        "buffers": layout.buffer_count(),
+        "trainable": trainable,
+        "trainable_source": how,
+        "tied_tensors": sum(1 for m in layout.model if m.tied_to is not None),
+        "modules": layout.module_tree(),
+        "bytes": layout.bytes_by_section(),
+        "optimizer": None if opt is None else {
+            "kind": opt.kind, "parameters": len(opt.param_ids), "with_state": len(opt.state),
+            "mapped_to_names": bool(opt.names), "mapping_problem": opt.mapping_problem},
+        "role": layout.role,
+        "config": layout.config.rel if layout.config else None,
+    }
