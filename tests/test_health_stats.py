@@ -29,8 +29,9 @@ def test_float_stats_match_direct_computation(monkeypatch):
     assert st.zeros == int((finite == 0).sum())
     assert st.dead_rows == 2 and st.rows == 40
     assert st.min == pytest.approx(float(finite.min())) and st.max == pytest.approx(float(finite.max()))
-    assert st.sumsq == pytest.approx(float((finite.double() ** 2).sum()))
-    assert st.sum == pytest.approx(float(finite.double().sum()), abs=1e-9)
+    assert st.sumsq == pytest.approx(float((finite.double() ** 2).sum()), rel=1e-6)
+    # fp32 chunk reductions: accurate to ~1e-7 of the sum of magnitudes
+    assert st.sum == pytest.approx(float(finite.double().sum()), abs=1e-6 * float(finite.abs().sum()))
     assert st.bf16_exact is False
 
 
