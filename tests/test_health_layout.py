@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlaudit.checks.checkpoint_memory import inference_bytes, training_bytes  # noqa: E402
 from mlaudit.inputs.checkpoint import read_checkpoint  # noqa: E402
 from mlaudit.inputs.checkpoint_layout import build_layout  # noqa: E402
+from mlaudit.inputs.memory_estimate import inference_bytes, training_bytes  # noqa: E402
 
 
 def _net():

@@ -200,4 +200,17 @@ def load_checkpoint_memory(session, file) -> tuple[CheckpointLayout, ModelProbe 
     layout = session.get("checkpoint_layout", file)
     if layout is None:
         return None
-    return layout, session.get("model_probe", file)
+    probe = session.get("model_probe", file)
+    from mlaudit.inputs.memory_estimate import GIB, memory_summary
+    from mlaudit.model import ArtifactSummary
+
+    summary = memory_summary(layout, probe.__dict__ if probe else None)
+    train = summary["training"]
+    session.add_artifact(ArtifactSummary(file.rel, "checkpoint-memory", {
+        "inference_gib": {k: round(v / GIB, 6) for k, v in summary["inference"].items()},
+        "training_gib": {k: round(v / GIB, 6) for k, v in train.breakdown().items()},
+        "training_total_gib": round(train.total / GIB, 6),
+        "accounting": train.accounting,
+        "activations": "measured on meta tensors" if train.activations is not None else "not included",
+    }))
+    return layout, probe

@@ -485,9 +485,22 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
 
     # The spectral caps are MLC016's params (defaults from its YAML, overridable in settings).
     params = resolve_params(load_catalog()["MLC016"], session.options.params)
-    return compute_stats(
+    stats = compute_stats(
         layout,
         spectral=session.options.spectral,
         spectral_max_elements=int(params["max-elements"]),
         spectral_budget_s=float(params["time-budget-s"]),
     )
+    from mlaudit.model import ArtifactSummary
+
+    model = {m.info.name for m in layout.model}
+    session.add_artifact(ArtifactSummary(file.rel, "checkpoint-stats", {
+        "seconds": round(stats.seconds, 4),
+        "nonfinite_tensors": sum(1 for s in stats.tensors.values() if s.nan or s.inf),
+        "zero_fraction_by_layer": {n: round(s.zero_fraction, 4) for n, s in stats.tensors.items()
+                                   if n in model and s.zeros and s.alias_of is None},
+        "duplicate_groups": [list(g) for g in stats.duplicates],
+        "spectral_alpha": {n: round(s.alpha, 3) for n, s in stats.tensors.items() if s.alpha is not None},
+        "spectral_skipped": list(stats.spectral.get("skipped", [])),
+    }))
+    return stats
