@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from mlaudit.checks.checkpoint_size import mb
 from mlaudit.context import RuleContext
 from mlaudit.inputs.checkpoint_layout import CheckpointLayout
 from mlaudit.inputs.memory_estimate import GIB, TrainingMemory, memory_summary
@@ -30,11 +31,11 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
     budget_txt = f"{cfg.device_memory_gb:g} GiB device x {ctx.params['usable-fraction']} usable"
     trains = cfg.optimizer is not None or layout.optimizer is not None
     if layout.role != "inference" and trains and train.total > usable:
-        parts = ", ".join(f"{k} {v / GIB:.2f}" for k, v in train.breakdown().items())
+        parts = ", ".join(f"{k} {mb(v)}" for k, v in train.breakdown().items())
         act_note = "" if train.activations is not None else "; activations not included (needs --run-model)"
         yield ctx.finding(
-            f"estimated training memory {train.total / GIB:.2f} GiB exceeds {budget_txt} "
-            f"= {usable / GIB:.2f} GiB (GiB: {parts}; {train.accounting}{act_note})",
+            f"estimated training memory {mb(train.total)} exceeds {budget_txt} = {mb(usable)} "
+            f"({parts}; {train.accounting}{act_note})",
             where, key="training",
             evidence={"training_bytes": int(train.total), "usable_bytes": int(usable),
                       **{f"{k}_bytes": int(v) for k, v in train.breakdown().items()},
@@ -44,9 +45,8 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
         )
     if inference > usable:
         yield ctx.finding(
-            f"estimated inference weight memory {inference / GIB:.2f} GiB ({inf_key}) exceeds "
-            f"{budget_txt} = {usable / GIB:.2f} GiB (int8 would need "
-            f"{summary['inference']['int8'] / GIB:.2f} GiB)",
+            f"estimated inference weight memory {mb(inference)} ({inf_key}) exceeds "
+            f"{budget_txt} = {mb(usable)} (int8 would need {mb(summary['inference']['int8'])})",
             where, key="inference",
             evidence={"inference_bytes": inference, "usable_bytes": int(usable),
                       **{f"{k}_bytes": v for k, v in summary["inference"].items()}},

@@ -34,7 +34,7 @@ def float64_tensor(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding
 def lossless_bf16(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
     names = _model_names(stats)
     fp32 = [st for st in stats.tensors.values()
-            if st.dtype == "float32" and st.name in names and st.alias_of is None and st.numel]
+            if st.dtype == "float32" and st.name in names and st.alias_of is None and st.numel > 1]
     total = sum(st.numel * 4 for st in fp32)
     exact = [st for st in fp32 if st.bf16_exact and st.zeros < st.numel]
     exact_bytes = sum(st.numel * 4 for st in exact)

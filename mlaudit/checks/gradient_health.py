@@ -138,11 +138,40 @@ def clipping_active(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
     # when clipping fires on most recent steps (~1/(1-beta2) steps of memory).
     norm = math.sqrt(sum(e.sum_sq for e in est))
     ratio = norm / cfg.grad_clip
-    if ratio >= float(ctx.params["min-ratio"]):
+    # Above the clip the gradients were not clipped at all: MLG006's case.
+    if float(ctx.params["min-ratio"]) <= ratio <= float(ctx.params["max-ratio"]):
         yield ctx.finding(
             f"estimated global gradient norm {norm:.3g} (RMS over recent steps, from Adam's second "
             f"moments) is {ratio:.2f}x the configured max grad norm {cfg.grad_clip:g}: clipping was "
             "likely active on most steps, so the effective step is set by the clip, not the gradient",
+            Location(stats.info.rel),
+            evidence={"estimated_grad_norm": norm, "max_grad_norm": cfg.grad_clip, "ratio": ratio,
+                      "config": cfg.rel},
+        )
+
+
+def _global_norm(stats: CheckpointStats) -> float | None:
+    est = [e for e in grad_estimates(stats) if e.sum_sq is not None]
+    return math.sqrt(sum(e.sum_sq for e in est)) if est else None
+
+
+@rule("MLG006", needs="checkpoint_stats")
+def clipping_not_applied(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
+    cfg = stats.layout.config
+    if cfg is None or not cfg.grad_clip or cfg.grad_clip <= 0:
+        return
+    norm = _global_norm(stats)
+    if norm is None:
+        return
+    # Clipped gradients never exceed the max norm, and the bias-corrected second moments
+    # average the squared norms of recent steps: an estimate above the clip proves that
+    # (at least some of) those gradients were not clipped.
+    ratio = norm / cfg.grad_clip
+    if ratio > float(ctx.params["min-ratio"]):
+        yield ctx.finding(
+            f"estimated global gradient norm {norm:.3g} from Adam's second moments is {ratio:.3g}x "
+            f"the configured max grad norm {cfg.grad_clip:g}: the gradients the optimizer saw were "
+            "not clipped (clipping not called, called after optimizer.step, or a config mismatch)",
             Location(stats.info.rel),
             evidence={"estimated_grad_norm": norm, "max_grad_norm": cfg.grad_clip, "ratio": ratio,
                       "config": cfg.rel},

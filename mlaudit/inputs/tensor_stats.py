@@ -202,7 +202,7 @@ def _power_law_alpha(eigs: Any) -> float | None:
 def _spectral(st: TensorStats, tensor: Any, max_elements: int) -> str | None:
     import torch
 
-    if tensor.dim() < 2 or not tensor.dtype.is_floating_point or st.nan or st.inf:
+    if tensor.dim() < 2 or not tensor.dtype.is_floating_point or st.nan or st.inf or not st.numel:
         return None
     w = tensor.reshape(tensor.shape[0], -1).double()
     if min(w.shape) < 16:
@@ -485,12 +485,18 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
 
     # The spectral caps are MLC016's params (defaults from its YAML, overridable in settings).
     params = resolve_params(load_catalog()["MLC016"], session.options.params)
-    stats = compute_stats(
-        layout,
-        spectral=session.options.spectral,
-        spectral_max_elements=int(params["max-elements"]),
-        spectral_budget_s=float(params["time-budget-s"]),
-    )
+    try:
+        stats = compute_stats(
+            layout,
+            spectral=session.options.spectral,
+            spectral_max_elements=int(params["max-elements"]),
+            spectral_budget_s=float(params["time-budget-s"]),
+        )
+    except InputError:
+        raise
+    except (RuntimeError, ValueError, OSError, TypeError) as err:
+        # Not clean, not silent: the file is reported inconclusive for the stats rules.
+        raise InputError(file.rel, f"tensor statistics failed: {type(err).__name__}: {err}") from None
     from mlaudit.model import ArtifactSummary
 
     model = {m.info.name for m in layout.model}
