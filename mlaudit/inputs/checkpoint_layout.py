@@ -322,7 +322,10 @@ def load_checkpoint_layout(session, file) -> CheckpointLayout | None:
     info = session.get("checkpoint", file)
     if info is None:
         return None
-    layout = build_layout(info, safe_config(session, file))
+    try:
+        layout = build_layout(info, safe_config(session, file))
+    except (ValueError, TypeError, KeyError) as err:  # odd metadata: inconclusive, not a crash
+        raise InputError(file.rel, f"checkpoint layout not understood: {type(err).__name__}: {err}") from None
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint-layout", layout_summary(layout)))
     return layout
 
