@@ -95,3 +95,39 @@ def test_power_law_alpha_recovers_known_exponent():
     # Eigenvalues k^-1 (k = 1..400): tail exponent 1 + 1/1 = 2.
     eig = torch.arange(1, 401, dtype=torch.float64) ** -1.0
     assert ts._power_law_alpha(eig) == pytest.approx(2.0, abs=0.25)
+
+
+def test_release_keeps_values_for_mapped_and_anonymous_memory(tmp_path):
+    from mlaudit.inputs.checkpoint import iter_tensors
+
+    w = torch.randn(1024, 1024)
+    path = tmp_path / "big.pt"
+    torch.save({"w": w}, path)
+    info = read_checkpoint(path, "big.pt")
+    for _, t in iter_tensors(info):
+        ts._release(t)  # file-backed: unmapped, re-read on access
+        assert torch.equal(t, w)
+    anon = torch.randn(1024, 1024)
+    copy = anon.clone()
+    ts._release(anon)  # anonymous memory: must be left alone
+    assert torch.equal(anon, copy)
+    assert ts._file_backed(anon.data_ptr(), anon.data_ptr() + 4096) is False
+
+
+def test_streamed_safetensors_stats_equal_in_memory_stats(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(ts, "CHUNK_ELEMENTS", 100)  # many chunks, rows split across reads
+    w = torch.randn(64, 30)
+    w[7] = 0
+    path = tmp_path / "m.safetensors"
+    save_file({"fc.weight": w}, str(path))
+    info = read_checkpoint(path, "m.safetensors")
+    reader = ts._read_safetensors(info, stream=True)
+    name, ft = next(reader)  # the handle reads from the open file: keep the generator alive
+    streamed = ts.tensor_stats(name, ft)
+    reader.close()
+    direct = ts.tensor_stats(name, w)
+    assert streamed.dead_rows == direct.dead_rows == 1
+    assert (streamed.zeros, streamed.min, streamed.max) == (direct.zeros, direct.min, direct.max)
+    assert streamed.sumsq == pytest.approx(direct.sumsq)

@@ -14,6 +14,15 @@ from mlaudit.model import Finding, Location
 from mlaudit.registry import rule
 
 
+def flops_text(n: float) -> str:
+    """FLOPs with an SI prefix: 384 FLOPs, 1.2 MFLOPs, 3.4 GFLOPs, 5.6 TFLOPs."""
+    units = (("PFLOPs", 1e15), ("TFLOPs", 1e12), ("GFLOPs", 1e9), ("MFLOPs", 1e6), ("kFLOPs", 1e3))
+    for unit, scale in units:
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} FLOPs"
+
+
 def energy_kwh(flops: float, params: Mapping[str, Any]) -> float:
     """kWh at the facility for `flops` on the configured hardware (estimate)."""
     seconds = flops / (float(params["peak-tflops"]) * 1e12 * float(params["utilization"]))
@@ -50,7 +59,7 @@ def compute_cost(probe: ModelProbe, ctx: RuleContext) -> Iterator[Finding]:
     gflops = probe.forward_flops / 1e9
     over = f" — above the budget max-gflops={budget:g}" if budget > 0 and gflops > budget else ""
     yield ctx.finding(
-        f"ESTIMATE: {gflops:.4g} GFLOPs forward per example{over}; ~{per_million:.3g} kWh and "
+        f"ESTIMATE: {flops_text(probe.forward_flops)} forward per example{over}; ~{per_million:.3g} kWh and "
         f"{per_million * grid / 1000:.3g} kg CO2e per million inferences{run_txt} "
         f"(assumes {evidence['assumptions']})",
         Location(probe.rel), evidence=evidence,
