@@ -46,6 +46,8 @@ def compute_cost(probe: ModelProbe, ctx: RuleContext) -> Iterator[Finding]:
     run_txt = ""
     if probe.train_flops:
         evidence["train_flops_per_example"] = probe.train_flops
+        if probe.train_batch:
+            evidence["train_flops_per_step"] = probe.train_flops * probe.train_batch
         # The training run needs batch size and step count from the training config.
         batch, steps = probe.train_batch or 1, probe.train_steps
         if steps:

@@ -207,9 +207,10 @@ def load_checkpoint_memory(session, file) -> tuple[CheckpointLayout, ModelProbe 
     summary = memory_summary(layout, probe.__dict__ if probe else None)
     train = summary["training"]
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint-memory", {
-        "inference_gib": {k: round(v / GIB, 6) for k, v in summary["inference"].items()},
-        "training_gib": {k: round(v / GIB, 6) for k, v in train.breakdown().items()},
-        "training_total_gib": round(train.total / GIB, 6),
+        "inference_bytes": dict(summary["inference"]),
+        "training_bytes": {k: int(v) for k, v in train.breakdown().items()},
+        "training_total_bytes": int(train.total),
+        "training_total_gib": round(train.total / GIB, 3),
         "accounting": train.accounting,
         "activations": "measured on meta tensors" if train.activations is not None else "not included",
     }))
