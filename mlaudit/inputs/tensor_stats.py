@@ -32,7 +32,8 @@ FP16_MAX = 65504.0
 FP16_MIN_NORMAL = 6.103515625e-05
 _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
               "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
-              "BOOL": "bool"}  # fmt: skip
+              "BOOL": "bool", "U16": "uint16", "U32": "uint32", "U64": "uint64",
+              "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}  # fmt: skip
 
 
 @dataclass
@@ -144,12 +145,11 @@ def _accumulate(st: TensorStats, chunk: Any, rows2d: Any | None, want_subnormal:
         st.inf += inf
         mask = torch.isfinite(f)
         finite_vals = f[mask]
-        if rows2d is not None:
-            rows2d = torch.where(torch.isfinite(rows2d), rows2d, torch.ones((), dtype=rows2d.dtype))
-        f = finite_vals
+        f = finite_vals  # (NaN and Inf != 0, so rows holding them are never "dead")
         if f.numel() == 0:
             return
-        sq = float(torch.linalg.vector_norm(f)) ** 2
+        # fp64 here: finite values above ~1.8e19 overflow an fp32 sum of squares.
+        sq = float(torch.linalg.vector_norm(f, dtype=torch.float64)) ** 2
         lo, hi = (float(v) for v in torch.aminmax(f))
     st.sumsq += sq
     st.sum += float(f.sum())
@@ -273,9 +273,12 @@ def _read_safetensors(info: CheckpointInfo, stream: bool = False) -> Iterator[tu
         scratch = torch.empty(CHUNK_ELEMENTS * 8, dtype=torch.uint8)
         for name, entry in entries:
             begin, end = entry["data_offsets"]
-            dtype = getattr(torch, _ST_DTYPES.get(entry["dtype"], "uint8"))
+            dtype = getattr(torch, _ST_DTYPES.get(entry["dtype"], ""), None)
+            shape = tuple(entry["shape"])
+            if dtype is None or math.prod(shape) * dtype.itemsize != end - begin:
+                dtype, shape = torch.uint8, (end - begin,)  # unknown dtype: raw bytes only
             if stream:
-                ft = FileTensor(name, fh, base + begin, end - begin, dtype, tuple(entry["shape"]), scratch)
+                ft = FileTensor(name, fh, base + begin, end - begin, dtype, shape, scratch)
                 yield name, ft
                 scratch = ft.buf  # keep a buffer the tensor grew
                 continue
@@ -283,7 +286,7 @@ def _read_safetensors(info: CheckpointInfo, stream: bool = False) -> Iterator[tu
             fh.seek(base + begin)
             if fh.readinto(memoryview(buf.numpy())) != end - begin:
                 raise InputError(info.rel, f"tensor {name} is truncated")
-            yield name, buf.view(dtype).reshape(entry["shape"])
+            yield name, buf.view(dtype).reshape(shape)
 
 
 def _tensors(info: CheckpointInfo, stream: bool = False) -> Iterator[tuple[str, Any]]:
