@@ -40,8 +40,8 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
             evidence={"training_bytes": int(train.total), "usable_bytes": int(usable),
                       **{f"{k}_bytes": int(v) for k, v in train.breakdown().items()},
                       "accounting": train.accounting},
-            fix_hint="bf16 mixed precision, an 8-bit or factored optimizer, "
-                     "gradient checkpointing, or sharding",
+            fix_hint=("" if "16" in (cfg.precision or "") else "bf16 mixed precision, ")
+            + "an 8-bit or factored optimizer, gradient checkpointing, or sharding (FSDP/ZeRO)",
         )
     if inference > usable:
         yield ctx.finding(
