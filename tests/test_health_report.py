@@ -1,0 +1,43 @@
+"""The health inputs' numbers reach the JSON report as artifacts (layout, stats, memory)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.casekit import ROOT
+
+CASES = ROOT / "fixtures" / "build" / "cases"
+
+
+def test_json_report_carries_layout_stats_and_memory(run_cli, tmp_path):
+    out = tmp_path / "r.json"
+    code, _, err = run_cli("scan", ".", "--isolated", "--select", "MLC006,MLC011", "--format", "json",
+                           "--output", out, cwd=CASES / "MLC006" / "fire")
+    assert code == 1, err
+    report = json.loads(out.read_text())
+    arts = {(a["path"], a["kind"]): a["details"] for a in report["artifacts"]}
+    layout = arts[("ckpt.pt", "checkpoint-layout")]
+    assert layout["parameters"] == 516 and layout["trainable"] == 516
+    assert layout["optimizer"]["mapped_to_names"] is True
+    assert layout["modules"]["fc2"]["params"] == 16 * 16 + 16
+    memory = arts[("ckpt.pt", "checkpoint-memory")]
+    assert memory["accounting"].startswith("fp32: 4 B weights")
+    assert memory["inference_bytes"] == {"fp32": 516 * 4, "bf16": 516 * 2, "fp16": 516 * 2, "int8": 516}
+    assert memory["training_total_bytes"] == 516 * 16
+    stats = arts[("ckpt.pt", "checkpoint-stats")]
+    assert stats["nonfinite_tensors"] == 0
+    (finding,) = [f for f in report["findings"] if f["code"] == "MLC006"]
+    assert finding["evidence"]["training_bytes"] == 516 * 16  # AdamW fp32: 16 B per parameter
+
+
+def test_run_model_reports_flops_with_estimate_label(run_cli, tmp_path):
+    out = tmp_path / "r.json"
+    case = CASES / "MLC020" / "fire"
+    code, _, err = run_cli("scan", ".", "--isolated", "--run-model", "--select", "MLC020", "--format",
+                           "json", "--output", out, cwd=case)
+    assert code == 0, err
+    (finding,) = json.loads(out.read_text())["findings"]
+    assert finding["message"].startswith("ESTIMATE: 384 FLOPs forward per example")
+    ev = finding["evidence"]
+    assert ev["forward_flops_per_example"] == 2 * 8 * 16 + 2 * 16 * 4
+    assert ev["train_flops_per_step"] == ev["train_flops_per_example"] * 32
