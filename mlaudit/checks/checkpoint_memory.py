@@ -50,5 +50,5 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
             where, key="inference",
             evidence={"inference_bytes": inference, "usable_bytes": int(usable),
                       **{f"{k}_bytes": v for k, v in summary["inference"].items()}},
-            fix_hint="`mlaudit fix --cast-bf16` or `--int8`",
+            fix_hint="`mlaudit fix --apply cast-bf16` or `--apply onnx,int8`",
         )

@@ -61,7 +61,7 @@ def saved_slice(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]
                 Location(layout.info.rel, pointer=t.name),
                 evidence={"storage_bytes": t.storage_nbytes, "tensor_bytes": t.nbytes,
                           "used_bytes": used, "wasted_bytes": extra},
-                fix_hint="re-save with `mlaudit fix --safetensors` (or tensor.clone() before saving)",
+                fix_hint="re-save with `mlaudit fix --apply safetensors` (or tensor.clone() before saving)",
             )
 
 
@@ -79,7 +79,7 @@ def duplicate_bytes(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
             Location(stats.info.rel, pointer=group[0]),
             evidence={"copies": len(group), "tensor_bytes": nbytes, "tensors": list(group),
                       "duplicated_bytes": nbytes * (len(group) - 1), "shape": list(first.shape)},
-            fix_hint="`mlaudit fix --dedupe` stores the bytes once (tie the tensors if intended)",
+            fix_hint="`mlaudit fix --apply dedupe` stores the bytes once (tie the tensors if intended)",
         )
 
 
@@ -104,7 +104,7 @@ def optimizer_in_inference_artifact(layout: CheckpointLayout, ctx: RuleContext) 
         Location(layout.info.rel),
         evidence={"training_state_bytes": training, "tensor_bytes": total, "share": round(share, 4),
                   "role_source": layout.role_source, **{f"{k}_bytes": v for k, v in sections.items()}},
-        fix_hint="`mlaudit fix --strip-optimizer` keeps only the model weights",
+        fix_hint="`mlaudit fix --apply strip-optimizer` keeps only the model weights",
     )
 
 
@@ -119,5 +119,5 @@ def wrapper_prefix(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Findi
         "load_state_dict on the plain model fails without renaming",
         Location(layout.info.rel, pointer=layout.model[0].info.name),
         evidence={"prefix": layout.wrapper_prefix, "keys": n},
-        fix_hint="`mlaudit fix --strip-prefix`, or save model.module.state_dict() / the uncompiled model",
+        fix_hint="`mlaudit fix --apply strip-prefix`, or save model.module.state_dict() / the uncompiled model",
     )
