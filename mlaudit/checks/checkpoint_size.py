@@ -119,5 +119,7 @@ def wrapper_prefix(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Findi
         "load_state_dict on the plain model fails without renaming",
         Location(layout.info.rel, pointer=layout.model[0].info.name),
         evidence={"prefix": layout.wrapper_prefix, "keys": n},
-        fix_hint="`mlaudit fix --apply strip-prefix`, or save model.module.state_dict() / the uncompiled model",
+        fix_hint=(
+            "`mlaudit fix --apply strip-prefix`, or save model.module.state_dict() / the uncompiled model"
+        ),
     )

@@ -62,7 +62,9 @@ def dead_units(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
                 "are dead and their compute and storage are wasted",
                 Location(stats.info.rel, pointer=st.name),
                 evidence={"dead_rows": st.dead_rows, "rows": st.rows, "fraction": round(frac, 4)},
-                fix_hint="retrain (check LR, init, ReLU death) or remove the units (`mlaudit fix --apply prune`)",
+                fix_hint=(
+                    "retrain (check LR, init, ReLU death) or remove the units (`mlaudit fix --apply prune`)"
+                ),
             )
 
 
