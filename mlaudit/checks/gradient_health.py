@@ -92,38 +92,35 @@ def _peer_ratios(stats: CheckpointStats) -> tuple[list[GradEstimate], float | No
     return est, statistics.median(e.rms for e in est)
 
 
-@rule("MLG002", needs="checkpoint_stats")
-def vanishing_gradient(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
+def _peer_outliers(
+    stats: CheckpointStats, ctx: RuleContext, limit: float, vanishing: bool
+) -> Iterator[Finding]:
+    """Parameters whose estimated RMS gradient is below (vanishing) or above (exploding)
+    `limit` times the median of their peers."""
     est, med = _peer_ratios(stats)
     if not med:
         return
-    limit = float(ctx.params["min-ratio"])
+    what, fmt = ("vanishing", ".2g") if vanishing else ("exploding", ".3g")
     for e in est:
-        if e.rms / med < limit:
+        ratio = e.rms / med
+        if (ratio < limit) if vanishing else (ratio > limit):
             yield ctx.finding(
-                f"estimated RMS gradient {e.rms:.3g} is {e.rms / med:.2g}x the median {med:.3g} of "
-                f"{len(est)} parameters (limit {limit:g}x): vanishing gradient{_mapping_note(stats)}",
+                f"estimated RMS gradient {e.rms:.3g} is {ratio:{fmt}}x the median {med:.3g} of "
+                f"{len(est)} parameters (limit {limit:g}x): {what} gradient{_mapping_note(stats)}",
                 _loc(stats, e.label),
-                evidence={"rms_grad": e.rms, "median_rms_grad": med, "ratio": e.rms / med,
+                evidence={"rms_grad": e.rms, "median_rms_grad": med, "ratio": ratio,
                           "step": e.step, "optimizer_index": e.idx},
             )
+
+
+@rule("MLG002", needs="checkpoint_stats")
+def vanishing_gradient(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
+    yield from _peer_outliers(stats, ctx, float(ctx.params["min-ratio"]), vanishing=True)
 
 
 @rule("MLG003", needs="checkpoint_stats")
 def exploding_gradient(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    est, med = _peer_ratios(stats)
-    if not med:
-        return
-    limit = float(ctx.params["max-ratio"])
-    for e in est:
-        if e.rms / med > limit:
-            yield ctx.finding(
-                f"estimated RMS gradient {e.rms:.3g} is {e.rms / med:.3g}x the median {med:.3g} of "
-                f"{len(est)} parameters (limit {limit:g}x): exploding gradient{_mapping_note(stats)}",
-                _loc(stats, e.label),
-                evidence={"rms_grad": e.rms, "median_rms_grad": med, "ratio": e.rms / med,
-                          "step": e.step, "optimizer_index": e.idx},
-            )
+    yield from _peer_outliers(stats, ctx, float(ctx.params["max-ratio"]), vanishing=False)
 
 
 @rule("MLG004", needs="checkpoint_stats")

@@ -118,16 +118,9 @@ def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:
 
 def strip_prefixes(names: list[str], prefixes: tuple[str, ...] = ("module.", "_orig_mod.")) -> dict[str, str]:
     """old -> new name with wrapper prefixes removed (repeatedly: `module._orig_mod.x` -> `x`)."""
-    out = {}
-    for name in names:
-        new = name
-        changed = True
-        while changed:
-            changed = False
-            for p in prefixes:
-                if new.startswith(p):
-                    new, changed = new[len(p) :], True
-        out[name] = new
+    from mlaudit.inputs.checkpoint_layout import strip_wrapper
+
+    out = {name: strip_wrapper(name, prefixes) for name in names}
     if len(set(out.values())) != len(out):
         raise FixError("stripping prefixes would make two tensor names collide")
     return out

@@ -149,12 +149,12 @@ class CheckpointLayout:
         return out
 
 
-def strip_wrapper(key: str) -> str:
-    """`module._orig_mod.fc.weight` -> `fc.weight`."""
+def strip_wrapper(key: str, prefixes: tuple[str, ...] = WRAPPER_PREFIXES) -> str:
+    """`module._orig_mod.fc.weight` -> `fc.weight` (prefixes removed repeatedly, in any order)."""
     changed = True
     while changed:
         changed = False
-        for p in WRAPPER_PREFIXES:
+        for p in prefixes:
             if key.startswith(p):
                 key, changed = key[len(p):], True
     return key
