@@ -14,7 +14,7 @@ from mlaudit.catalog import load_catalog
 from mlaudit.config import resolve_params
 from mlaudit.context import RuleContext
 from mlaudit.inputs import INPUT_KINDS, InputError
-from mlaudit.inputs.repo import RepoFile, classify, walk
+from mlaudit.inputs.repo import RepoFile, classify, is_excluded, walk
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
 from mlaudit.registry import implementations
 from mlaudit.session import ScanOptions, ScanSession
@@ -150,6 +150,8 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             suppressed += inline
         for f in root_findings:
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
+            if options.exclude and is_excluded(rel, options.exclude):
+                continue  # excluded paths stay out whichever input found them (git index too)
             glob = None if options.ignore_suppressions else matching_ignore(f, rel, options.per_file_ignores)
             if glob:
                 suppressed += 1

@@ -10,7 +10,7 @@ suppress nothing for a rule that ran are reported as MLA003 (unused-inline-suppr
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mlaudit.model import Finding, Location
@@ -37,14 +37,55 @@ class Suppression:
         return next((c for c in self.codes if code.startswith(c)), None)
 
 
+def _python_comments(text: str) -> Iterator[tuple[int, str]]:
+    """(line, comment) for every real comment token: a `#` inside a string is no comment."""
+    import io
+    import tokenize
+
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.COMMENT:
+                yield tok.start[0], tok.string
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return  # unparsable code is reported as MLA002 by the python reader
+
+
+_BLOCK_SCALAR = re.compile(r"""(?:^|[:\-]\s)\s*[|>][-+0-9]*\s*(?:#.*)?$""")
+
+
+def _yaml_comments(text: str) -> Iterator[tuple[int, str]]:
+    """(line, comment) for YAML comments: a `#` at the start of a line or after white space,
+    outside quotes and outside block scalars (`key: |` text is content, not comments)."""
+    block_indent: int | None = None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if block_indent is not None:
+            if not stripped or indent > block_indent:
+                continue
+            block_indent = None
+        quote = None
+        for i, ch in enumerate(line):
+            if quote:
+                quote = None if ch == quote else quote
+            elif ch in "'\"" and (i == 0 or line[i - 1] in " :[{,-"):
+                quote = ch
+            elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+                yield number, line[i:]
+                break
+        if _BLOCK_SCALAR.search(line.split(" #", 1)[0] if not stripped.startswith("#") else ""):
+            block_indent = indent
+
+
 def parse_suppressions(rel: str, text: str) -> list[Suppression]:
-    """Every suppression comment in a file (only where `#` starts a comment, roughly: a
-    `#` inside a string literal that happens to match is accepted too)."""
-    out = []
+    """Every suppression comment in a file; only real comments count (Python comment tokens,
+    YAML comments outside strings and block scalars)."""
+    out: list[Suppression] = []
     if "mlaudit:" not in text:
         return out
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = COMMENT.search(line)
+    comments = _python_comments(text) if rel.endswith(".py") else _yaml_comments(text)
+    for number, comment in comments:
+        match = COMMENT.search(comment)
         if match:
             codes = tuple(c.strip().upper() for c in match.group(2).split(",") if c.strip())
             out.append(Suppression(rel, number, codes, match.group(3).strip(), set(), bool(match.group(1))))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -235,7 +235,27 @@ def declarations(project: ProjectSnapshot, f: RepoFile) -> list[Declared]:
         "setup.py": _setup_py, "environment.yml": _environment_yml, "environment.yaml": _environment_yml,
     }  # fmt: skip
     parser = parsers.get(name)
-    return parser(f, text) if parser else []
+    return _distinct_lines(text, parser(f, text)) if parser else []
+
+
+def _distinct_lines(text: str, decls: list[Declared]) -> list[Declared]:
+    """Give repeated declarations of the same text their own lines: the parsers locate a
+    declaration by its first occurrence, so `transformers>=4` in two extras would both
+    point at the first one (and collide as one fingerprint)."""
+    lines = text.splitlines()
+    claimed: set[int] = set()
+    out = []
+    for d in decls:
+        if d.line is not None and d.line in claimed and d.spec:
+            needle = d.spec.split(" = ")[0]
+            later = next((i for i, ln in enumerate(lines, 1)
+                          if i > d.line and i not in claimed and needle in ln), None)
+            if later is not None:
+                d = replace(d, line=later)
+        if d.line is not None:
+            claimed.add(d.line)
+        out.append(d)
+    return out
 
 
 def _home(f: RepoFile) -> str:

@@ -89,7 +89,8 @@ def classify(rel: str) -> str:
     return "other"
 
 
-def _is_excluded(rel: str, patterns: Sequence[str]) -> bool:
+def is_excluded(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether a root-relative path matches an exclude glob (as a path, a name or a folder)."""
     name = rel.rsplit("/", 1)[-1]
     for pattern in patterns:
         pat = pattern.rstrip("/")
@@ -119,7 +120,7 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
                 pass
 
         def ignored(rel: str, is_dir: bool) -> bool:
-            if _is_excluded(rel, patterns):
+            if is_excluded(rel, patterns):
                 return True
             for base, spec in ignore_specs:
                 if base and not rel.startswith(base + "/"):
