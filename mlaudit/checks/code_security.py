@@ -74,6 +74,9 @@ def unpinned_hub_download(module: PythonModule, ctx: RuleContext) -> Iterable[Fi
             or keyword(call, "pretrained_model_name_or_path")
         if _is_local(first, func):
             continue
+        offline = keyword(call, "local_files_only")
+        if isinstance(offline, ast.Constant) and offline.value is True:
+            continue  # never contacts the hub: reads the local cache or a local directory
         revision = keyword(call, "revision")
         if revision is not None and not (isinstance(revision, ast.Constant) and revision.value in FLOATING):
             continue

@@ -108,10 +108,13 @@ def load_hf(path: Path) -> tuple[Any, InputSource]:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     try:
-        config = transformers.AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+        # A local directory only: never fall back to the hub if a file is missing.
+        config = transformers.AutoConfig.from_pretrained(
+            str(path), trust_remote_code=False, local_files_only=True
+        )
         arch = (getattr(config, "architectures", None) or ["AutoModel"])[0]
         cls = getattr(transformers, arch, None) or transformers.AutoModel
-        model = cls.from_pretrained(str(path), trust_remote_code=False).eval()
+        model = cls.from_pretrained(str(path), trust_remote_code=False, local_files_only=True).eval()
     except Exception as err:  # config/weights problems come in many types
         raise FixError(
             f"{path.name}: cannot load the Hugging Face model: {str(err).splitlines()[0]}"
