@@ -10,6 +10,10 @@ have single ops for what opset 18 spells out in many: `Gelu` (20) instead of Div
 `Attention` (23) instead of MatMul/Softmax/MatMul plus reshapes. On a small transformer encoder
 that is ~10% of ONNX Runtime's fp32 and int8 latency (docs/fix.md). Opset 18 is kept as the
 fallback when the newer export fails, and `opset=18` pins it for older runtimes.
+
+The first (dynamo) attempt exports plain batch-first self-attention without the sequence-first
+transposes `nn.MultiheadAttention` otherwise brings (export_attention.py); parity is always
+checked against the unmodified model, and the fallbacks export the model exactly as written.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from mlaudit.fixers.verify import check_onnx, parity
 @dataclass(frozen=True)
 class OnnxConfig:
     """`opset`: ONNX opset (0: the newest of 23/20/18 the installed runtime runs);
-    `exporter`: auto | dynamo | legacy."""
+    `exporter`: auto | dynamo | legacy; `batch_first_attention`: export plain batch-first
+    nn.MultiheadAttention self-attention without the sequence-first transposes (dynamo)."""
 
     opset: int = 0
     exporter: str = "auto"
+    batch_first_attention: bool = True
 
 
 # (opset, first onnxruntime release with CPU kernels for the ops that opset adds and the
@@ -75,15 +81,26 @@ def _export(
     dyn: list[dict[int, str]],
     exporter: str,
     opset: int,
-) -> None:
+    rewrite_attention: bool = False,
+) -> int:
+    """Export; returns how many attention modules were exported batch-first (see
+    export_attention.py; only when `rewrite_attention`)."""
     import logging
 
     import torch
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # registration chatter on stderr
     args = tuple(torch.from_numpy(a) for a in example)
+    from mlaudit.fixers.export_attention import batch_first_attention
+
     sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+    rewrite = batch_first_attention(model) if rewrite_attention else contextlib.nullcontext(0)
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+        rewrite as rewritten,
+    ):
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             from torch.export import Dim
@@ -113,6 +130,7 @@ def _export(
                 dynamic_axes={n: d for n, d in zip(names, dyn, strict=True)},
                 opset_version=min(opset, 17),
             )
+    return rewritten
 
 
 def strip_debug_info(path: Path) -> int:
@@ -162,9 +180,12 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
     path = state.workdir / f"{state.input_path.stem}.onnx"
     reference = torch_runner(state.model)
     errors = []
-    for exporter, opset in attempts(config):
+    for i, (exporter, opset) in enumerate(attempts(config)):
         try:
-            _export(state.model, src.batch(2), path, names, dyn, exporter, opset)
+            # the first attempt exports plain self-attention batch-first; the fallbacks export
+            # the model exactly as written
+            rewrite = config.batch_first_attention and i == 0 and exporter == "dynamo"
+            rewritten = _export(state.model, src.batch(2), path, names, dyn, exporter, opset, rewrite)
             saved = strip_debug_info(path)
             check_onnx(path)
             run = ort_runner(path, 1)
@@ -205,6 +226,7 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
             evidence={
                 "exporter": exporter,
                 "opset": used,
+                "attention_exported_batch_first": rewritten,
                 "parity": checks,
                 "fallback_reasons": errors,
                 "files": [f.name for f in files],
