@@ -54,6 +54,15 @@ def test_onnx_export_matches_pytorch_at_two_shapes(transformer_int8):
     onnx_step = next(s for s in report["steps"] if s["name"] == "onnx")
     shapes = [c["shape"] for c in onnx_step["evidence"]["parity"]]
     assert len(set(shapes)) == 2 and all(c["ok"] for c in onnx_step["evidence"]["parity"])
+    # both attention blocks exported batch-first (fewer transposes), at the chosen opset
+    from mlaudit.fixers.onnx_export import default_opset
+
+    assert onnx_step["evidence"]["attention_exported_batch_first"] == 2
+    assert onnx_step["evidence"]["opset"] == default_opset()
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(str(out / "transformer.onnx")).graph.node]
+    assert ops.count("Transpose") <= 8, ops.count("Transpose")  # 16 when exported as written
     # independent check: batch and sequence length both differ from the export's example
     import numpy as np
 
