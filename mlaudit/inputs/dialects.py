@@ -547,7 +547,10 @@ def detect_dialect(data: Mapping[str, Any], text: str = "") -> str | None:
                       "seed", "validation_split", "checkpoint", "device_memory_gb", "input_spec"} & keys
     opt = data.get("optimizer")
     plain_opt = opt is None or isinstance(opt, str) or (isinstance(opt, Mapping) and "_target_" not in opt)
-    if mlaudit_signal and plain_opt and "defaults" not in keys and (
+    # A top-level `_target_` makes the file a Hydra instantiate target (a config-group file such
+    # as configs/optimizer/adamw.yaml: `_target_: torch.optim.AdamW`, lr, weight_decay), never
+    # mlaudit's schema, which keeps `_target_` under `model:`.
+    if mlaudit_signal and plain_opt and "defaults" not in keys and "_target_" not in keys and (
         len(keys & MLAUDIT_KEYS) >= max(2, len(keys) // 2)
         or (isinstance(model, Mapping) and "_target_" in model and len(mlaudit_signal) >= 2)
     ):
