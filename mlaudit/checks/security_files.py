@@ -65,7 +65,7 @@ def pickle_where_safetensors_would_do(info: CheckpointInfo, ctx: RuleContext) ->
     if len(info.tensors) < ctx.params["min-tensors"]:
         return
     yield ctx.finding(
-        f"{info.format} file with {len(info.tensors)} tensors ({info.parameters:,} parameters) "
+        f"{info.format} file with {len(info.tensors)} tensors ({info.parameters:,} values) "
         "is pickle-based; safetensors could hold these tensors without code execution on load",
         Location(info.rel),
         evidence={"format": info.format, "tensors": len(info.tensors), "parameters": info.parameters},
