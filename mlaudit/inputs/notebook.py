@@ -1,0 +1,113 @@
+"""Jupyter notebooks as Python ASTs, so the code rules see the code that notebooks hold.
+
+Public API: `parse_notebook(path, rel) -> PythonModule`.
+
+Each code cell is parsed on its own (a cell that is not valid Python, e.g. unfinished work,
+is left out instead of hiding every other cell), IPython syntax is blanked first (`%magic`,
+`!shell`, `x = !cmd`, `obj?`; cells in another language such as `%%bash` are skipped), and
+the cells' bodies are joined into one module. Line numbers are those of the `.ipynb` file:
+Jupyter writes each source line as its own JSON string on its own line, so every code line is
+found in the file and the AST's line numbers are rewritten to it (a minified notebook maps
+everything to the line of its cell). Nothing is imported or executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+from mlaudit.inputs import InputError
+from mlaudit.inputs.python_code import PythonModule
+
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # outputs (images) make notebooks large; code is small
+# Cell magics whose body is still Python; any other `%%name` cell is another language.
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3"})
+_IPY_LINE = re.compile(r"^\s*(%|!|\?)|^\s*[\w.\[\]]+\s*=\s*[!%]|\?\s*$")
+
+
+def _cell_source(cell: dict) -> list[str]:
+    src = cell.get("source", "")
+    if isinstance(src, list):
+        src = "".join(s for s in src if isinstance(s, str))
+    return src.splitlines(keepends=True) if isinstance(src, str) else []
+
+
+def _blank_ipython(lines: list[str]) -> list[str] | None:
+    """The cell's lines with IPython-only lines turned into `pass` (same indentation, so a
+    block stays valid); None for a cell in another language."""
+    if lines and lines[0].lstrip().startswith("%%"):
+        name = lines[0].lstrip()[2:].split(maxsplit=1)[0] if lines[0].strip() != "%%" else ""
+        if name not in PYTHON_CELL_MAGICS:
+            return None
+        lines = ["\n", *lines[1:]]
+    out = []
+    for line in lines:
+        if _IPY_LINE.search(line.rstrip("\n")):
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}pass\n")
+        else:
+            out.append(line)
+    return out
+
+
+def _locate(raw_lines: list[str], source: list[str], start: int) -> tuple[list[int], int]:
+    """1-based file line of each source line, searching forward from `start` (0-based)."""
+    targets: list[int] = []
+    pos = start
+    for s in source:
+        needles = {json.dumps(s, ensure_ascii=False), json.dumps(s)}
+        found = next((i for i in range(pos, len(raw_lines)) if any(n in raw_lines[i] for n in needles)), None)
+        if found is None:
+            targets.append(targets[-1] if targets else pos + 1)
+            continue
+        targets.append(found + 1)
+        pos = found
+    return targets, pos
+
+
+def _relocate(tree: ast.AST, targets: list[int]) -> None:
+    for node in ast.walk(tree):
+        for attr in ("lineno", "end_lineno"):
+            value = getattr(node, attr, None)
+            if isinstance(value, int) and targets:
+                setattr(node, attr, targets[min(max(value, 1), len(targets)) - 1])
+
+
+def parse_notebook(path: Path, rel: str) -> PythonModule:
+    """The notebook's code cells as one module; InputError if the file is no notebook JSON."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(rel, f"cannot read: {err.strerror}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+        nb = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as err:
+        raise InputError(rel, f"not a notebook: invalid JSON ({type(err).__name__})") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise InputError(rel, "not a notebook: no `cells` list (nbformat 4)")
+    raw_lines = text.splitlines()
+    body: list[ast.stmt] = []
+    code_parts: list[str] = []
+    pos = 0
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = _cell_source(cell)
+        targets, pos = _locate(raw_lines, source, pos)
+        lines = _blank_ipython(source)
+        if not lines:
+            continue
+        code = "".join(lines)
+        try:
+            tree = ast.parse(code, filename=rel)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # an unfinished or non-Python cell; the other cells are still checked
+        _relocate(tree, targets)
+        body.extend(tree.body)
+        code_parts.append(code)
+    module = ast.Module(body=body, type_ignores=[])
+    return PythonModule(path, rel, module, "\n".join(code_parts), "notebook")
