@@ -346,7 +346,10 @@ def map_lightning_trainer(m: Mapped, trainer: Mapping[str, Any], prefix: str, li
     m.put("precision", _precision(trainer.get("precision")), f"{prefix}precision")
     clip = _num(trainer.get("gradient_clip_val"))
     m.put("grad_clip", clip, f"{prefix}gradient_clip_val")
-    m.put("epochs", _num(trainer.get("max_epochs")), f"{prefix}max_epochs")
+    epochs = _num(trainer.get("max_epochs"))
+    if not (isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and epochs < 0):
+        # max_epochs: -1 is Lightning's "no epoch limit" (used with max_steps), not a value
+        m.put("epochs", epochs, f"{prefix}max_epochs")
     steps = _num(trainer.get("max_steps"))
     if isinstance(steps, (int, float)) and steps > 0:
         m.put("max_steps", int(steps), f"{prefix}max_steps")
