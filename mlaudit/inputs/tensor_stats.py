@@ -505,6 +505,12 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
     layout = session.get("checkpoint_layout", file)
     if layout is None:
         return None
+    if not layout.info.safe_to_load:
+        # Deliberately never loaded (flagged by MLS001/MLS002/MLS006/MLS007, or a format
+        # mlaudit does not load: plain pickle, joblib, TorchScript, torch.export): the security
+        # rules speak for the file; the statistics rules do not apply (an MLA002 here made
+        # every clean .pkl, trusted TorchScript file and flagged file one more error).
+        return None
     from mlaudit.catalog import load_catalog
     from mlaudit.config import resolve_params
 
