@@ -24,8 +24,10 @@ def _loop_calls(loop: ast.AST) -> list[ast.Call]:
 
 def _clears_grads(loop: ast.AST, helpers: frozenset[str] = frozenset()) -> bool:
     for node in ast.walk(loop):
-        if isinstance(node, ast.Call) and (_last(call_name(node)) == "zero_grad" or call_name(node) in helpers):
-            return True
+        if isinstance(node, ast.Call):
+            name = call_name(node)
+            if _last(name) == "zero_grad" or name in helpers:
+                return True
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Attribute) and t.attr == "grad" for t in node.targets
         ):
