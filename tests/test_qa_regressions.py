@@ -38,3 +38,15 @@ def test_files_mlaudit_never_loads_are_not_inconclusive(run_cli, tmp_path):
     code, out, err = run_cli("scan", tmp_path, "--isolated", "--select", "MLA,MLS,MLC", "--format", "json")
     assert code == 0, err
     assert _codes(out) == []
+
+
+def test_model_card_sections_need_content_not_template_placeholders():
+    from mlaudit.checks.docs import card_sections
+
+    card = "\n".join([
+        "# card", "## Intended use", "```python", "# classify reviews", 'pipe("great movie")', "```",
+        "## Training Details", "### Training Data", "<!-- fill me -->", "[More Information Needed]",
+        "## Evaluation", "### Results", "- **Accuracy:** 0.91",
+        "## Bias, Risks, and Limitations", "- **Known issues:** [More Information Needed]", "TODO",
+    ])
+    assert card_sections(card) == {"intended-use", "evaluation"}

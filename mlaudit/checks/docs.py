@@ -243,16 +243,29 @@ def _empty_headings(body: str) -> set[str]:
     """Normalized texts of ATX headings whose section (down to the next heading of the same or
     a higher level, subsections included) holds only template placeholders, comments and
     labels without values."""
-    from mlaudit.checks._text import normalize
+    from mlaudit.checks._text import _FENCE, normalize
 
     lines = re.sub(r"<!--.*?-->", "", body, flags=re.S).splitlines()
-    heads = [(i, len(m.group(1)), m.group(2))
-             for i, line in enumerate(lines) if (m := _ATX_LEVEL.match(line))]
+    heads, fenced, in_fence = [], set(), False
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            fenced.add(i)
+        elif in_fence:
+            fenced.add(i)  # `# comment` in a code block is content, not a heading
+        elif m := _ATX_LEVEL.match(line):
+            heads.append((i, len(m.group(1)), m.group(2)))
     empty: set[str] = set()
     for n, (i, level, text) in enumerate(heads):
         end = next((j for j, lv, _ in heads[n + 1:] if lv <= level), len(lines))
         content = False
-        for line in lines[i + 1:end]:
+        for k in range(i + 1, end):
+            line = lines[k]
+            if k in fenced:
+                if not _FENCE.match(line) and line.strip():
+                    content = True
+                    break
+                continue
             if _ATX_LEVEL.match(line):
                 continue
             rest = _LABEL.sub("", _PLACEHOLDER.sub("", line.strip()), count=1)
