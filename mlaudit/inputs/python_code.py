@@ -113,13 +113,24 @@ def is_training_script(module: PythonModule) -> bool:
 
 
 def imported_modules(module: PythonModule) -> set[str]:
+    """Dotted names a module imports; relative imports (`from .utils import x`, `from . import
+    utils`) are resolved against the module's own package."""
     out: set[str] = set()
+    package = module.module_name.split(".")
+    if not module.rel.endswith("__init__.py"):
+        package = package[:-1]
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             out.add(node.module)
             out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level and node.level - 1 <= len(package):
+            base = package[: len(package) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            if target:
+                out.add(target)
+                out.update(f"{target}.{a.name}" for a in node.names)
     return out
 
 
