@@ -139,6 +139,10 @@ def direct_forward_call(module: PythonModule, ctx: RuleContext) -> Iterable[Find
         name = call_name(call)
         if not name.endswith(".forward") or name.startswith("super()") or name == "self.forward":
             continue
+        owner = name[:-len(".forward")].rsplit(".", 1)[-1]
+        first = call.args[0] if call.args else None
+        if owner[:1].isupper() and isinstance(first, ast.Name) and first.id == "self":
+            continue  # `Base.forward(self, x)`: an explicit base-class call, like super().forward(x)
         yield ctx.finding(
             f"`{name}(...)` calls forward() directly, skipping module hooks; call `{name[:-8]}(...)`",
             Location(module.rel, call.lineno),
