@@ -43,3 +43,11 @@ def test_non_notebook_json_is_an_input_error(tmp_path, text):
     path.write_text(text)
     with pytest.raises(InputError, match="not a notebook"):
         parse_notebook(path, "x.ipynb")
+
+
+def test_nbformat_3_worksheets_are_read(tmp_path):
+    nb = {"nbformat": 3, "worksheets": [{"cells": [
+        {"cell_type": "code", "input": ["import torch\n", "m = torch.load('m.pt')\n"], "outputs": []}]}]}
+    path = tmp_path / "old.ipynb"
+    path.write_text(json.dumps(nb, indent=1))
+    assert "torch.load" in _calls(parse_notebook(path, "old.ipynb"))

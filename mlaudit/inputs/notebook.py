@@ -87,8 +87,12 @@ def parse_notebook(path: Path, rel: str) -> PythonModule:
     except (UnicodeDecodeError, ValueError) as err:
         raise InputError(rel, f"not a notebook: invalid JSON ({type(err).__name__})") from None
     cells = nb.get("cells") if isinstance(nb, dict) else None
+    if cells is None and isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):
+        # nbformat 3: cells inside worksheets, code in `input` instead of `source`
+        cells = [{**c, "source": c.get("input", "")} for ws in nb["worksheets"] if isinstance(ws, dict)
+                 for c in ws.get("cells", []) if isinstance(c, dict)]
     if not isinstance(cells, list):
-        raise InputError(rel, "not a notebook: no `cells` list (nbformat 4)")
+        raise InputError(rel, "not a notebook: no `cells` list (nbformat 4) or `worksheets` (nbformat 3)")
     raw_lines = text.splitlines()
     body: list[ast.stmt] = []
     code_parts: list[str] = []
