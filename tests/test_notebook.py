@@ -51,3 +51,10 @@ def test_nbformat_3_worksheets_are_read(tmp_path):
     path = tmp_path / "old.ipynb"
     path.write_text(json.dumps(nb, indent=1))
     assert "torch.load" in _calls(parse_notebook(path, "old.ipynb"))
+
+
+def test_only_bare_help_lines_are_ipython():
+    from mlaudit.inputs.notebook import _blank_ipython
+
+    lines = ["loss.backward()  # needed?\n", "model.fit?\n", "x = !ls\n", "    %time step()\n"]
+    assert _blank_ipython(lines) == ["loss.backward()  # needed?\n", "pass\n", "pass\n", "    pass\n"]

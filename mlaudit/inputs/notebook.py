@@ -26,7 +26,9 @@ from mlaudit.inputs.python_code import PythonModule
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # outputs (images) make notebooks large; code is small
 # Cell magics whose body is still Python; any other `%%name` cell is another language.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3"})
-_IPY_LINE = re.compile(r"^\s*(%|!|\?)|^\s*[\w.\[\]]+\s*=\s*[!%]|\?\s*$")
+# `%magic`, `!shell`, `?name`, `x = !cmd` / `x = %magic`, and `name?` / `name??` help lines
+# (only a bare name: a comment ending in "?" after real code is Python)
+_IPY_LINE = re.compile(r"^\s*(%|!|\?)|^\s*[\w.\[\]]+\s*=\s*[!%]|^\s*[\w.\[\]()]+\?{1,2}\s*$")
 
 
 def _cell_source(cell: dict) -> list[str]:
