@@ -17,7 +17,7 @@ from mlaudit.model import Finding, Location
 
 UNUSED_SUPPRESSION = "MLA003"
 COMMENT = re.compile(r"#\s*mlaudit:\s*ignore(-file)?\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
-SUFFIXES = (".py", ".yaml", ".yml")
+SUFFIXES = (".py", ".yaml", ".yml", ".ipynb")
 
 
 @dataclass
@@ -48,6 +48,25 @@ def _python_comments(text: str) -> Iterator[tuple[int, str]]:
                 yield tok.start[0], tok.string
     except (tokenize.TokenError, IndentationError, SyntaxError):
         return  # unparsable code is reported as MLA002 by the python reader
+
+
+def _notebook_comments(text: str) -> Iterator[tuple[int, str]]:
+    """(line, comment) in a Jupyter notebook: Jupyter writes each source line as a JSON string
+    on its own file line, so each such line is decoded and its Python comment taken (the
+    line numbers are the .ipynb file's, as in the notebook reader)."""
+    import json
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        raw = line.strip().rstrip(",")
+        if "mlaudit:" not in raw or not raw.startswith('"'):
+            continue
+        try:
+            src = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(src, str):
+            for _, comment in _python_comments(src.rstrip("\n") + "\n"):
+                yield number, comment
 
 
 _BLOCK_SCALAR = re.compile(r"""(?:^|[:\-]\s)\s*[|>][-+0-9]*\s*(?:#.*)?$""")
@@ -83,7 +102,12 @@ def parse_suppressions(rel: str, text: str) -> list[Suppression]:
     out: list[Suppression] = []
     if "mlaudit:" not in text:
         return out
-    comments = _python_comments(text) if rel.endswith(".py") else _yaml_comments(text)
+    if rel.endswith(".py"):
+        comments = _python_comments(text)
+    elif rel.endswith(".ipynb"):
+        comments = _notebook_comments(text)
+    else:
+        comments = _yaml_comments(text)
     for number, comment in comments:
         match = COMMENT.search(comment)
         if match:
@@ -158,7 +182,8 @@ def apply_to_session(findings: list[Finding], session, ran: Iterable[str], prefi
     files = [
         (f.rel, (lambda f=f: session.read_text(f)))
         for f in session.files
-        if f.rel.endswith(SUFFIXES) and f.size <= 1_000_000
+        # notebooks carry their outputs (images), so they get the notebook reader's size limit
+        if f.rel.endswith(SUFFIXES) and f.size <= (20_000_000 if f.rel.endswith(".ipynb") else 1_000_000)
     ]
     factory = unused_finding_factory(unused_ctx) if unused_ctx is not None else None
     return apply_inline_suppressions(findings, files, prefix, ran, factory)

@@ -196,3 +196,26 @@ def test_clean_safetensors_has_nothing_to_fix_and_unsafe_needs_consent(run_cli, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clean.safetensors"]
     code, out, _ = run_cli("fix", src, "--unsafe-fixes", "--dry-run")
     assert code == 0 and "cast-bf16 [unsafe]" in out  # no architecture: only the weight cast is on offer
+
+
+def test_lightning_checkpoint_gets_its_optimizer_states_stripped(run_cli, tmp_path):
+    # Lightning saves `optimizer_states` / `lr_schedulers` lists (not `optimizer`): the default
+    # plan used to convert them, and the callbacks' +inf scores, into the safetensors file.
+    net = torch.nn.Linear(4, 3)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    net(torch.randn(2, 4)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+    src = tmp_path / "last.ckpt"
+    torch.save({"epoch": 1, "global_step": 1, "pytorch-lightning_version": "2.4.0",
+                "state_dict": {f"model.{k}": v for k, v in net.state_dict().items()},
+                "callbacks": {"ModelCheckpoint{}": {"kth_value": torch.tensor(float("inf"))}},
+                "optimizer_states": [opt.state_dict()], "lr_schedulers": [sched.state_dict()],
+                "hyper_parameters": {"lr": 1e-3}}, src)
+    code, out, err = run_cli("fix", src, *FAST)
+    assert code == 0, err
+    from safetensors.torch import load_file
+
+    fixed = load_file(str(tmp_path / "last-fixed" / "last.safetensors"))
+    assert sorted(fixed) == ["model.bias", "model.weight"]
+    assert torch.equal(fixed["model.weight"], net.weight.detach())

@@ -68,3 +68,22 @@ def test_format_value():
     assert format_value(1.5e-7) == "1.500e-07"
     assert format_value(float("nan")) == "nan"
     assert format_value([1, 2, 3, 4, 5, 6, 7]) == "[1, 2, 3, 4, 5, 6, ...]"
+
+
+def test_checkpoint_table_counts_model_parameters_not_optimizer_moments():
+    # A training checkpoint stores 3 values per parameter (weight + Adam's two moments): the
+    # table's "parameters" column comes from the layout (model tensors only) when it ran.
+    artifacts = (
+        ArtifactSummary("last.ckpt", "checkpoint",
+                        {"format": "lightning", "tensors": 12, "parameters": 152_677, "size_bytes": 617_183}),
+        ArtifactSummary("last.ckpt", "checkpoint-layout", {"parameters": 50_890, "buffers": 0}),
+        ArtifactSummary("raw.pt", "checkpoint",
+                        {"format": "torch-zip", "tensors": 1, "parameters": 99, "size_bytes": 1_000}),
+    )
+    report = Report("0.1.0", (".",), (), files_scanned=2, duration_s=0.1, rules_run=(), artifacts=artifacts)
+    buf = io.StringIO()
+    console = Console(file=buf, width=100, color_system=None, highlight=False, soft_wrap=True)
+    render(report, buf, console=console)
+    rows = [line for line in buf.getvalue().splitlines() if "│" in line]
+    assert "50,890" in rows[0] and "152,677" not in rows[0]
+    assert "99" in rows[1]  # no layout artifact: the reader's element count

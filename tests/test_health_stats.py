@@ -131,3 +131,20 @@ def test_streamed_safetensors_stats_equal_in_memory_stats(tmp_path, monkeypatch)
     assert streamed.dead_rows == direct.dead_rows == 1
     assert (streamed.zeros, streamed.min, streamed.max) == (direct.zeros, direct.min, direct.max)
     assert streamed.sumsq == pytest.approx(direct.sumsq)
+
+
+def test_quantized_and_sparse_tensors_get_statistics_not_a_crash(tmp_path):
+    # count_nonzero has no QuantizedCPU kernel and sparse tensors have no storage: both made the
+    # whole file inconclusive (with a 60-line dispatcher dump as the message)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_tensor(torch.tensor([[0.0, 0.5], [1.0, -1.0]]), 0.5, 0, torch.qint8)
+    path = tmp_path / "m.pt"
+    torch.save({"q.weight": q, "adj": torch.eye(3).to_sparse(), "fc.weight": torch.ones(2, 2)}, path)
+    info = read_checkpoint(path, "m.pt")
+    assert not info.error_issues
+    stats = ts.compute_stats(build_layout(info, None))
+    assert stats.tensors["q.weight"].zeros == 1 and stats.tensors["q.weight"].max == 1.0
+    assert stats.tensors["adj"].numel == 9 and stats.tensors["adj"].zeros == 6

@@ -31,13 +31,15 @@ def test_prose_words_ignore_code_urls_and_comments():
 def test_model_card_front_matter_counts():
     meta, body, offset = split_front_matter("---\nlicense: mit\ndatasets: [imdb]\n---\n# Card\n## Uses\n")
     assert meta["license"] == "mit" and offset == 4 and "# Card" in body
-    covered = card_sections("---\nlicense: mit\ndatasets: [imdb]\n---\n# Card\n## Uses\n")
+    covered = card_sections("---\nlicense: mit\ndatasets: [imdb]\n---\n# Card\n## Uses\nReviews only.\n")
     assert covered == {"license", "training-data", "intended-use"}
+    # a heading with nothing under it covers nothing (the untouched template)
+    assert card_sections("# Card\n## Uses\n[More Information Needed]\n") == set()
 
 
 def test_how_to_use_is_not_intended_use():
-    assert "intended-use" not in card_sections("# Card\n## How to use\n")
-    assert "intended-use" in card_sections("# Card\n## Intended uses & limitations\n")
+    assert "intended-use" not in card_sections("# Card\n## How to use\nRun it.\n")
+    assert "intended-use" in card_sections("# Card\n## Intended uses & limitations\nReviews only.\n")
 
 
 def test_requirement_pins():

@@ -22,15 +22,29 @@ def _loop_calls(loop: ast.AST) -> list[ast.Call]:
     return list(iter_calls(loop))
 
 
-def _clears_grads(loop: ast.AST) -> bool:
+def _clears_grads(loop: ast.AST, helpers: frozenset[str] = frozenset()) -> bool:
     for node in ast.walk(loop):
-        if isinstance(node, ast.Call) and _last(call_name(node)) == "zero_grad":
-            return True
+        if isinstance(node, ast.Call):
+            name = call_name(node)
+            if _last(name) == "zero_grad" or name in helpers:
+                return True
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Attribute) and t.attr == "grad" for t in node.targets
         ):
             return True  # p.grad = None
     return False
+
+
+def _grad_clearing_helpers(tree: ast.AST) -> frozenset[str]:
+    """Names of the module's functions (nested ones and methods as `self.name`) that clear
+    gradients themselves, so a loop calling `reset()` / `self.reset_grads()` clears them too."""
+    names: set[str] = set()
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for _ in range(3):  # helpers calling helpers, a few levels deep
+        for f in funcs:
+            if f.name not in names and _clears_grads(f, frozenset(names | {f"self.{n}" for n in names})):
+                names.add(f.name)
+    return frozenset(names | {f"self.{n}" for n in names})
 
 
 def _backward_and_step(loop: ast.AST) -> tuple[ast.Call, ast.Call] | None:
@@ -50,6 +64,7 @@ def _backward_and_step(loop: ast.AST) -> tuple[ast.Call, ast.Call] | None:
 
 @rule("MLQ001", needs="python")
 def missing_zero_grad(module: PythonModule, ctx: RuleContext) -> Iterable[Finding]:
+    helpers = _grad_clearing_helpers(module.tree)
     for loop in ast.walk(module.tree):
         if not isinstance(loop, LOOPS):
             continue
@@ -60,7 +75,7 @@ def missing_zero_grad(module: PythonModule, ctx: RuleContext) -> Iterable[Findin
                  if n is not loop and isinstance(n, LOOPS) and _backward_and_step(n)]
         if inner:
             continue  # report the innermost training loop only
-        if _clears_grads(loop):
+        if _clears_grads(loop, helpers):
             continue
         backward, step = pair
         yield ctx.finding(
@@ -124,6 +139,10 @@ def direct_forward_call(module: PythonModule, ctx: RuleContext) -> Iterable[Find
         name = call_name(call)
         if not name.endswith(".forward") or name.startswith("super()") or name == "self.forward":
             continue
+        owner = name[:-len(".forward")].rsplit(".", 1)[-1]
+        first = call.args[0] if call.args else None
+        if owner[:1].isupper() and isinstance(first, ast.Name) and first.id == "self":
+            continue  # `Base.forward(self, x)`: an explicit base-class call, like super().forward(x)
         yield ctx.finding(
             f"`{name}(...)` calls forward() directly, skipping module hooks; call `{name[:-8]}(...)`",
             Location(module.rel, call.lineno),

@@ -258,9 +258,12 @@ def secret_in_config(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]
         if not isinstance(value, str):
             continue
         key = path.rsplit(".", 1)[-1]
-        by_value = SECRET_VALUE.match(value.strip()) is not None
+        # a documented placeholder in token format ("hf_xxxx...", "sk-0000...") is not a secret:
+        # real tokens are random, so they use many distinct characters
+        varied = len(set(value.strip()[4:])) >= 6
+        by_value = SECRET_VALUE.match(value.strip()) is not None and varied
         by_key = (SECRET_KEY.search(key) is not None and not NOT_SECRET_KEY.search(key)
-                  and len(value) >= 8 and " " not in value and not PLACEHOLDER.match(value))
+                  and len(value) >= 8 and " " not in value and not PLACEHOLDER.match(value) and varied)
         if by_value or by_key:
             shown = value[:4] + "..." if len(value) > 8 else "***"
             yield ctx.finding(

@@ -231,11 +231,59 @@ def missing_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[F
             )
 
 
+_ATX_LEVEL = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+# What an untouched template leaves in a section (the Hugging Face card template writes
+# "[More Information Needed]" under every heading): not content.
+_PLACEHOLDER = re.compile(r"\[?more information needed\]?|\btbd\b|\btodo\b|\bcoming soon\b|\{\{.*?\}\}"
+                          r"|\[(?:optional|needs more information)\]", re.I)
+_LABEL = re.compile(r"^(?:[-*+]\s*)?(?:\*\*[^*]{1,60}\*\*|__[^_]{1,60}__|[A-Za-z][^:]{0,40}:)\s*:?\s*")
+
+
+def _empty_headings(body: str) -> set[str]:
+    """Normalized texts of ATX headings whose section (down to the next heading of the same or
+    a higher level, subsections included) holds only template placeholders, comments and
+    labels without values."""
+    from mlaudit.checks._text import _FENCE, normalize
+
+    lines = re.sub(r"<!--.*?-->", "", body, flags=re.S).splitlines()
+    heads, fenced, in_fence = [], set(), False
+    for i, line in enumerate(lines):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+            fenced.add(i)
+        elif in_fence:
+            fenced.add(i)  # `# comment` in a code block is content, not a heading
+        elif m := _ATX_LEVEL.match(line):
+            heads.append((i, len(m.group(1)), m.group(2)))
+    empty: set[str] = set()
+    for n, (i, level, text) in enumerate(heads):
+        end = next((j for j, lv, _ in heads[n + 1:] if lv <= level), len(lines))
+        content = False
+        for k in range(i + 1, end):
+            line = lines[k]
+            if k in fenced:
+                if not _FENCE.match(line) and line.strip():
+                    content = True
+                    break
+                continue
+            if _ATX_LEVEL.match(line):
+                continue
+            rest = _LABEL.sub("", _PLACEHOLDER.sub("", line.strip()), count=1)
+            if re.search(r"\w", rest):
+                content = True
+                break
+        if not content:
+            empty.add(normalize(text))
+    return empty
+
+
 def card_sections(text: str, wanted: list[str] | None = None) -> set[str]:
     """Which of `wanted` sections (default: Mitchell et al.'s five) a model card covers,
-    judged by headings, Hugging Face front matter and a `License:` line."""
+    judged by headings with content (not only template placeholders), Hugging Face front
+    matter and a `License:` line."""
     meta, body, offset = split_front_matter(text)
-    found = [h.text for h in headings(body, offset)]
+    empty = _empty_headings(body)
+    found = [h.text for h in headings(body, offset) if h.text not in empty]
     patterns = {s: CARD_SECTIONS.get(s, (rf"\b{re.escape(s.lower())}\b",)) for s in wanted or CARD_SECTIONS}
     covered = {name for name, pats in patterns.items() if any(matches_any(h, pats) for h in found)}
     for section, keys in CARD_FRONT_MATTER.items():
@@ -260,7 +308,7 @@ def incomplete_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterato
         missing = [s for s in required if s not in covered]
         for section in missing:
             yield ctx.finding(
-                f"model card has no {section} section "
+                f"model card has no {section} section with content "
                 f"({len(required) - len(missing)} of {len(required)} required sections present)",
                 Location(card.rel),
                 evidence={

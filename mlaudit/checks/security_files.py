@@ -58,14 +58,19 @@ def metadata_object(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]
             )
 
 
+QUANTIZED_DTYPES = frozenset({"qint8", "quint8", "qint32", "quint4x2", "quint2x4"})
+
+
 @rule("MLS004", needs="checkpoint")
 def pickle_where_safetensors_would_do(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]:
     if info.format not in TORCH_PICKLE_FORMATS or info.error_issues:
         return
     if len(info.tensors) < ctx.params["min-tensors"]:
         return
+    if any(t.dtype in QUANTIZED_DTYPES for t in info.tensors):
+        return  # safetensors has no quantized dtypes (scale/zero point): it could not hold them
     yield ctx.finding(
-        f"{info.format} file with {len(info.tensors)} tensors ({info.parameters:,} parameters) "
+        f"{info.format} file with {len(info.tensors)} tensors ({info.parameters:,} values) "
         "is pickle-based; safetensors could hold these tensors without code execution on load",
         Location(info.rel),
         evidence={"format": info.format, "tensors": len(info.tensors), "parameters": info.parameters},

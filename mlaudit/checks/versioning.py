@@ -36,8 +36,8 @@ def artifact_without_lfs(tree: GitTree, ctx: RuleContext) -> Iterator[Finding]:
     patterns = list(ctx.params["patterns"])
     min_bytes = int(ctx.params["min-kb"]) * 1024
     for t in sorted(tree.tracked, key=lambda t: t.rel):
-        if not _matches(t.rel, patterns) or t.size < max(min_bytes, 0):
-            continue
+        if not _matches(t.rel, patterns) or t.size < max(min_bytes, 0) or t.size == 0:
+            continue  # an empty placeholder file adds nothing to the history
         if not t.lfs:
             yield ctx.finding(
                 f"model artifact tracked by git without LFS: its {human(t.size)} blob goes into every "

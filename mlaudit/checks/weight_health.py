@@ -25,11 +25,24 @@ def _section(stats: CheckpointStats, name: str) -> str:
     return "tensor"
 
 
+def _inf_is_sentinel(st: TensorStats, section: str) -> bool:
+    """Inf (never NaN) used on purpose: a one-element tensor outside the model and optimizer
+    (Lightning's ModelCheckpoint `kth_value`/`best_model_score`, EarlyStopping `best_score`
+    start at +-inf) or an additive attention-mask buffer (-inf above the diagonal)."""
+    if st.nan or not st.inf:
+        return False
+    if section == "tensor" and st.numel <= 1:
+        return True
+    return section == "buffer" and "mask" in st.name.rsplit(".", 1)[-1].lower()
+
+
 @rule("MLC011", needs="checkpoint_stats")
 def nan_or_inf(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
     for st in stats.tensors.values():
         if (st.nan or st.inf) and st.alias_of is None:
             section = _section(stats, st.name)
+            if _inf_is_sentinel(st, section):
+                continue
             yield ctx.finding(
                 f"{section} holds {st.nan:,} NaN and {st.inf:,} Inf of {st.numel:,} values "
                 f"({(st.nan + st.inf) / st.numel:.1%}): any forward pass through it is poisoned",

@@ -10,7 +10,9 @@ from typing import Any
 from mlaudit.fixers import FixError
 
 STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "ema", "weights")
-OPTIMIZER_KEYS = {"optimizer", "optimizer_state_dict", "optim", "scheduler", "lr_scheduler", "scaler"}
+# Lightning saves `optimizer_states` and `lr_schedulers` (lists of state dicts).
+OPTIMIZER_KEYS = {"optimizer", "optimizer_state_dict", "optim", "scheduler", "lr_scheduler", "scaler",
+                  "optimizer_states", "lr_schedulers"}
 
 
 @dataclass(frozen=True)

@@ -86,14 +86,19 @@ def _artifact_table(report: Report) -> Table | None:
         # Paths wrap rather than being cut: a truncated path cannot be found again.
         table.add_column(col, justify="right" if numeric else "left", overflow="fold",
                          no_wrap=numeric, min_width=len(col) if numeric else None)
+    # The reader counts every stored element (optimizer moments, callback scalars included);
+    # the layout, when it ran, knows which tensors are the model's parameters.
+    model_params = {a.path: a.details["parameters"] for a in report.artifacts
+                    if a.kind == "checkpoint-layout" and isinstance(a.details.get("parameters"), int)}
     for a in rows:
         d = a.details
         size = d.get("size_bytes")
+        params = model_params.get(a.path, d.get("parameters"))
         table.add_row(
             escape(a.path),
             str(d.get("format", "?")),
             format_value(d["tensors"]) if "tensors" in d else "-",
-            format_value(d["parameters"]) if "parameters" in d else "-",
+            format_value(params) if params is not None else "-",
             f"{size / 1e6:.2f} MB" if isinstance(size, int) else "-",
         )
     return table

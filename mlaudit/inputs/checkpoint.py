@@ -256,8 +256,13 @@ def _torch_load(info: CheckpointInfo) -> Any:
     torch = require_safe_torch(info.rel)
     mmap_ok = info.format in ("torch-zip", "lightning")
     extra = _metadata_classes(info)
+    import warnings
+
     try:
-        with torch.serialization.safe_globals(extra):
+        # torch warns about TypedStorage / quantized tensors of old files on stderr; the
+        # report, not a library warning, is what the user reads
+        with torch.serialization.safe_globals(extra), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             # weights_only=True always: mlaudit never falls back to full unpickling.
             if info.path.suffix.lower() == ".safetensors":
                 # torch.load picks its safetensors reader by file name; the content here is a

@@ -317,11 +317,41 @@ def safe_config(session: Any, file: Any) -> TrainingConfig | None:
         return None
 
 
+MAX_INDEX_BYTES = 50 * 1024 * 1024
+
+
+def indexed_by(session: Any, file: Any) -> str | None:
+    """The rel path of a `*.safetensors.index.json` in the same scan that lists this shard.
+
+    A sharded model is judged once, through its index (which sees every shard: duplicates and
+    peer outliers cross shards); its shards would report every finding a second time."""
+    import json
+
+    if not file.rel.endswith(".safetensors"):
+        return None
+    parent = file.rel.rsplit("/", 1)[0] + "/" if "/" in file.rel else ""
+    for other in session.files:
+        if not (other.rel.startswith(parent) and "/" not in other.rel[len(parent):]
+                and other.rel.endswith(".safetensors.index.json")):
+            continue
+        try:
+            if other.path.stat().st_size > MAX_INDEX_BYTES:
+                continue
+            weight_map = json.loads(other.path.read_text("utf-8")).get("weight_map")
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            continue  # an unreadable index is reported on the index itself
+        if isinstance(weight_map, dict) and file.path.name in {str(v) for v in weight_map.values()}:
+            return other.rel
+    return None
+
+
 @input_kind("checkpoint_layout", scope="file", file_kinds=("checkpoint",))
 def load_checkpoint_layout(session, file) -> CheckpointLayout | None:
     info = session.get("checkpoint", file)
     if info is None:
         return None
+    if not session.single_file and indexed_by(session, file):
+        return None  # judged through its index (security rules still read the shard itself)
     try:
         layout = build_layout(info, safe_config(session, file))
     except (ValueError, TypeError, KeyError) as err:  # odd metadata: inconclusive, not a crash

@@ -346,7 +346,10 @@ def map_lightning_trainer(m: Mapped, trainer: Mapping[str, Any], prefix: str, li
     m.put("precision", _precision(trainer.get("precision")), f"{prefix}precision")
     clip = _num(trainer.get("gradient_clip_val"))
     m.put("grad_clip", clip, f"{prefix}gradient_clip_val")
-    m.put("epochs", _num(trainer.get("max_epochs")), f"{prefix}max_epochs")
+    epochs = _num(trainer.get("max_epochs"))
+    if not (isinstance(epochs, (int, float)) and not isinstance(epochs, bool) and epochs < 0):
+        # max_epochs: -1 is Lightning's "no epoch limit" (used with max_steps), not a value
+        m.put("epochs", epochs, f"{prefix}max_epochs")
     steps = _num(trainer.get("max_steps"))
     if isinstance(steps, (int, float)) and steps > 0:
         m.put("max_steps", int(steps), f"{prefix}max_steps")
@@ -547,7 +550,10 @@ def detect_dialect(data: Mapping[str, Any], text: str = "") -> str | None:
                       "seed", "validation_split", "checkpoint", "device_memory_gb", "input_spec"} & keys
     opt = data.get("optimizer")
     plain_opt = opt is None or isinstance(opt, str) or (isinstance(opt, Mapping) and "_target_" not in opt)
-    if mlaudit_signal and plain_opt and "defaults" not in keys and (
+    # A top-level `_target_` makes the file a Hydra instantiate target (a config-group file such
+    # as configs/optimizer/adamw.yaml: `_target_: torch.optim.AdamW`, lr, weight_decay), never
+    # mlaudit's schema, which keeps `_target_` under `model:`.
+    if mlaudit_signal and plain_opt and "defaults" not in keys and "_target_" not in keys and (
         len(keys & MLAUDIT_KEYS) >= max(2, len(keys) // 2)
         or (isinstance(model, Mapping) and "_target_" in model and len(mlaudit_signal) >= 2)
     ):

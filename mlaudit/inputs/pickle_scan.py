@@ -61,6 +61,18 @@ EXTRA_ALLOWED: frozenset[tuple[str, str]] = frozenset({
     # float8/uint* storages spelled as the new-style storage class
     ("torch", "UntypedStorage"),
     *(("torch", d) for d in TORCH_DTYPES),
+    # torch's own weights_only unpickler accepts these by default (torch/_weights_only_unpickler.py,
+    # _get_allowed_globals), so files that use them load with weights_only=True and no
+    # add_safe_globals: sets, complex numbers and bytearrays in metadata (protocol 2 spells
+    # builtins `__builtin__`), sparse/nested/meta tensors and their layout lookup
+    # (`_get_layout("torch.sparse_coo")` returns a layout constant), Parameter and Tensor.
+    # (collections.Counter stays out: a BUILD on it is one of the attack corpus' gadgets.)
+    *((mod, n) for mod in ("builtins", "__builtin__") for n in ("set", "complex", "bytearray")),
+    ("torch", "Tensor"), ("torch.nn.parameter", "Parameter"),
+    ("torch.serialization", "_get_layout"), ("torch", "per_channel_affine_float_qparams"),
+    ("torch._utils", "_rebuild_sparse_tensor"), ("torch._utils", "_rebuild_nested_tensor"),
+    ("torch._utils", "_rebuild_meta_tensor_no_storage"), ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_device_tensor_from_cpu_tensor"),
 })  # fmt: skip
 
 ALLOWED: frozenset[tuple[str, str]] = REAL_FILE_GLOBALS | EXTRA_ALLOWED

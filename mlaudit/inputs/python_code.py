@@ -113,13 +113,24 @@ def is_training_script(module: PythonModule) -> bool:
 
 
 def imported_modules(module: PythonModule) -> set[str]:
+    """Dotted names a module imports; relative imports (`from .utils import x`, `from . import
+    utils`) are resolved against the module's own package."""
     out: set[str] = set()
+    package = module.module_name.split(".")
+    if not module.rel.endswith("__init__.py"):
+        package = package[:-1]
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             out.add(node.module)
             out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level and node.level - 1 <= len(package):
+            base = package[: len(package) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            if target:
+                out.add(target)
+                out.update(f"{target}.{a.name}" for a in node.names)
     return out
 
 
@@ -147,9 +158,18 @@ class TrainingSetup:
         return list(seen.values())
 
 
-@input_kind("python", scope="file", file_kinds=("python", "test"))
+@input_kind("python", scope="file", file_kinds=("python", "test", "notebook"))
 def load_python(session, file) -> PythonModule | None:
-    """A .py file's AST; oversized files are skipped in directory scans."""
+    """A .py file's AST, or a notebook's code cells as one module (mlaudit/inputs/notebook.py);
+    oversized files are skipped in directory scans."""
+    if file.kind == "notebook":
+        from mlaudit.inputs.notebook import MAX_NOTEBOOK_BYTES, parse_notebook
+
+        if file.size > MAX_NOTEBOOK_BYTES:
+            if session.single_file:
+                raise InputError(file.rel, f"too large to analyse (over {MAX_NOTEBOOK_BYTES // 2**20} MB)")
+            return None
+        return parse_notebook(file.path, file.rel)
     if file.size > MAX_PY_BYTES:
         if session.single_file:
             raise InputError(file.rel, f"too large to analyse (over {MAX_PY_BYTES // (1024 * 1024)} MB)")
@@ -167,7 +187,7 @@ def load_training_setup(session, _file) -> TrainingSetup:
                 cfg = session.get("training_config", f)
                 if cfg is not None:
                     configs.append(cfg)
-            elif f.kind in ("python", "test"):
+            elif f.kind in ("python", "test", "notebook"):
                 mod = session.get("python", f)
                 if mod is not None:
                     modules.append(mod)

@@ -439,6 +439,10 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
             for name, t in _tensors(info, stream=True):
                 if not isinstance(t, (torch.Tensor, FileTensor)):
                     continue
+                if isinstance(t, torch.Tensor):
+                    t = _strided(t)
+                    if t is None:
+                        continue
                 key = None
                 if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel():
                     key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
@@ -478,10 +482,34 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
     return CheckpointStats(layout, stats, duplicates, spectral_notes, time.perf_counter() - started)
 
 
+MAX_DENSIFY = 16_000_000  # sparse tensors up to this many elements are densified for statistics
+
+
+def _strided(t: Any) -> Any | None:
+    """A plain strided CPU tensor with the values `t` stands for, or None when there are none
+    to read: quantized tensors are dequantized (the values the layer computes with), sparse
+    ones densified up to MAX_DENSIFY elements; meta and nested tensors are skipped."""
+    import torch
+
+    if t.device.type == "meta" or getattr(t, "is_nested", False):
+        return None
+    if t.is_quantized:
+        return t.dequantize()
+    if t.layout != torch.strided:
+        return t.to_dense() if t.numel() <= MAX_DENSIFY else None
+    return t
+
+
 @input_kind("checkpoint_stats", scope="file", file_kinds=("checkpoint",))
 def load_checkpoint_stats(session, file) -> CheckpointStats | None:
     layout = session.get("checkpoint_layout", file)
     if layout is None:
+        return None
+    if not layout.info.safe_to_load:
+        # Deliberately never loaded (flagged by MLS001/MLS002/MLS006/MLS007, or a format
+        # mlaudit does not load: plain pickle, joblib, TorchScript, torch.export): the security
+        # rules speak for the file; the statistics rules do not apply (an MLA002 here made
+        # every clean .pkl, trusted TorchScript file and flagged file one more error).
         return None
     from mlaudit.catalog import load_catalog
     from mlaudit.config import resolve_params
@@ -499,7 +527,9 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         raise
     except (RuntimeError, ValueError, OSError, TypeError) as err:
         # Not clean, not silent: the file is reported inconclusive for the stats rules.
-        raise InputError(file.rel, f"tensor statistics failed: {type(err).__name__}: {err}") from None
+        # one line: torch's dispatcher errors list every backend on further lines
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise InputError(file.rel, f"tensor statistics failed: {type(err).__name__}: {first}") from None
     from mlaudit.model import ArtifactSummary
 
     model = {m.info.name for m in layout.model}
