@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from fixhelp import TRAINED, digest, model_args
+from fixhelp import FAST, TRAINED, digest, model_args, read_report
 
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
@@ -79,8 +79,7 @@ def test_onnx_export_matches_pytorch_at_two_shapes(transformer_int8):
 def test_int8_meets_its_budget_and_shrinks(transformer_int8):
     code, out, _ = transformer_int8
     assert code == 0
-    report = json.loads((out / "fix-report.json").read_text())
-    rows = {v["name"]: v for v in report["variants"]}
+    report, rows = read_report(out)
     int8 = rows["onnx int8"]
     assert int8["fidelity"]["mean_cosine"] >= 0.99
     assert int8["fidelity"]["top1_agreement"] >= 0.99
@@ -144,8 +143,7 @@ def test_structured_pruning_really_shrinks_within_budget(run_cli, tmp_path):
     out = tmp_path / "o"
     code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "prune", "--out", out, *model_args("mlp"))
     assert code == 0, err
-    report = json.loads((out / "fix-report.json").read_text())
-    rows = {v["name"]: v for v in report["variants"]}
+    report, rows = read_report(out)
     assert rows["pytorch (pruned)"]["params"] < rows["input"]["params"]
     assert rows["pytorch (pruned)"]["fidelity"]["mean_cosine"] >= 0.99
     state = torch.load(out / "mlp.pt", weights_only=True)
@@ -164,8 +162,7 @@ def test_unstructured_pruning_is_honest_about_size(run_cli, tmp_path):
         *model_args("mlp"),
     )
     assert code == 0, err
-    report = json.loads((out / "fix-report.json").read_text())
-    rows = {v["name"]: v for v in report["variants"]}
+    report, rows = read_report(out)
     pruned = rows["pytorch (pruned)"]
     assert pruned["params"] == rows["input"]["params"] and pruned["nonzero_params"] < pruned["params"]
     assert "does not shrink" in next(s for s in report["steps"] if s["name"] == "prune")["detail"]
@@ -201,14 +198,10 @@ def test_onnx_input_is_quantized_directly(run_cli, tmp_path):
         TRAINED / "mlp_eval.npz",
         "--budget",
         "latency=100",
-        "--measure-seconds",
-        "0.05",
-        "--threads",
-        "1",
+        *FAST,
     )
     assert code == 0, err
-    report = json.loads((tmp_path / "mlp-fixed" / "fix-report.json").read_text())
-    rows = {v["name"]: v for v in report["variants"]}
+    report, rows = read_report(tmp_path / "mlp-fixed")
     assert rows["input"]["fidelity"]["mean_cosine"] == pytest.approx(1.0)
     assert rows["onnx int8"]["fidelity"]["mean_cosine"] >= 0.99
 
@@ -250,10 +243,7 @@ def test_torchscript_input_uses_its_own_architecture(run_cli, tmp_path):
         TRAINED / "mlp.yaml",
         "--eval-data",
         TRAINED / "mlp_eval.npz",
-        "--measure-seconds",
-        "0.05",
-        "--threads",
-        "1",
+        *FAST,
     )
     assert code == 0, err
     report = json.loads((tmp_path / "mlp_ts-fixed" / "fix-report.json").read_text())
@@ -293,14 +283,10 @@ def test_external_data_is_counted_and_quantized(run_cli, tmp_path):
         TRAINED / "mlp_eval.npz",
         "--budget",
         "latency=100",
-        "--measure-seconds",
-        "0.05",
-        "--threads",
-        "1",
+        *FAST,
     )
     assert code == 0, err
-    report = json.loads((tmp_path / "ext-fixed" / "fix-report.json").read_text())
-    rows = {v["name"]: v for v in report["variants"]}
+    report, rows = read_report(tmp_path / "ext-fixed")
     assert rows["input"]["size_bytes"] == files_size(files)
     assert rows["onnx int8"]["size_bytes"] < 0.5 * files_size(files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ext-fixed", "ext.onnx", "ext.onnx.data"]
