@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mlaudit.context import RuleContext
 from mlaudit.inputs.model_probe import ModelProbe
 from mlaudit.inputs.tensor_stats import CheckpointStats
+from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location
 from mlaudit.registry import rule
 
@@ -123,17 +124,26 @@ def exploding_gradient(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Fin
     yield from _peer_outliers(stats, ctx, float(ctx.params["max-ratio"]), vanishing=False)
 
 
-@rule("MLG004", needs="checkpoint_stats")
-def clipping_active(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
+def _norm_against_clip(stats: CheckpointStats) -> tuple[float, TrainingConfig] | None:
+    """(global gradient norm estimated from Adam's second moments, the config), when the
+    config sets a positive max grad norm and the moments allow an estimate."""
     cfg = stats.layout.config
     if cfg is None or not cfg.grad_clip or cfg.grad_clip <= 0:
-        return
+        return None
     est = [e for e in grad_estimates(stats) if e.sum_sq is not None]
     if not est:
+        return None
+    return math.sqrt(sum(e.sum_sq for e in est)), cfg
+
+
+@rule("MLG004", needs="checkpoint_stats")
+def clipping_active(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
+    found = _norm_against_clip(stats)
+    if found is None:
         return
+    norm, cfg = found
     # Adam sees the clipped gradients, so E||g||^2 from its moments sits at the clip norm
     # when clipping fires on most recent steps (~1/(1-beta2) steps of memory).
-    norm = math.sqrt(sum(e.sum_sq for e in est))
     ratio = norm / cfg.grad_clip
     # Above the clip the gradients were not clipped at all: MLG006's case.
     if float(ctx.params["min-ratio"]) <= ratio <= float(ctx.params["max-ratio"]):
@@ -147,19 +157,14 @@ def clipping_active(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
         )
 
 
-def _global_norm(stats: CheckpointStats) -> float | None:
-    est = [e for e in grad_estimates(stats) if e.sum_sq is not None]
-    return math.sqrt(sum(e.sum_sq for e in est)) if est else None
 
 
 @rule("MLG006", needs="checkpoint_stats")
 def clipping_not_applied(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    cfg = stats.layout.config
-    if cfg is None or not cfg.grad_clip or cfg.grad_clip <= 0:
+    found = _norm_against_clip(stats)
+    if found is None:
         return
-    norm = _global_norm(stats)
-    if norm is None:
-        return
+    norm, cfg = found
     # Clipped gradients never exceed the max norm, and the bias-corrected second moments
     # average the squared norms of recent steps: an estimate above the clip proves that
     # (at least some of) those gradients were not clipped.
