@@ -329,27 +329,22 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
         )
     fp32_onnx = state.extras.get("exported_onnx")
     threads = state.extras.get("threads", 1)
-    if fp32_onnx is not None:
-        files = metrics.onnx_files(fp32_onnx)
-        state.runners["onnx fp32"] = metrics.ort_runner(fp32_onnx, threads)
-        rows.append(
-            {
-                "name": "onnx fp32",
-                "files": [f.name for f in files],
-                "size_bytes": metrics.files_size(files),
-                **dict(zip(("params", "nonzero_params"), metrics.onnx_params(fp32_onnx), strict=True)),
-            }
-        )
     int8_path = state.extras.get("int8_path")
-    if int8_path is not None and int8_path.exists():
-        files = metrics.onnx_files(int8_path)
-        state.runners["onnx int8"] = metrics.ort_runner(int8_path, threads)
+    onnx_variants = (
+        ("onnx fp32", fp32_onnx),
+        ("onnx int8", int8_path if int8_path is not None and int8_path.exists() else None),
+    )
+    for variant, path in onnx_variants:
+        if path is None:
+            continue
+        files = metrics.onnx_files(path)
+        state.runners[variant] = metrics.ort_runner(path, threads)
         rows.append(
             {
-                "name": "onnx int8",
+                "name": variant,
                 "files": [f.name for f in files],
                 "size_bytes": metrics.files_size(files),
-                **dict(zip(("params", "nonzero_params"), metrics.onnx_params(int8_path), strict=True)),
+                **dict(zip(("params", "nonzero_params"), metrics.onnx_params(path), strict=True)),
             }
         )
     by_name = {r["name"]: r for r in rows}
