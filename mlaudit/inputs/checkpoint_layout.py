@@ -320,29 +320,40 @@ def safe_config(session: Any, file: Any) -> TrainingConfig | None:
 MAX_INDEX_BYTES = 50 * 1024 * 1024
 
 
+@input_kind("safetensors_shard_index", scope="project")
+def load_shard_index(session: Any, _file: Any) -> dict[str, str]:
+    """Shard rel path -> rel path of the `*.safetensors.index.json` beside it that lists it.
+
+    Built once per scan: each index is read once, however many shards it lists."""
+    import json
+
+    owners: dict[str, str] = {}
+    for index in session.files:
+        if not index.rel.endswith(".safetensors.index.json"):
+            continue
+        try:
+            if index.path.stat().st_size > MAX_INDEX_BYTES:
+                continue
+            weight_map = json.loads(index.path.read_text("utf-8")).get("weight_map")
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            continue  # an unreadable index is reported on the index itself
+        if not isinstance(weight_map, dict):
+            continue
+        folder = index.rel.rsplit("/", 1)[0] + "/" if "/" in index.rel else ""
+        for shard in {str(v) for v in weight_map.values()}:
+            if "/" not in shard:  # only shards beside their index, as loaders resolve them
+                owners.setdefault(folder + shard, index.rel)
+    return owners
+
+
 def indexed_by(session: Any, file: Any) -> str | None:
     """The rel path of a `*.safetensors.index.json` in the same scan that lists this shard.
 
     A sharded model is judged once, through its index (which sees every shard: duplicates and
     peer outliers cross shards); its shards would report every finding a second time."""
-    import json
-
     if not file.rel.endswith(".safetensors"):
         return None
-    parent = file.rel.rsplit("/", 1)[0] + "/" if "/" in file.rel else ""
-    for other in session.files:
-        if not (other.rel.startswith(parent) and "/" not in other.rel[len(parent):]
-                and other.rel.endswith(".safetensors.index.json")):
-            continue
-        try:
-            if other.path.stat().st_size > MAX_INDEX_BYTES:
-                continue
-            weight_map = json.loads(other.path.read_text("utf-8")).get("weight_map")
-        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-            continue  # an unreadable index is reported on the index itself
-        if isinstance(weight_map, dict) and file.path.name in {str(v) for v in weight_map.values()}:
-            return other.rel
-    return None
+    return session.get("safetensors_shard_index").get(file.rel)
 
 
 @input_kind("checkpoint_layout", scope="file", file_kinds=("checkpoint",))
