@@ -155,7 +155,6 @@ def test_checkpoint_pairs_with_config_from_flag_or_metadata(run_cli, tmp_path):
 
     assert codes() == []  # the config is in another directory: not paired by discovery
     assert codes("--config", str(tmp_path / "configs" / "train.yaml")) == ["MLT012 3"]
-    # (the extra key keeps the header length off 128: sniff_format reads a first byte 0x80 as pickle)
     _lm_checkpoint(tmp_path / "models" / "lm.safetensors",
                    {"training_config": "configs/train.yaml", "framework": "pt"})
     assert codes() == ["MLT012 3"]

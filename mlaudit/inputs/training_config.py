@@ -204,10 +204,23 @@ def read_training_config(path: Path, rel: str, *, strict: bool = False, require:
 def config_for_checkpoint(session: Any, file: Any) -> TrainingConfig | None:
     """The training config that belongs to a checkpoint: `--config`; else one named in the
     checkpoint's metadata (`training_config`/`config` key); else the only config in the
-    checkpoint's directory or its parent."""
+    checkpoint's directory or its parent. Cached per checkpoint by the session."""
+    return session.get("paired_training_config", file)
+
+
+@input_kind("explicit_training_config", scope="project")
+def load_explicit_config(session: Any, _file: Any) -> TrainingConfig | None:
+    """The `--config` file, parsed once per scan however many checkpoints it pairs with."""
     explicit = session.options.training_config
-    if explicit is not None:
-        return read_training_config(Path(explicit), Path(explicit).name, strict=True, require=True)
+    if explicit is None:
+        return None
+    return read_training_config(Path(explicit), Path(explicit).name, strict=True, require=True)
+
+
+@input_kind("paired_training_config", scope="file", file_kinds=("checkpoint",))
+def load_paired_config(session: Any, file: Any) -> TrainingConfig | None:
+    if session.options.training_config is not None:
+        return session.get("explicit_training_config")
     meta_name = _config_named_in_metadata(session, file)
     if meta_name:
         for f in session.files:
