@@ -1,0 +1,67 @@
+"""The progress display: drawn on a terminal after the delay, never otherwise."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from mlaudit import progress as prog
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _console() -> tuple[Console, io.StringIO]:
+    buf = _Tty()
+    return Console(file=buf, force_terminal=True, width=100), buf
+
+
+def test_drawn_after_delay_with_counts_and_sub_steps():
+    console, buf = _console()
+    with prog.progress("scan", total=3, unit="files", delay_s=0.0, console=console) as bar:
+        bar.advance(label="a.pt")
+        assert bar.shown
+        with bar.sub("int8", total=4) as layers:
+            layers.advance(label="layer 1 of 4")
+            assert layers.shown
+        bar.advance(2)
+    out = buf.getvalue()
+    assert "scan (1/3 files): a.pt" in out
+    assert "layer 1 of 4" in out
+
+
+def test_nothing_drawn_before_the_delay():
+    console, buf = _console()
+    with prog.progress("scan", total=2, unit="files", delay_s=60.0, console=console) as bar:
+        bar.advance()
+        bar.step("export")
+        with bar.sub("int8", total=2) as layers:
+            layers.advance()
+            assert not layers.shown
+        assert not bar.shown
+    assert buf.getvalue() == ""
+
+
+def test_disabled_when_stderr_is_not_a_terminal(monkeypatch, capsys):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("MLAUDIT_NO_PROGRESS", raising=False)
+    assert not prog.enabled(io.StringIO())
+    with prog.progress("scan", total=1, delay_s=0.0) as bar:  # capsys: stderr is no terminal
+        bar.advance()
+        assert not bar.shown
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("env", [{"CI": "true"}, {"MLAUDIT_NO_PROGRESS": "1"}, {"TERM": "dumb"}])
+def test_disabled_in_ci_or_when_asked(monkeypatch, env):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("MLAUDIT_NO_PROGRESS", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert prog.enabled(_Tty())
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert not prog.enabled(_Tty())
