@@ -10,7 +10,7 @@ TORCH_VERSION ?= 2.13.0
 DEMO := fixtures/build/sample_project
 DEMO_OUT := fixtures/build/demo-fix
 
-.PHONY: setup fixtures test demo bench lint clean
+.PHONY: setup fixtures test demo bench realworld lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: fixtures
 	# picklescan is only a benchmark baseline (bench_pickle_scan); never a dependency of mlaudit
 	-$(PY) -m pip install --quiet --disable-pip-version-check picklescan
 	$(PY) -m benchmarks
+
+# Real material (../shared/realworld beside the checkout; skipped with a message when absent),
+# scored against our own labels in benchmarks/realworld/*.yaml -> benchmarks/results/realworld.json
+realworld: setup
+	$(PY) -m benchmarks.realworld
 
 lint: setup
 	$(VENV)/bin/ruff check mlaudit tests fixtures benchmarks
