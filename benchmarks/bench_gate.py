@@ -8,8 +8,8 @@ import time
 
 from mlaudit import baseline as bl
 from mlaudit.catalog import load_catalog
-from mlaudit.formats import render
 from mlaudit.model import Finding, Location, Report, Severity, fingerprint
+from mlaudit.report import render
 
 FINDINGS = 20_000
 FILES = 2_000

@@ -37,8 +37,8 @@ def hwm():
 
 t0 = time.perf_counter()
 from mlaudit.inputs.checkpoint import read_checkpoint
-from mlaudit.inputs.checkpoint_layout import build_layout
-from mlaudit.inputs.tensor_stats import compute_stats, tensor_stats
+from mlaudit.inputs.checkpoint.layout import build_layout
+from mlaudit.inputs.checkpoint.tensor_stats import compute_stats, tensor_stats
 import torch
 tensor_stats("warm-up", torch.randn(512, 512))  # thread pool and kernels, not the file
 rss_import = hwm()
@@ -135,7 +135,7 @@ def run() -> dict:
 
 def _child_header(path: Path) -> float:
     from mlaudit.inputs.checkpoint import read_checkpoint
-    from mlaudit.inputs.checkpoint_layout import build_layout
+    from mlaudit.inputs.checkpoint.layout import build_layout
 
     t = time.perf_counter()
     build_layout(read_checkpoint(path, path.name), None).param_count()

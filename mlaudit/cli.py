@@ -94,11 +94,11 @@ def scan(
     from mlaudit.config import ConfigError, load_project_config
     from mlaudit.engine import ScanAbort
     from mlaudit.engine import scan as run_scan
-    from mlaudit.formats import FORMATS, render
     from mlaudit.gate import GateError, GateOptions, apply_gate, display_path, parse_outputs
-    from mlaudit.model import Severity
+    from mlaudit.inputs.session import ScanOptions
+    from mlaudit.model import RegistryError, Severity
+    from mlaudit.report import FORMATS, render
     from mlaudit.selection import SelectionError, select_codes, validate
-    from mlaudit.session import ScanOptions
 
     targets = paths or [Path(".")]
     try:
@@ -159,7 +159,7 @@ def scan(
                         update_baseline=update_baseline, diff_base=diff_base),
             options.codes, lambda code: rule_context(code, options), Path.cwd(),
         )
-    except (ConfigError, ScanAbort, SelectionError, CliError, GateError) as err:
+    except (ConfigError, ScanAbort, SelectionError, CliError, GateError, RegistryError) as err:
         raise CliError(str(err)) from None
     except ValueError as err:  # Severity.parse on a bad --fail-on
         raise CliError(f"--fail-on: {err}") from None
@@ -175,7 +175,7 @@ def scan(
     info = sys.stdout if stdout_fmt in (None, "text") else sys.stderr
     if stdout_fmt is not None:
         render(stdout_fmt, report, sys.stdout, console=console, **render_opts)
-    from mlaudit.formats.text import summary_line
+    from mlaudit.report.text import summary_line
 
     written = f" Report written to {', '.join(p for _, p in files)}." if files else ""
     if stdout_fmt is None:
@@ -194,8 +194,8 @@ def scan(
 
 def _write_outputs(files: list[tuple[str, str]], report: Any, render_opts: dict[str, Any]) -> None:
     """Render every (format, path) output to memory first, then write each atomically."""
-    from mlaudit.formats import render
     from mlaudit.fsutil import atomic_write_text
+    from mlaudit.report import render
 
     rendered = []
     for fmt, path in files:
@@ -299,7 +299,7 @@ def fix(
             console.print(f"nothing to fix in {checkpoint}" + "".join(f"; {n}" for n in plan.notes)
                           + " (name fixes with --apply)")
             return EXIT_OK
-        console.print(f"plan for {checkpoint} ({plan.input_kind}) -> {out or default_out(checkpoint)} (dry run, nothing written):")
+        console.print(f"plan for {checkpoint} ({plan.artifact_kind}) -> {out or default_out(checkpoint)} (dry run, nothing written):")
         for i, s in enumerate(plan.steps, 1):
             console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})", markup=False)
         for n in plan.notes:

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from mlaudit import __version__
 from mlaudit.catalog import load_catalog
+from mlaudit.checks.registry import check_table, implementations
 from mlaudit.config import resolve_params
 from mlaudit.context import RuleContext
+from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.repo import RepoFile, classify, is_excluded, walk
+from mlaudit.inputs.session import ScanOptions, ScanSession
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
-from mlaudit.registry import implementations
-from mlaudit.session import ScanOptions, ScanSession
 from mlaudit.suppressions import matching_ignore, suppression_findings
 
 RULE_CRASHED = "MLA001"
@@ -119,6 +120,9 @@ def rule_context(code: str, options: ScanOptions, prefix: str = "") -> RuleConte
 def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     """Scan each path (a project directory or a single file) with the selected rules."""
     started = time.perf_counter()
+    # A rule that would silently report nothing (catalog and implementations disagree) stops
+    # the scan with one line instead: RegistryError, exit 2.
+    check_table(load_catalog(), ENGINE_CODES)
     impls = implementations(options.codes)
     runnable = [c for c in options.codes if c in impls]
     findings: list[Finding] = []
@@ -129,7 +133,8 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     for path in paths:
         root, files, single = _targets_for(path, options)
         prefix = display_prefix(root)
-        session = ScanSession(root, files, options, single_file=single)
+        session = ScanSession(root, files, options, single_file=single,
+                              rule_params=lambda code: resolve_params(load_catalog()[code], options.params))
         files_scanned += len(files)
         root_findings: list[Finding] = []
         for code in runnable:
@@ -142,8 +147,6 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         if INCONCLUSIVE in options.codes:
             root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
         if not options.ignore_suppressions:
-            from mlaudit.inline_suppressions import apply_to_session
-
             unused = UNUSED_SUPPRESSION in options.codes
             unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix) if unused else None
             root_findings, inline = apply_to_session(root_findings, session, runnable, prefix, unused_ctx)

@@ -168,3 +168,9 @@ class Report:
     def gating(self, fail_on: Severity) -> list[Finding]:
         """Findings at or above `fail_on` that are not covered by a baseline."""
         return [f for f in self.findings if not f.baselined and f.severity.rank >= fail_on.rank]
+
+
+class RegistryError(Exception):
+    """The registered implementations disagree with their tables or the rule catalog (a rule
+    with no implementation, an implementation with no catalog entry, a module that does not
+    register what its table entry promises). A bug in mlaudit or a plugin, never in user input."""

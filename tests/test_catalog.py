@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 
 from mlaudit.catalog import load_catalog
+from mlaudit.checks.registry import implementations
 from mlaudit.engine import ENGINE_CODES
-from mlaudit.registry import implementations
 from tests.casekit import ROOT, all_cases
 
 

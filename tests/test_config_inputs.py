@@ -197,9 +197,9 @@ def test_mutated_configs_never_raise_anything_but_input_error(tmp_path, cuts):
         return
     if cfg is not None:  # every rule must run on whatever parsed
         from mlaudit.catalog import load_catalog
+        from mlaudit.checks.registry import implementations
         from mlaudit.config import resolve_params
         from mlaudit.context import RuleContext
-        from mlaudit.registry import implementations
 
         catalog = load_catalog()
         for code, impl in implementations().items():
@@ -221,10 +221,10 @@ PY_SEED = (
                      max_size=3))
 def test_mutated_python_never_raises_anything_but_input_error(tmp_path, cuts):
     from mlaudit.catalog import load_catalog
+    from mlaudit.checks.registry import implementations
     from mlaudit.config import resolve_params
     from mlaudit.context import RuleContext
     from mlaudit.inputs.python_code import parse_python
-    from mlaudit.registry import implementations
 
     text = PY_SEED
     for pos, drop, insert in cuts:

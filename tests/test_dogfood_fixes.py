@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mlaudit import registry
+from mlaudit.checks import registry
+from mlaudit.checks.registry import RuleImpl
 from mlaudit.engine import scan
 from mlaudit.inline_suppressions import parse_suppressions
+from mlaudit.inputs.session import ScanOptions
 from mlaudit.model import Location
-from mlaudit.registry import RuleImpl
-from mlaudit.session import ScanOptions
 
 
 def test_suppression_text_inside_python_strings_is_not_a_comment():

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mlaudit import registry
+from mlaudit.checks import registry
+from mlaudit.checks.registry import RuleImpl
 from mlaudit.engine import ScanAbort, scan
+from mlaudit.inputs.session import ScanOptions
 from mlaudit.model import Location, Severity
-from mlaudit.registry import RuleImpl
 from mlaudit.selection import select_codes
-from mlaudit.session import ScanOptions
 
 
 def _bad_checkpoint(directory: Path) -> Path:

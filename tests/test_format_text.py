@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from mlaudit.formats.text import format_value, render
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity
+from mlaudit.report.text import format_value, render
 
 
 def _report() -> Report:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from mlaudit.formats import FORMATS, render
-from mlaudit.formats.github import annotation, escape_data, escape_property
-from mlaudit.formats.gitlab import issues
-from mlaudit.formats.junit import junit_tree
-from mlaudit.formats.markdown import cell
-from mlaudit.formats.sarif import FINGERPRINT_KEY, SRCROOT, sarif_dict
 from mlaudit.model import Finding, Location, Report, RuleMeta, Severity, fingerprint
+from mlaudit.report import FORMATS, render
+from mlaudit.report.github import annotation, escape_data, escape_property
+from mlaudit.report.gitlab import issues
+from mlaudit.report.junit import junit_tree
+from mlaudit.report.markdown import cell
+from mlaudit.report.sarif import FINGERPRINT_KEY, SRCROOT, sarif_dict
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("MLAUDIT_UPDATE_GOLDEN") == "1"

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mlaudit.inputs.checkpoint import read_checkpoint  # noqa: E402
-from mlaudit.inputs.checkpoint_layout import build_layout  # noqa: E402
+from mlaudit.inputs.checkpoint.layout import build_layout  # noqa: E402
 from mlaudit.inputs.memory_estimate import inference_bytes, training_bytes  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""One-pass tensor statistics (mlaudit/inputs/tensor_stats.py): each statistic against a
+"""One-pass tensor statistics (mlaudit/inputs/checkpoint/tensor_stats.py): each statistic against a
 direct torch computation, chunk boundaries, and the safetensors reader."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlaudit.inputs import tensor_stats as ts  # noqa: E402
 from mlaudit.inputs.checkpoint import read_checkpoint  # noqa: E402
-from mlaudit.inputs.checkpoint_layout import build_layout  # noqa: E402
+from mlaudit.inputs.checkpoint import tensor_stats as ts  # noqa: E402
+from mlaudit.inputs.checkpoint.layout import build_layout  # noqa: E402
 
 
 def test_float_stats_match_direct_computation(monkeypatch):

@@ -14,8 +14,8 @@ import pytest
 
 from fixtures.gen.attacks import _Reduce, _touch_cmd, build_corpus, malicious
 from mlaudit.inputs import InputError
-from mlaudit.inputs import pickle_scan as ps
 from mlaudit.inputs.checkpoint import load_object, read_checkpoint, require_safe_torch
+from mlaudit.inputs.checkpoint import pickle_scan as ps
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from mlaudit.checks.checkpoint_size import mb
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.checkpoint_layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 from mlaudit.inputs.memory_estimate import GIB, TrainingMemory, memory_summary
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 @rule("MLC006", needs="checkpoint_memory")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mlaudit.checks.checkpoint_size import mb
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.tensor_stats import FP16_MAX, CheckpointStats
+from mlaudit.inputs.checkpoint.tensor_stats import FP16_MAX, CheckpointStats
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 def _model_names(stats: CheckpointStats) -> set[str]:

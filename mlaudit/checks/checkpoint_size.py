@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.checkpoint_layout import CheckpointLayout
-from mlaudit.inputs.tensor_stats import CheckpointStats
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.tensor_stats import CheckpointStats
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 def mb(n: float) -> str:

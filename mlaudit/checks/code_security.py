@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.python_code import PythonModule, call_name, imported_modules, iter_calls, keyword
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 def _const(node: ast.AST | None):

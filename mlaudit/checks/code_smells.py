@@ -6,10 +6,10 @@ import ast
 import re
 from collections.abc import Iterable
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.python_code import PythonModule, call_name, iter_calls
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 

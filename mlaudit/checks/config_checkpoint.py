@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.config_pairing import CheckpointWithConfig
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 VOCAB_KEYS = ("vocab_size", "n_vocab", "num_embeddings", "ntoken", "num_tokens")
 HIDDEN_KEYS = ("hidden_size", "d_model", "n_embd", "hidden_dim", "embed_dim", "embedding_dim", "dim")

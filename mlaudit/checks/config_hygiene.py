@@ -6,10 +6,10 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 ADAPTIVE = frozenset({"adam", "adamw", "adamax", "nadam", "radam", "adafactor", "lamb", "lion", "rmsprop",
                       "adagrad", "adadelta"})

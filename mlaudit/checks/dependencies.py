@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 from typing import Any
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs import InputError
 from mlaudit.inputs.repo import ProjectSnapshot, RepoFile
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 LOCK_FILES = frozenset(
     {"poetry.lock", "pipfile.lock", "uv.lock", "pdm.lock", "conda-lock.yml", "pylock.toml"}

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from mlaudit.checks._text import headings, matches_any, prose_words, split_front_matter
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs import InputError
 from mlaudit.inputs.repo import ProjectSnapshot, RepoFile
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 README_NAMES = ("readme.md", "readme.rst", "readme.txt", "readme", "readme.markdown")
 CARD_NAMES = (

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.model_probe import ModelProbe
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 def flops_text(n: float) -> str:

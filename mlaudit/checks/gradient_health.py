@@ -10,12 +10,12 @@ import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
+from mlaudit.inputs.checkpoint.tensor_stats import CheckpointStats
 from mlaudit.inputs.model_probe import ModelProbe
-from mlaudit.inputs.tensor_stats import CheckpointStats
 from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 @dataclass(frozen=True)

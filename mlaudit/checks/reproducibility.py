@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.python_code import (
     TrainingSetup,
@@ -13,7 +14,6 @@ from mlaudit.inputs.python_code import (
     seed_lines,
 )
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 SEED_KEY = {"mlaudit": "seed", "lightning": "seed_everything", "hydra": "seed", "huggingface": "seed"}
 HF_TRAINERS = ("Trainer", "SFTTrainer", "Seq2SeqTrainer", "DPOTrainer", "RewardTrainer", "GRPOTrainer")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterator
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.checkpoint import CheckpointInfo, escapes_dir
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 TORCH_PICKLE_FORMATS = ("torch-zip", "torch-legacy", "lightning")
 

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs import InputError
 from mlaudit.inputs.repo import ProjectSnapshot, RepoFile
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 # Calls that load a model artifact, matched on the dotted name as written in the test
 # (`torch.load`, `AutoModel.from_pretrained`) by its last one or two parts.

@@ -6,10 +6,10 @@ import fnmatch
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.git import GitHistory, GitTree, VersionedFiles
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 # The Git LFS specification caps pointer files below 1024 bytes.
 LFS_POINTER_MAX = 1024

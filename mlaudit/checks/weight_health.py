@@ -7,10 +7,10 @@ import math
 import statistics
 from collections.abc import Iterator
 
+from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.tensor_stats import CheckpointStats, TensorStats
+from mlaudit.inputs.checkpoint.tensor_stats import CheckpointStats, TensorStats
 from mlaudit.model import Finding, Location
-from mlaudit.registry import rule
 
 
 def _section(stats: CheckpointStats, name: str) -> str:

@@ -17,18 +17,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-ORDER = ("strip-optimizer", "strip-prefix", "dedupe", "prune", "cast-bf16", "cast-fp16",
-         "safetensors", "onnx", "int8", "int8-static")  # fmt: skip
-_MODULES = (
-    "safetensors_fix",
-    "strip_optimizer",
-    "strip_prefix",
-    "dedupe",
-    "cast",
-    "prune",
-    "onnx_export",
-    "int8",
-)
+from mlaudit.model import RegistryError
+
+# fixer name -> the module that registers it, in pipeline order (explicit: a fixer can never
+# vanish silently; a module that does not register what is listed here is a RegistryError).
+FIXER_MODULES: dict[str, str] = {
+    "strip-optimizer": "mlaudit.fixers.strip_optimizer",
+    "strip-prefix": "mlaudit.fixers.strip_prefix",
+    "dedupe": "mlaudit.fixers.dedupe",
+    "prune": "mlaudit.fixers.prune",
+    "cast-bf16": "mlaudit.fixers.cast",
+    "cast-fp16": "mlaudit.fixers.cast",
+    "safetensors": "mlaudit.fixers.safetensors_fix",
+    "onnx": "mlaudit.fixers.onnx_export",
+    "int8": "mlaudit.fixers.int8",
+    "int8-static": "mlaudit.fixers.int8",
+}
+ORDER = tuple(FIXER_MODULES)
 
 
 class FixError(Exception):
@@ -54,6 +59,9 @@ def fixer(name: str, applicability: str, level: str, effect: str, config_cls: ty
     """Register `handler(state, config) -> StepResult` under `name`."""
 
     def deco(handler: Callable) -> Callable:
+        if FIXER_MODULES.get(name) != handler.__module__:
+            raise RegistryError(f"fixer {name!r} registered by {handler.__module__}, but FIXER_MODULES "
+                                f"lists {FIXER_MODULES.get(name, 'no module')} for it")
         FIXERS[name] = FixerSpec(name, applicability, level, effect, config_cls, handler)
         return handler
 
@@ -62,9 +70,11 @@ def fixer(name: str, applicability: str, level: str, effect: str, config_cls: ty
 
 def all_fixers() -> dict[str, FixerSpec]:
     """Every fixer, in pipeline order (imports the fixer modules on first use)."""
-    if len(FIXERS) < len(ORDER):
-        for mod in _MODULES:
-            importlib.import_module(f"mlaudit.fixers.{mod}")
+    for name, module in FIXER_MODULES.items():
+        if name not in FIXERS:
+            importlib.import_module(module)
+            if name not in FIXERS:
+                raise RegistryError(f"{module} does not register fixer {name!r} (listed in FIXER_MODULES)")
     return {n: FIXERS[n] for n in ORDER}
 
 

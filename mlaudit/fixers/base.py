@@ -120,7 +120,7 @@ def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:
 
 def strip_prefixes(names: list[str], prefixes: tuple[str, ...] = ("module.", "_orig_mod.")) -> dict[str, str]:
     """old -> new name with wrapper prefixes removed (repeatedly: `module._orig_mod.x` -> `x`)."""
-    from mlaudit.inputs.checkpoint_layout import strip_wrapper
+    from mlaudit.inputs.checkpoint.layout import strip_wrapper
 
     out = {name: strip_wrapper(name, prefixes) for name in names}
     if len(set(out.values())) != len(out):

@@ -29,7 +29,7 @@ class Plan:
     """Every step of a run, in pipeline order."""
 
     input_path: Path
-    input_kind: str
+    artifact_kind: str  # onnx | torchscript | torch-export | hf-dir | checkpoint
     steps: tuple[PlanStep, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -74,13 +74,13 @@ def default_out(path: Path) -> Path:
 
 def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
     """Read the input and config, and plan (no output written)."""
-    from mlaudit.fixers.source import input_kind
+    from mlaudit.fixers.source import artifact_kind
     from mlaudit.inputs import InputError
 
     path = opts.checkpoint
     if not path.exists():
         raise FixError(f"{path}: no such file")
-    kind = input_kind(path)  # a directory is accepted only as a Hugging Face model directory
+    kind = artifact_kind(path)  # a directory is accepted only as a Hugging Face model directory
     ctx: dict[str, Any] = {"kind": kind, "info": None, "cfg": None}
     try:
         if kind == "checkpoint":
@@ -105,7 +105,7 @@ def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
         ctx["arch_hint"] = "the config names a model class; pass --run-model to allow building it"
     plan = make_plan(path, kind, ctx["info"], list(opts.apply) or None, opts.unsafe_fixes, has_arch)
     if ctx.get("arch_hint") and opts.unsafe_fixes:
-        plan = Plan(plan.input_path, plan.input_kind, plan.steps, (*plan.notes, ctx["arch_hint"]))
+        plan = Plan(plan.input_path, plan.artifact_kind, plan.steps, (*plan.notes, ctx["arch_hint"]))
     unsafe_steps_allowed(plan, bool(opts.apply), opts.unsafe_fixes)
     return plan, ctx
 
@@ -433,7 +433,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
 
         report = {
             "tool": "mlaudit", "version": __version__, "input": str(opts.checkpoint),
-            "input_kind": plan.input_kind, "input_sha256": before_hash, "input_unchanged": True,
+            "input_kind": plan.artifact_kind, "input_sha256": before_hash, "input_unchanged": True,
             "output_dir": str(out), "status": "budget-failed" if outcome.budget_failure else "ok",
             "budget_failure": outcome.budget_failure, "budget": asdict(opts.budget),
             "plan": [{"name": s.name, "applicability": s.applicability, "reason": s.reason}

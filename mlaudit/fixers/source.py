@@ -16,7 +16,7 @@ from typing import Any
 from mlaudit.fixers import FixError
 
 
-def input_kind(path: Path) -> str:
+def artifact_kind(path: Path) -> str:
     """onnx | torchscript | torch-export | hf-dir | checkpoint, by content where the format allows."""
     if path.is_dir():
         if (path / "config.json").is_file():

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlaudit.inputs.checkpoint_layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 
 GIB = 1024**3
 INFERENCE_DTYPES = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}

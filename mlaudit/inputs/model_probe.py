@@ -16,7 +16,8 @@ from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint import load_object
-from mlaudit.inputs.checkpoint_layout import CheckpointLayout, strip_wrapper
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout, strip_wrapper
+from mlaudit.model import ArtifactSummary
 
 PROBE_BATCH = 8  # examples in the real gradient batch: small, CPU-cheap
 
@@ -202,8 +203,6 @@ def load_checkpoint_memory(session, file) -> tuple[CheckpointLayout, ModelProbe 
         return None
     probe = session.get("model_probe", file)
     from mlaudit.inputs.memory_estimate import GIB, memory_summary
-    from mlaudit.model import ArtifactSummary
-
     summary = memory_summary(layout, probe.__dict__ if probe else None)
     train = summary["training"]
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint-memory", {

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs.python_code import PythonModule
+from mlaudit.inputs.python_module import PythonModule
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024  # outputs (images) make notebooks large; code is small
 # Cell magics whose body is still Python; any other `%%name` cell is another language.

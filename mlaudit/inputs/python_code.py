@@ -1,7 +1,7 @@
 """Python source as an AST: parsed, never imported or executed.
 
 Public API:
-- `PythonModule`: rel path, AST, source text.
+- `PythonModule` (defined in `python_module.py`): rel path, AST, source text.
 - `parse_python(path, rel) -> PythonModule` (InputError on unreadable/invalid source).
 - input kinds "python" (per .py file, kinds python + test) and "training_setup" (project:
   every training config and module together, for rules such as "no seed anywhere").
@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
+from mlaudit.inputs.notebook import MAX_NOTEBOOK_BYTES, parse_notebook
+from mlaudit.inputs.python_module import PythonModule
 
 MAX_PY_BYTES = 2 * 1024 * 1024  # larger .py files are generated code, not training scripts
 
@@ -26,23 +28,6 @@ SEED_CALLS = frozenset({
     "random.seed", "np.random.seed", "numpy.random.seed", "tf.random.set_seed", "seed",
     "default_rng", "RandomState", "PRNGKey", "set_random_seed", "fix_seed", "seed_all",
 })  # fmt: skip
-
-
-@dataclass(frozen=True)
-class PythonModule:
-    """One parsed Python file."""
-
-    path: Path
-    rel: str
-    tree: ast.Module
-    text: str
-    kind: str = "python"  # python | test (as the repo walker classified the file)
-
-    @property
-    def module_name(self) -> str:
-        """Dotted import name relative to the scan root (`pkg/mod.py` -> `pkg.mod`)."""
-        name = self.rel[:-3] if self.rel.endswith(".py") else self.rel
-        return name.replace("/", ".").removesuffix(".__init__")
 
 
 def parse_python(path: Path, rel: str, kind: str = "python") -> PythonModule:
@@ -163,8 +148,6 @@ def load_python(session, file) -> PythonModule | None:
     """A .py file's AST, or a notebook's code cells as one module (mlaudit/inputs/notebook.py);
     oversized files are skipped in directory scans."""
     if file.kind == "notebook":
-        from mlaudit.inputs.notebook import MAX_NOTEBOOK_BYTES, parse_notebook
-
         if file.size > MAX_NOTEBOOK_BYTES:
             if session.single_file:
                 raise InputError(file.rel, f"too large to analyse (over {MAX_NOTEBOOK_BYTES // 2**20} MB)")

@@ -3,7 +3,7 @@
 Public API (used by checks and fixers; keep it stable):
 - `read_checkpoint(path, rel) -> CheckpointInfo`: format, tensor metadata, plain metadata and
   the safety verdict. Detects the format by content, scans every pickle statically
-  (`mlaudit.inputs.pickle_scan`) and reads no tensor data. Raises InputError when the file
+  (`mlaudit.inputs.checkpoint.pickle_scan`) and reads no tensor data. Raises InputError when the file
   cannot be fully parsed (the engine reports that as MLA002, never as clean).
 - `iter_tensors(info) -> Iterator[(name, torch.Tensor)]`: tensors one at a time, lazily.
 - `load_object(info) -> Any`: the whole deserialized object (torch.load weights_only=True).
@@ -15,26 +15,15 @@ and MLA002 already report them) rather than let the loaders' InputError escape.
 
 from __future__ import annotations
 
-import math
 import mmap
-import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
+from mlaudit.inputs.checkpoint.sniff import sniff
+from mlaudit.inputs.checkpoint.types import LOADABLE, CheckpointInfo
 from mlaudit.model import ArtifactSummary
-
-if TYPE_CHECKING:  # the scanner (pickletools tables) is imported only when a file is read
-    from mlaudit.inputs.pickle_scan import Issue
-
-DTYPE_BYTES = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
-    "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "complex64": 8, "complex128": 16,
-    "float8_e4m3fn": 1, "float8_e5m2": 1, "uint16": 2, "uint32": 4, "uint64": 8,
-    "qint8": 1, "quint8": 1, "qint32": 4,
-}  # fmt: skip
 
 # torch 2.6.0 fixed CVE-2025-32434 (remote code execution through torch.load with
 # weights_only=True, via the legacy tar format); 2.5.x and earlier also had
@@ -42,100 +31,9 @@ DTYPE_BYTES = {
 MIN_TORCH = (2, 6, 0)
 TORCH_FIX_NOTE = "torch 2.6.0 fixed CVE-2025-32434 (code execution through torch.load(weights_only=True))"
 
-# Formats whose tensors mlaudit may load, once the static verdict is clean.
-LOADABLE = frozenset(
-    {"torch-zip", "torch-legacy", "lightning", "safetensors", "safetensors-index", "numpy", "npz", "onnx"}
-)
-PICKLE_FORMATS = frozenset(
-    {"torch-zip", "torch-legacy", "lightning", "pickle", "joblib", "torchscript", "torch-export"}
-)
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """Metadata of one tensor, without its data.
-
-    `name` is the dotted path inside the checkpoint (e.g. `state_dict.fc.weight`).
-    `storage_key` identifies the underlying storage: tensors sharing it share bytes.
-    """
-
-    name: str
-    dtype: str
-    shape: tuple[int, ...]
-    storage_key: str | None = None
-    storage_offset: int = 0
-    storage_nbytes: int | None = None
-
-    @property
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.numel * DTYPE_BYTES.get(self.dtype, 4)
-
-
-@dataclass(frozen=True)
-class LayoutProblem:
-    """A structural problem in a header (safetensors offsets, dtypes, sizes)."""
-
-    tensor: str
-    message: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class CheckpointInfo:
-    """What is known about a checkpoint file before any tensor data is read."""
-
-    path: Path
-    rel: str
-    format: str
-    size_bytes: int
-    tensors: tuple[TensorInfo, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    top_level_keys: tuple[str, ...] = ()
-    safe_to_load: bool = False
-    # Static safety verdict: every reason a pickle is not plain data (see pickle_scan.Issue).
-    issues: tuple[Issue, ...] = ()
-    # Every global the file's pickles name, as "module.name", in order of appearance.
-    globals_used: tuple[str, ...] = ()
-    # safetensors: length of the JSON header; problems with its offsets/dtypes/shapes.
-    header_bytes: int | None = None
-    layout_problems: tuple[LayoutProblem, ...] = ()
-    # ONNX: external-data locations exactly as written in the model.
-    external_data: tuple[str, ...] = ()
-    # Where this file sits: "huggingface" when a sibling config.json describes a model.
-    container: str | None = None
-    # Things the reader tolerated (bad CRCs, renamed local headers), for `-v` and tests.
-    notes: tuple[str, ...] = ()
-
-    @property
-    def parameters(self) -> int:
-        """Elements over distinct storages views (shared tensors counted once)."""
-        seen: set[tuple] = set()
-        total = 0
-        for t in self.tensors:
-            key = (t.storage_key, t.storage_offset, t.shape) if t.storage_key else (t.name,)
-            if key not in seen:
-                seen.add(key)
-                total += t.numel
-        return total
-
-    @property
-    def pickle_based(self) -> bool:
-        """True when loading this format means unpickling."""
-        return self.format in PICKLE_FORMATS
-
-    @property
-    def error_issues(self) -> tuple[Issue, ...]:
-        return tuple(i for i in self.issues if i.is_error)
-
 
 def sniff_format(path: Path) -> str:
     """Format by content (magic bytes), not extension. Raises InputError for unknown content."""
-    from mlaudit.inputs.formats.sniff import sniff
-
     with open(path, "rb") as fh:
         head = fh.read(512)
     return sniff(head, path.name, path.stat().st_size)
@@ -143,7 +41,8 @@ def sniff_format(path: Path) -> str:
 
 def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
     """Read a checkpoint's format, tensor metadata and safety verdict. Raises InputError."""
-    from mlaudit.inputs.formats import readers
+    # imported on first read, not at start-up: the pickle scanner's tables cost ~10 ms
+    from mlaudit.inputs.checkpoint import readers
 
     try:
         size = path.stat().st_size
@@ -331,7 +230,7 @@ def iter_tensors(info: CheckpointInfo) -> Iterator[tuple[str, Any]]:
         yield from flat.items()
         return
     require_safe_torch(info.rel)
-    from mlaudit.inputs.formats import loaders
+    from mlaudit.inputs.checkpoint import loaders  # safetensors / onnx / numpy: heavy, lazy
 
     try:
         yield from loaders.iter_tensors(info)
@@ -362,12 +261,3 @@ def load_checkpoint(session, file) -> CheckpointInfo:
     info = read_checkpoint(file.path, file.rel)
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint", artifact_details(info)))
     return info
-
-
-def escapes_dir(base: Path, location: str) -> bool:
-    """True when `location` (relative path from a model file) leaves `base`."""
-    if not location or os.path.isabs(location) or location.startswith(("/", "\\")) or ":" in location[:3]:
-        return True
-    base_abs = os.path.abspath(str(base))
-    target = os.path.abspath(os.path.join(base_abs, location.replace("\\", "/")))
-    return not (target == base_abs or target.startswith(base_abs.rstrip(os.sep) + os.sep))

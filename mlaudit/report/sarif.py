@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from mlaudit.catalog import FAMILIES, load_catalog
 from mlaudit.docs import rule_markdown
-from mlaudit.formats._common import is_file_location, message_with_pointer, visible_findings
-from mlaudit.formats.json_format import _jsonable
 from mlaudit.model import Finding, Report, RuleMeta, Severity
+from mlaudit.report._common import is_file_location, message_with_pointer, visible_findings
+from mlaudit.report.json_format import _jsonable
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SRCROOT = "%SRCROOT%"

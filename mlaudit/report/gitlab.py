@@ -12,8 +12,8 @@ import hashlib
 import json
 from typing import IO, Any
 
-from mlaudit.formats._common import is_file_location, message_with_pointer, visible_findings
 from mlaudit.model import Finding, Report, Severity
+from mlaudit.report._common import is_file_location, message_with_pointer, visible_findings
 
 # Security errors (MLS) are critical; other errors block less. Nothing maps to blocker:
 # mlaudit has no severity above error, and inventing one would be dishonest.

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlaudit.inputs import INPUT_KINDS, InputError
+from mlaudit.inputs import InputError, ensure_input_kind
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.model import ArtifactSummary
-from mlaudit.registry import ensure_input_kind
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,18 @@ _MISSING = object()
 class ScanSession:
     """Loads each input at most once and remembers which files failed to parse."""
 
-    def __init__(self, root: Path, files: list[RepoFile], options: ScanOptions, single_file: bool):
+    def __init__(
+        self,
+        root: Path,
+        files: list[RepoFile],
+        options: ScanOptions,
+        single_file: bool,
+        rule_params: Callable[[str], Mapping[str, Any]],
+    ):
         self.root = root
+        # A rule's resolved params, for the few readers whose work a rule bounds (the spectral
+        # caps of MLC016); supplied by the engine so that inputs never read the catalog.
+        self.rule_params = rule_params
         self.files = files
         self.options = options
         self.single_file = single_file
@@ -67,9 +76,9 @@ class ScanSession:
             if isinstance(cached, InputError):
                 raise cached
             return cached
-        ensure_input_kind(kind)
+        loader = ensure_input_kind(kind).loader
         try:
-            value = INPUT_KINDS[kind].loader(self, file)
+            value = loader(self, file)
         except InputError as err:
             self._cache[key] = err
             self.input_errors.setdefault(err.path, err)
@@ -79,8 +88,7 @@ class ScanSession:
 
     def targets(self, kind: str) -> list[tuple[RepoFile | None, Any]]:
         """(file, parsed input) pairs for every file this kind applies to."""
-        ensure_input_kind(kind)
-        spec = INPUT_KINDS[kind]
+        spec = ensure_input_kind(kind)
         if spec.scope == "project":
             return [(None, self.get(kind))]
         out = []

@@ -8,12 +8,10 @@ external data only from inside the model directory.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlaudit.inputs import InputError
-
-if TYPE_CHECKING:
-    from mlaudit.inputs.checkpoint import CheckpointInfo
+from mlaudit.inputs.checkpoint.types import CheckpointInfo, escapes_dir
 
 
 def iter_tensors(info: CheckpointInfo) -> Iterator[tuple[str, Any]]:
@@ -59,8 +57,6 @@ def _onnx_tensors(info: CheckpointInfo) -> Iterator[tuple[str, Any]]:
     import onnx
     import torch
     from onnx import numpy_helper
-
-    from mlaudit.inputs.checkpoint import escapes_dir
 
     if any(escapes_dir(info.path.parent, loc) for loc in info.external_data):
         raise InputError(info.rel, "refusing to load: external data outside the model directory")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import IO, Any
 
-from mlaudit.formats._common import message_with_pointer, visible_findings
 from mlaudit.model import Finding, Report, Severity
+from mlaudit.report._common import message_with_pointer, visible_findings
 
 TOP = 20
 

@@ -13,16 +13,16 @@ from mlaudit.model import Report
 
 Renderer = Callable[..., None]
 
-# name -> module under mlaudit.formats; imported only when used, so a text scan never
+# name -> module under mlaudit.report; imported only when used, so a text scan never
 # pays for json schema or XML code.
 FORMATS: dict[str, str] = {
-    "text": "mlaudit.formats.text",
-    "json": "mlaudit.formats.json_format",
-    "sarif": "mlaudit.formats.sarif",
-    "github": "mlaudit.formats.github",
-    "gitlab": "mlaudit.formats.gitlab",
-    "junit": "mlaudit.formats.junit",
-    "markdown": "mlaudit.formats.markdown",
+    "text": "mlaudit.report.text",
+    "json": "mlaudit.report.json_format",
+    "sarif": "mlaudit.report.sarif",
+    "github": "mlaudit.report.github",
+    "gitlab": "mlaudit.report.gitlab",
+    "junit": "mlaudit.report.junit",
+    "markdown": "mlaudit.report.markdown",
 }
 
 

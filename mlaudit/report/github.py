@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from mlaudit.formats._common import is_file_location, message_with_pointer, visible_findings
 from mlaudit.model import Finding, Report, Severity
+from mlaudit.report._common import is_file_location, message_with_pointer, visible_findings
 
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 

@@ -13,14 +13,22 @@ import json
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs import pickle_scan as ps
-from mlaudit.inputs.formats.sniff import sniff
-from mlaudit.inputs.formats.zipread import Member, TolerantZip, ZipError
+from mlaudit.inputs.checkpoint import pickle_scan as ps
+from mlaudit.inputs.checkpoint.sniff import sniff
+from mlaudit.inputs.checkpoint.types import (
+    DTYPE_BYTES,
+    LayoutProblem,
+    Parsed,
+    ReadError,
+    TensorInfo,
+    escapes_dir,
+)
+from mlaudit.inputs.checkpoint.zipread import Member, TolerantZip, ZipError
 
 MAX_DEPTH = 3  # archives inside archives inside archives
 MAX_PICKLE_BYTES = 512 * 1024 * 1024  # one pickle member, decompressed
@@ -54,40 +62,6 @@ EXPORT_DTYPES = {
     1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float16", 7: "float32",
     8: "float64", 10: "complex64", 11: "complex128", 12: "bool", 13: "bfloat16",
 }  # fmt: skip
-
-
-class ReadError(Exception):
-    """The file cannot be fully parsed; the message is one line."""
-
-
-@dataclass
-class Parsed:
-    """What a reader found; `checkpoint.read_checkpoint` turns it into a CheckpointInfo."""
-
-    format: str
-    tensors: list = field(default_factory=list)  # TensorInfo
-    metadata: dict = field(default_factory=dict)
-    top_level_keys: tuple[str, ...] = ()
-    issues: list = field(default_factory=list)  # pickle_scan.Issue
-    globals_used: list = field(default_factory=list)
-    header_bytes: int | None = None
-    layout_problems: list = field(default_factory=list)
-    external_data: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    inflated: int = 0
-    pickles: int = 0  # pickles scanned (all archive levels)
-
-    def absorb(self, result: ps.PickleResult) -> None:
-        known, seen = set(self.issues), set(self.globals_used)
-        for issue in result.issues:
-            if issue not in known:
-                known.add(issue)
-                self.issues.append(issue)
-        for m, n in result.globals:
-            dotted = f"{m}.{n}"
-            if dotted not in seen:
-                seen.add(dotted)
-                self.globals_used.append(dotted)
 
 
 def read_any(buf: Any, path: Path, rel: str, size: int) -> Parsed:
@@ -178,7 +152,6 @@ def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
 
 
 def _tinfo(t: ps.StaticTensor) -> Any:
-    from mlaudit.inputs.checkpoint import DTYPE_BYTES, TensorInfo
 
     per = DTYPE_BYTES.get(t.storage_dtype, 1)
     return TensorInfo(t.name, t.dtype, t.shape, t.storage_key, t.storage_offset, t.storage_numel * per)
@@ -189,8 +162,6 @@ def _torch_tensors(out: Parsed, root: Any, member_prefix: str, objects: bool = F
     for t in tensors:
         info = _tinfo(t)
         if member_prefix:
-            from dataclasses import replace
-
             info = replace(info, storage_key=f"{member_prefix}:{info.storage_key}")
         out.tensors.append(info)
     out.metadata.update(meta)
@@ -318,7 +289,6 @@ def _export_weights(z: TolerantZip, out: Parsed) -> None:
                 sizes = [s.get("as_int") for s in meta.get("sizes", []) if isinstance(s, dict)]
                 if not all(isinstance(s, int) for s in sizes):
                     continue
-                from mlaudit.inputs.checkpoint import TensorInfo
 
                 out.tensors.append(
                     TensorInfo(
@@ -355,7 +325,6 @@ def _read_npy(buf: Any, out: Parsed, name: str, label: str) -> None:
         raise ReadError(f"{label or 'npy'}: unreadable numpy header") from None
     if not all(isinstance(s, int) and s >= 0 for s in shape):
         raise ReadError(f"{label or 'npy'}: invalid numpy shape {shape!r}")
-    from mlaudit.inputs.checkpoint import DTYPE_BYTES, TensorInfo
 
     data_start = start + hlen
     if isinstance(descr, str) and "O" not in descr:
@@ -390,7 +359,6 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 def _read_safetensors(buf: Any, size: int, out: Parsed, prefix: str) -> list:
     """Parse the header ourselves so that layout problems are findings, not crashes."""
-    from mlaudit.inputs.checkpoint import TensorInfo
 
     label = prefix or "safetensors"
     if size < 8:
@@ -472,7 +440,6 @@ def _read_safetensors(buf: Any, size: int, out: Parsed, prefix: str) -> list:
 
 
 def _problem(tensor: str, message: str, **evidence: Any) -> Any:
-    from mlaudit.inputs.checkpoint import LayoutProblem
 
     return LayoutProblem(tensor, message, evidence)
 
@@ -480,8 +447,6 @@ def _problem(tensor: str, message: str, **evidence: Any) -> Any:
 def _read_index(buf: Any, path: Path) -> Parsed:
     """A sharded safetensors index: every listed shard's header is read and cross-checked."""
     import mmap as _mmap
-
-    from mlaudit.inputs.checkpoint import escapes_dir
 
     if len(buf) > MAX_JSON_BYTES:
         raise ReadError(f"index of {len(buf):,} bytes is larger than {MAX_JSON_BYTES:,}")
@@ -577,7 +542,6 @@ def _read_onnx(buf: Any, path: Path) -> Parsed:
 
 
 def _onnx_graph(graph: Any, out: Parsed, prefix: str) -> None:
-    from mlaudit.inputs.checkpoint import TensorInfo
 
     def add(t: Any, name: str) -> None:
         dtype = ONNX_DTYPES.get(t.data_type, f"onnx-{t.data_type}")

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from typing import IO, Any
 
-from mlaudit.formats._common import message_with_pointer, visible_findings
 from mlaudit.model import Finding, Report
+from mlaudit.report._common import message_with_pointer, visible_findings
 
 # Characters XML 1.0 cannot carry at all, even escaped.
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

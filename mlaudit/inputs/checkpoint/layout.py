@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
-from mlaudit.inputs.checkpoint import CheckpointInfo, TensorInfo
+from mlaudit.inputs.checkpoint.types import CheckpointInfo, TensorInfo
 from mlaudit.inputs.training_config import TrainingConfig, config_for_checkpoint
 from mlaudit.model import ArtifactSummary
 

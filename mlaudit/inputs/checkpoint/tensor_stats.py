@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
-from mlaudit.inputs.checkpoint import CheckpointInfo, iter_tensors
-from mlaudit.inputs.checkpoint_layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.read import iter_tensors
+from mlaudit.inputs.checkpoint.types import CheckpointInfo
+from mlaudit.model import ArtifactSummary
 
 CHUNK_ELEMENTS = 1 << 18  # 1 MiB of fp32: the chunk stays in L2 cache across the reductions
 PROGRESS_MIN_BYTES = 300 * 1024 * 1024
@@ -511,11 +513,8 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         # rules speak for the file; the statistics rules do not apply (an MLA002 here made
         # every clean .pkl, trusted TorchScript file and flagged file one more error).
         return None
-    from mlaudit.catalog import load_catalog
-    from mlaudit.config import resolve_params
-
     # The spectral caps are MLC016's params (defaults from its YAML, overridable in settings).
-    params = resolve_params(load_catalog()["MLC016"], session.options.params)
+    params = session.rule_params("MLC016")
     try:
         stats = compute_stats(
             layout,
@@ -530,8 +529,6 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         # one line: torch's dispatcher errors list every backend on further lines
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         raise InputError(file.rel, f"tensor statistics failed: {type(err).__name__}: {first}") from None
-    from mlaudit.model import ArtifactSummary
-
     model = {m.info.name for m in layout.model}
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint-stats", {
         "seconds": round(stats.seconds, 4),

@@ -1,0 +1,132 @@
+"""Rule implementations register here under the code their YAML metadata uses.
+
+`RULE_MODULES` lists, per check module, the codes it implements. The table is explicit (no
+search over source text) so that a scan imports only the modules its selected rules need, and
+so that a rule can never vanish silently: a catalog code missing from the table, a table code
+missing from the catalog, a module that does not register a code its entry lists, or a
+registration the table does not list, is a RegistryError (a one-line error, exit 2).
+Checks declare which input they need (`needs=`), and the engine loads only those inputs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlaudit.inputs import ensure_input_kind
+from mlaudit.model import RegistryError
+
+if TYPE_CHECKING:
+    from mlaudit.context import RuleContext
+    from mlaudit.model import Finding
+
+CheckFunc = Callable[[Any, "RuleContext"], Iterable["Finding"]]
+
+RULE_MODULES: dict[str, tuple[str, ...]] = {
+    "mlaudit.checks.security_files": (
+        "MLS001", "MLS002", "MLS003", "MLS004", "MLS005", "MLS006", "MLS007", "MLS008",
+    ),
+    "mlaudit.checks.code_security": ("MLS101", "MLS102", "MLS103"),
+    "mlaudit.checks.checkpoint_size": ("MLC001", "MLC002", "MLC003", "MLC004", "MLC005"),
+    "mlaudit.checks.checkpoint_memory": ("MLC006",),
+    "mlaudit.checks.checkpoint_precision": ("MLC007", "MLC008", "MLC009", "MLC010"),
+    "mlaudit.checks.weight_health": ("MLC011", "MLC012", "MLC013", "MLC014", "MLC015", "MLC016"),
+    "mlaudit.checks.flops_energy": ("MLC020",),
+    "mlaudit.checks.gradient_health": (
+        "MLG001", "MLG002", "MLG003", "MLG004", "MLG005", "MLG006",
+        "MLG010", "MLG011", "MLG012", "MLG013", "MLG014",
+    ),
+    "mlaudit.checks.config_hygiene": (
+        "MLT001", "MLT002", "MLT003", "MLT004", "MLT005", "MLT006", "MLT007", "MLT008",
+        "MLT009", "MLT010", "MLT011", "MLT013",
+    ),
+    "mlaudit.checks.config_checkpoint": ("MLT012",),
+    "mlaudit.checks.reproducibility": ("MLR001", "MLR002", "MLR003"),
+    "mlaudit.checks.dependencies": ("MLR101", "MLR102"),
+    "mlaudit.checks.docs": ("MLK001", "MLK002", "MLK003", "MLK004"),
+    "mlaudit.checks.tests_ci": ("MLX001", "MLX002", "MLX003", "MLX004"),
+    "mlaudit.checks.versioning": ("MLV001", "MLV002", "MLV003"),
+    "mlaudit.checks.code_smells": ("MLQ001", "MLQ002", "MLQ003", "MLQ004"),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RuleImpl:
+    """A registered check: its rule code, the input kind it reads, and the function."""
+
+    code: str
+    needs: str
+    func: CheckFunc
+
+
+_IMPLS: dict[str, RuleImpl] = {}
+
+
+def module_of(code: str) -> str | None:
+    """The module that implements `code`, per the table (None: not in the table)."""
+    return _CODE_MODULE.get(code)
+
+
+def _index() -> dict[str, str]:
+    index: dict[str, str] = {}
+    for module, codes in RULE_MODULES.items():
+        for code in codes:
+            if code in index:
+                raise RegistryError(f"{code} is listed for {index[code]} and {module}")
+            index[code] = module
+    return index
+
+
+_CODE_MODULE = _index()
+
+
+def rule(code: str, *, needs: str) -> Callable[[CheckFunc], CheckFunc]:
+    """Register `func(target, ctx) -> Iterable[Finding]` as the implementation of `code`."""
+
+    def register(func: CheckFunc) -> CheckFunc:
+        expected = _CODE_MODULE.get(code)
+        if expected != func.__module__:
+            raise RegistryError(
+                f"{code} is implemented in {func.__module__}, but RULE_MODULES lists "
+                f"{expected or 'no module'} for it"
+            )
+        if code in _IMPLS and _IMPLS[code].func is not func:
+            raise RegistryError(f"{code} is implemented twice ({_IMPLS[code].func.__qualname__})")
+        _IMPLS[code] = RuleImpl(code=code, needs=needs, func=func)
+        return func
+
+    return register
+
+
+def check_table(catalog_codes: Collection[str], engine_codes: Collection[str]) -> None:
+    """Raise RegistryError unless every catalog code has exactly one implementation source:
+    a table entry, or the engine itself (`engine_codes`). Cheap: imports nothing."""
+    implemented = set(_CODE_MODULE) | set(engine_codes)
+    missing = sorted(set(catalog_codes) - implemented)
+    if missing:
+        raise RegistryError(f"rule {missing[0]} is in the catalog but no check implements it "
+                            f"(mlaudit.checks.registry.RULE_MODULES)")
+    extra = sorted(set(_CODE_MODULE) - set(catalog_codes))
+    if extra:
+        raise RegistryError(f"rule {extra[0]} is implemented in {_CODE_MODULE[extra[0]]} "
+                            f"but has no entry in the rule catalog (rules/*.yaml)")
+
+
+def implementations(codes: Iterable[str] | None = None) -> Mapping[str, RuleImpl]:
+    """Registered implementations. With `codes`, only the modules implementing those codes
+    (and the readers they need) are imported; without, every check module is. Codes the
+    table does not list (the engine's own meta codes) are left out of the result."""
+    wanted = list(_CODE_MODULE) if codes is None else list(codes)
+    for module in sorted({_CODE_MODULE[c] for c in wanted if c in _CODE_MODULE and c not in _IMPLS}):
+        importlib.import_module(module)
+    unregistered = [c for c in wanted if c in _CODE_MODULE and c not in _IMPLS]
+    if unregistered:
+        code = unregistered[0]
+        raise RegistryError(f"{_CODE_MODULE[code]} does not register rule {code} "
+                            f"(listed for it in RULE_MODULES)")
+    found = {c: _IMPLS[c] for c in wanted if c in _IMPLS}
+    for impl in found.values():
+        ensure_input_kind(impl.needs)
+    return found

@@ -1,0 +1,25 @@
+"""The parsed-Python record shared by the .py reader (`python_code`) and the notebook reader
+(`notebook`); it lives apart so that neither reader imports the other's module to get it."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PythonModule:
+    """One parsed Python file."""
+
+    path: Path
+    rel: str
+    tree: ast.Module
+    text: str
+    kind: str = "python"  # python | test (as the repo walker classified the file)
+
+    @property
+    def module_name(self) -> str:
+        """Dotted import name relative to the scan root (`pkg/mod.py` -> `pkg.mod`)."""
+        name = self.rel[:-3] if self.rel.endswith(".py") else self.rel
+        return name.replace("/", ".").removesuffix(".__init__")
