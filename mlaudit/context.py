@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +20,20 @@ class RuleContext:
     severity: Severity
     # Turns root-relative paths (what checks know) into the paths users see.
     prefix: str = ""
+    # Turns the same paths into paths relative to the project root (the git top level, or the
+    # scanned directory) for fingerprints, which must not depend on the working directory.
+    project_prefix: str = ""
+    # The scan root as a path from the working directory ("" when it is the working
+    # directory), so that paths in fix hints run as written from where mlaudit was started.
+    cwd_prefix: str = ""
+
+    def project_path(self, path: str) -> str:
+        """`path` (as given to `finding`) relative to the project root, normalized."""
+        return posixpath.normpath(posixpath.join(self.project_prefix or ".", path))
+
+    def shell_path(self, path: str) -> str:
+        """A root-relative `path` as a shell argument that works from the working directory."""
+        return shlex.quote(posixpath.normpath(posixpath.join(self.cwd_prefix or ".", path)))
 
     def finding(
         self,
@@ -32,6 +48,7 @@ class RuleContext:
 
         `key` tells apart several findings that share a location (it enters the
         fingerprint; line numbers never do)."""
+        stable = fingerprint(self.meta.code, self.project_path(location.path), location.pointer, key)
         if self.prefix:
             # "." (the project itself) under a prefix reads as the folder, not "dir/."
             path = self.prefix.rstrip("/") if location.path == "." else self.prefix + location.path
@@ -44,6 +61,6 @@ class RuleContext:
             location=location,
             fix_hint=fix_hint,
             evidence=dict(evidence or {}),
-            fingerprint=fingerprint(self.meta.code, location.path, location.pointer, key),
+            fingerprint=stable,
             fixable=self.meta.fixable,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import traceback
@@ -16,7 +17,7 @@ from mlaudit.config import resolve_params
 from mlaudit.context import RuleContext
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
-from mlaudit.inputs.repo import RepoFile, classify, is_excluded, walk
+from mlaudit.inputs.repo import RepoFile, classify, is_excluded, project_root, relative_prefix, walk
 from mlaudit.inputs.session import ScanOptions, ScanSession
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
 from mlaudit.suppressions import matching_ignore, suppression_findings
@@ -56,19 +57,30 @@ def _targets_for(path: Path, options: ScanOptions) -> tuple[Path, list[RepoFile]
     return path, walk(path, options.exclude, options.respect_gitignore), False
 
 
-def _context(code: str, options: ScanOptions, prefix: str) -> RuleContext:
+def _context(code: str, options: ScanOptions, prefix: str, root: Path | None = None) -> RuleContext:
+    """The context of rule `code` for findings whose paths are relative to `root` (by default
+    the working directory: gate and settings findings); `prefix` makes them display paths."""
     meta = load_catalog()[code]
     sev = options.severity_overrides.get(code)
+    cwd = Path.cwd()
+    project_prefix, cwd_prefix = _path_prefixes(root if root is not None else cwd, cwd)
     return RuleContext(
         meta=meta,
         params=resolve_params(meta, options.params),
         severity=Severity(sev) if sev else meta.severity,
         prefix=prefix,
+        project_prefix=project_prefix,
+        cwd_prefix=cwd_prefix,
     )
 
 
-def _crash_finding(code: str, where: str, exc: BaseException, options: ScanOptions) -> Finding:
-    ctx = _context(RULE_CRASHED, options, "")
+@functools.lru_cache(maxsize=64)
+def _path_prefixes(root: Path, cwd: Path) -> tuple[str, str]:
+    """(root relative to its project root, root relative to the working directory)."""
+    return relative_prefix(root, project_root(root)), relative_prefix(root, cwd)
+
+
+def _crash_finding(code: str, where: str, exc: BaseException, ctx: RuleContext) -> Finding:
     frames = traceback.extract_tb(exc.__traceback__)
     last = frames[-1] if frames else None
     origin = f"{os.path.basename(last.filename)}:{last.lineno}" if last else "?"
@@ -83,7 +95,7 @@ def _crash_finding(code: str, where: str, exc: BaseException, options: ScanOptio
 
 def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str) -> list[Finding]:
     impl = implementations([code])[code]
-    ctx = _context(code, options, prefix)
+    ctx = _context(code, options, prefix, session.root)
     out: list[Finding] = []
     try:
         targets = session.targets(impl.needs)
@@ -95,13 +107,14 @@ def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str
         try:
             out.extend(impl.func(target, ctx))
         except Exception as exc:  # a bug in one rule must not hide the others' results
-            where = prefix + (file.rel if file else ".")
-            out.append(_crash_finding(code, where, exc, options))
+            crash_ctx = _context(RULE_CRASHED, options, prefix, session.root)
+            out.append(_crash_finding(code, file.rel if file else ".", exc, crash_ctx))
     return out
 
 
-def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: str) -> list[Finding]:
-    ctx = _context(INCONCLUSIVE, options, prefix)
+def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: str,
+                  root: Path) -> list[Finding]:
+    ctx = _context(INCONCLUSIVE, options, prefix, root)
     return [
         ctx.finding(
             f"could not be fully read, so it was not checked: {err.reason}",
@@ -113,7 +126,8 @@ def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: st
 
 
 def rule_context(code: str, options: ScanOptions, prefix: str = "") -> RuleContext:
-    """Public form of the per-rule context, for post-processing that emits meta findings."""
+    """Public form of the per-rule context, for post-processing that emits meta findings
+    about files named relative to the working directory (settings, baselines)."""
     return _context(code, options, prefix)
 
 
@@ -145,10 +159,10 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         if session.input_errors and single:
             raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")
         if INCONCLUSIVE in options.codes:
-            root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix))
+            root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix, root))
         if not options.ignore_suppressions:
             unused = UNUSED_SUPPRESSION in options.codes
-            unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix) if unused else None
+            unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix, root) if unused else None
             root_findings, inline = apply_to_session(root_findings, session, runnable, prefix, unused_ctx)
             suppressed += inline
         for f in root_findings:

@@ -4,6 +4,8 @@ per-file-ignores with reasons, and one-line errors for bad gate arguments."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -204,7 +206,11 @@ def test_real_catalog_sarif_is_schema_valid_with_a_descriptor_per_rule(run_cli, 
     assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "models/model.pt"
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_partial_scans_do_not_declare_the_rest_of_the_baseline_stale(run_cli, tmp_path):
+    # Fingerprints are relative to the project root: the git work tree (without git, each
+    # scanned directory is its own project, so a scan of `a` could not match entries of `.`).
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     _bad(tmp_path / "a", "x.pt")
     _bad(tmp_path / "b", "y.pt")
     assert run_cli("scan", ".", "--isolated", "--write-baseline", "base.json", cwd=tmp_path)[0] == 0

@@ -99,6 +99,25 @@ def is_excluded(rel: str, patterns: Sequence[str]) -> bool:
     return False
 
 
+def project_root(path: Path) -> Path:
+    """The project a scan root belongs to: the nearest enclosing git work tree (a `.git`
+    folder, or file for worktrees and submodules), else the scanned directory itself."""
+    start = path.resolve()
+    if not start.is_dir():
+        start = start.parent
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def relative_prefix(path: Path, base: Path) -> str:
+    """`path` relative to `base` as a posix prefix ("" when equal, else ending in "/"); may
+    climb with "..". Used for display, fingerprint and fix-hint paths."""
+    rel = Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+    return "" if rel == "." else rel + "/"
+
+
 def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True) -> list[RepoFile]:
     """All files under `root`, minus default excludes, `exclude` globs and .gitignore'd paths.
 
