@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.model import FixSpec, ParamSpec, RuleMeta, Severity
+from mlaudit.params import PARAM_TYPES, attribute_name, coerce
 
 CODE_RE = re.compile(r"^ML[A-Z]\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-PARAM_TYPES = {"int", "float", "bool", "str", "list[str]"}
 
 FAMILIES: Mapping[str, str] = {
     "MLS": "security and supply chain",
@@ -46,7 +46,14 @@ def _param(code: str, name: str, raw: Any) -> ParamSpec:
         raise CatalogError(f"{code}: param {name!r} needs 'type' and 'default'")
     if raw["type"] not in PARAM_TYPES:
         raise CatalogError(f"{code}: param {name!r} has unknown type {raw['type']!r}")
-    return ParamSpec(name=name, type=raw["type"], default=raw["default"], doc=raw.get("doc", ""))
+    if not attribute_name(name).isidentifier():
+        raise CatalogError(f"{code}: param {name!r} is no valid name (letters, digits, '-')")
+    spec = ParamSpec(name=name, type=raw["type"], default=raw["default"], doc=raw.get("doc", ""))
+    try:
+        coerce(spec, spec.default)  # defaults are validated once, here
+    except ValueError as err:
+        raise CatalogError(f"{code}: default of param {err}") from None
+    return spec
 
 
 def _rule(raw: Mapping[str, Any], source: Path) -> RuleMeta:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.model import ParamSpec, RuleMeta, Severity
+from mlaudit.params import coerce
 from mlaudit.selection import SelectionError, validate
 
 YAML_NAMES = ("mlaudit.yaml", ".mlaudit.yaml")
@@ -126,18 +127,10 @@ def _suggest(word: str, options: list[str]) -> str:
 
 
 def _check_param(path: Path, code: str, spec: ParamSpec, value: Any) -> Any:
-    ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "str": isinstance(value, str),
-        "list[str]": _is_str_list(value),
-    }[spec.type]
-    if not ok:
-        raise ConfigError(
-            f"{path}: params.{code}.{spec.name} must be {spec.type}, got {value!r}"
-        )
-    return float(value) if spec.type == "float" else value
+    try:
+        return coerce(spec, value)
+    except ValueError as err:
+        raise ConfigError(f"{path}: params.{code}.{err}") from None
 
 
 def _per_file_ignores(
@@ -239,10 +232,3 @@ def load_project_config(
     return validate_config(path, read_config(path), catalog)
 
 
-def resolve_params(
-    meta: RuleMeta, overrides: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """A rule's params: YAML defaults overlaid with config values."""
-    params = {name: spec.default for name, spec in meta.params.items()}
-    params.update(overrides.get(meta.code, {}))
-    return params

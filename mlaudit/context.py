@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlaudit.model import Finding, Location, RuleMeta, Severity, fingerprint
+from mlaudit.params import RuleParams
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,7 @@ class RuleContext:
     """Per-rule context; `finding()` fills code, name, severity and fingerprint."""
 
     meta: RuleMeta
-    params: Mapping[str, Any]
+    params: RuleParams
     severity: Severity
     # Turns root-relative paths (what checks know) into the paths users see.
     prefix: str = ""

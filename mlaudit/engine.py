@@ -13,13 +13,13 @@ from pathlib import Path
 from mlaudit import __version__
 from mlaudit.catalog import load_catalog
 from mlaudit.checks.registry import check_table, implementations
-from mlaudit.config import resolve_params
 from mlaudit.context import RuleContext
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.repo import RepoFile, classify, is_excluded, project_root, relative_prefix, walk
 from mlaudit.inputs.session import ScanOptions, ScanSession
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
+from mlaudit.params import RuleParams
 from mlaudit.suppressions import matching_ignore, suppression_findings
 
 RULE_CRASHED = "MLA001"
@@ -66,7 +66,7 @@ def _context(code: str, options: ScanOptions, prefix: str, root: Path | None = N
     project_prefix, cwd_prefix = _path_prefixes(root if root is not None else cwd, cwd)
     return RuleContext(
         meta=meta,
-        params=resolve_params(meta, options.params),
+        params=RuleParams.build(meta, options.params),
         severity=Severity(sev) if sev else meta.severity,
         prefix=prefix,
         project_prefix=project_prefix,
@@ -148,7 +148,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         root, files, single = _targets_for(path, options)
         prefix = display_prefix(root)
         session = ScanSession(root, files, options, single_file=single,
-                              rule_params=lambda code: resolve_params(load_catalog()[code], options.params))
+                              rule_params=lambda code: RuleParams.build(load_catalog()[code], options.params))
         files_scanned += len(files)
         root_findings: list[Finding] = []
         for code in runnable:

@@ -198,14 +198,14 @@ def test_mutated_configs_never_raise_anything_but_input_error(tmp_path, cuts):
     if cfg is not None:  # every rule must run on whatever parsed
         from mlaudit.catalog import load_catalog
         from mlaudit.checks.registry import implementations
-        from mlaudit.config import resolve_params
         from mlaudit.context import RuleContext
+        from mlaudit.params import RuleParams
 
         catalog = load_catalog()
         for code, impl in implementations().items():
             if impl.needs == "training_config":
                 meta = catalog[code]
-                list(impl.func(cfg, RuleContext(meta, resolve_params(meta, {}), meta.severity)))
+                list(impl.func(cfg, RuleContext(meta, RuleParams.build(meta), meta.severity)))
 
 
 PY_SEED = (
@@ -222,9 +222,9 @@ PY_SEED = (
 def test_mutated_python_never_raises_anything_but_input_error(tmp_path, cuts):
     from mlaudit.catalog import load_catalog
     from mlaudit.checks.registry import implementations
-    from mlaudit.config import resolve_params
     from mlaudit.context import RuleContext
     from mlaudit.inputs.python_code import parse_python
+    from mlaudit.params import RuleParams
 
     text = PY_SEED
     for pos, drop, insert in cuts:
@@ -241,7 +241,7 @@ def test_mutated_python_never_raises_anything_but_input_error(tmp_path, cuts):
     for code, impl in implementations().items():
         if impl.needs == "python":
             meta = catalog[code]
-            list(impl.func(module, RuleContext(meta, resolve_params(meta, {}), meta.severity)))
+            list(impl.func(module, RuleContext(meta, RuleParams.build(meta), meta.severity)))
 
 
 def test_demo_sample_config_findings_point_at_their_lines(run_cli, tmp_path):

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 from mlaudit.checks.flops_energy import energy_kwh  # noqa: E402
 from mlaudit.inputs.model_probe import ModelProbe, _measure_meta  # noqa: E402
 from mlaudit.inputs.training_config import TrainingConfig  # noqa: E402
+from mlaudit.params import RuleParams  # noqa: E402
 
 
 def _cfg(shape, batch=4):
@@ -51,6 +52,7 @@ def test_attention_is_counted_in_eval_mode():
 
 
 def test_energy_arithmetic():
-    params = {"peak-tflops": 100.0, "utilization": 0.5, "power-watts": 360.0, "pue": 1.0}
+    params = RuleParams("MLC020", {"peak-tflops": 100.0, "utilization": 0.5, "power-watts": 360.0,
+                                   "pue": 1.0})
     # 1.8e17 FLOPs at 5e13 FLOP/s = 3600 s at 360 W = 0.36 kWh
     assert energy_kwh(1.8e17, params) == pytest.approx(0.36)

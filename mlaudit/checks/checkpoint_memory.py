@@ -21,14 +21,14 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
     cfg = layout.config
     if cfg is None or not cfg.device_memory_gb:
         return
-    usable = cfg.device_memory_gb * GIB * float(ctx.params["usable-fraction"])
+    usable = cfg.device_memory_gb * GIB * ctx.params.usable_fraction
     summary = memory_summary(layout, probe.__dict__ if probe is not None else None)
     train: TrainingMemory = summary["training"]
     stored = max((m.info.dtype for m in layout.params), key=lambda d: d == "float32", default="float32")
     inf_key = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(stored, "fp32")
     inference = summary["inference"][inf_key]
     where = Location(layout.info.rel)
-    budget_txt = f"{cfg.device_memory_gb:g} GiB device x {ctx.params['usable-fraction']} usable"
+    budget_txt = f"{cfg.device_memory_gb:g} GiB device x {ctx.params.usable_fraction} usable"
     trains = cfg.optimizer is not None or layout.optimizer is not None
     if layout.role != "inference" and trains and train.total > usable:
         parts = ", ".join(f"{k} {mb(v)}" for k, v in train.breakdown().items())

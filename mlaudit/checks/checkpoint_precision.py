@@ -18,7 +18,7 @@ def _model_names(stats: CheckpointStats) -> set[str]:
 
 @rule("MLC007", needs="checkpoint_stats")
 def float64_tensor(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    min_el = int(ctx.params["min-elements"])
+    min_el = ctx.params.min_elements
     for st in stats.tensors.values():
         if st.dtype == "float64" and st.numel >= min_el and st.alias_of is None:
             yield ctx.finding(
@@ -38,10 +38,10 @@ def lossless_bf16(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]
     total = sum(st.numel * 4 for st in fp32)
     exact = [st for st in fp32 if st.bf16_exact and st.zeros < st.numel]
     exact_bytes = sum(st.numel * 4 for st in exact)
-    if not total or exact_bytes < int(ctx.params["min-bytes"]):
+    if not total or exact_bytes < ctx.params.min_bytes:
         return
     share = exact_bytes / total
-    if share < float(ctx.params["min-share"]):
+    if share < ctx.params.min_share:
         return
     yield ctx.finding(
         f"{len(exact)} of {len(fp32)} fp32 model tensors ({mb(exact_bytes)}, {share:.0%} of fp32 "
@@ -56,7 +56,7 @@ def lossless_bf16(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]
 
 @rule("MLC009", needs="checkpoint_stats")
 def int64_fits_int32(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    min_el = int(ctx.params["min-elements"])
+    min_el = ctx.params.min_elements
     for st in stats.tensors.values():
         if st.dtype == "int64" and st.fits_int32 and st.numel >= min_el and st.alias_of is None:
             yield ctx.finding(
@@ -72,7 +72,7 @@ def fp16_range_risk(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
     cfg = stats.layout.config
     prec = (cfg.precision or "") if cfg else ""
     fp16_training = "16" in prec and "bf16" not in prec
-    max_sub = float(ctx.params["max-subnormal-fraction"])
+    max_sub = ctx.params.max_subnormal_fraction
     names = _model_names(stats)
     for st in stats.tensors.values():
         if st.alias_of is not None or st.name not in names:

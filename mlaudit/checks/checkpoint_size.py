@@ -22,7 +22,7 @@ def mb(n: float) -> str:
 
 @rule("MLC001", needs="checkpoint_layout")
 def param_budget(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]:
-    budget = int(ctx.params["max-params"])
+    budget = ctx.params.max_params
     total = layout.param_count()
     if budget <= 0 or total <= budget:
         return
@@ -42,8 +42,8 @@ def param_budget(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding
 
 @rule("MLC002", needs="checkpoint_layout")
 def saved_slice(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]:
-    ratio_min = float(ctx.params["min-ratio"])
-    min_extra = int(ctx.params["min-extra-bytes"])
+    ratio_min = ctx.params.min_ratio
+    min_extra = ctx.params.min_extra_bytes
     by_storage: dict[str, list] = {}
     for t in layout.info.tensors:
         if t.storage_nbytes is not None and t.storage_key is not None:
@@ -67,7 +67,7 @@ def saved_slice(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]
 
 @rule("MLC003", needs="checkpoint_stats")
 def duplicate_bytes(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    min_bytes = int(ctx.params["min-bytes"])
+    min_bytes = ctx.params.min_bytes
     for group in stats.duplicates:
         first = stats.tensors[group[0]]
         nbytes = next((t.nbytes for t in stats.info.tensors if t.name == group[0]), 0)
@@ -94,7 +94,7 @@ def optimizer_in_inference_artifact(layout: CheckpointLayout, ctx: RuleContext) 
     if not has_training_state or not total:
         return
     share = training / total
-    if share < float(ctx.params["min-share"]):
+    if share < ctx.params.min_share:
         return
     what = " and ".join(x for x, on in (("optimizer", layout.optimizer is not None),
                                          ("scheduler", bool(layout.scheduler_keys))) if on)

@@ -79,7 +79,7 @@ def grad_clipping_off(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding
     clip = cfg.effective("grad_clip")
     if clip not in (None, 0, 0.0):
         return
-    arch = _architecture(cfg, list(ctx.params["architectures"]))
+    arch = _architecture(cfg, list(ctx.params.architectures))
     precision = str(cfg.effective("precision") or "")
     reason = f"the model looks like a {arch}" if arch else (
         f"precision is {precision}" if precision.startswith("fp16") else None)
@@ -134,7 +134,7 @@ def adam_without_weight_decay(cfg: TrainingConfig, ctx: RuleContext) -> Iterable
     if wd not in (None, 0, 0.0):
         return
     dropout = _dropout(cfg)
-    if dropout > ctx.params["min-dropout"]:
+    if dropout > ctx.params.min_dropout:
         return
     pointer = cfg.pointer_of("weight_decay") or "weight_decay"
     yield ctx.finding(
@@ -153,9 +153,9 @@ def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
         return
     p = ctx.params
     if opt in ADAPTIVE:
-        low, high = p["min"], p["adam-max"]
+        low, high = p.min, p.adam_max
     elif opt == "sgd":
-        low, high = p["sgd-min"], p["sgd-max"]
+        low, high = p.sgd_min, p.sgd_max
     else:
         return
     if low <= lr <= high:
@@ -170,7 +170,7 @@ def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
 
 @rule("MLT006", needs="training_config")
 def left_to_default(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    for name in ctx.params["keys"]:
+    for name in ctx.params.keys:
         if name in cfg.explicit or name in cfg.auto or name not in cfg.defaults:
             continue
         key = cfg.default_keys.get(name, name)
@@ -231,7 +231,7 @@ def no_checkpoint_policy(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Find
 
 @rule("MLT010", needs="training_config")
 def machine_specific_path(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    prefixes = tuple(ctx.params["prefixes"])
+    prefixes = tuple(ctx.params.prefixes)
     for path, value in walk_values(dict(cfg.raw)):
         if isinstance(value, str) and value.startswith(prefixes):
             yield ctx.finding(

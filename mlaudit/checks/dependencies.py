@@ -291,7 +291,7 @@ def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iter
     """torch/transformers (param `packages`) declared without an exact pin and no lock file."""
     deps = project.of_kind("deps")
     lock_homes = {_home(f) for f in deps if _is_lock(f)}
-    wanted = {canonical(p) for p in ctx.params["packages"]}
+    wanted = {canonical(p) for p in ctx.params.packages}
     decls = [d for f in deps for d in declarations(project, f) if d.name in wanted]
     pinned_somewhere = {(_home(d.file), d.name) for d in decls if d.pinned}
     for d in decls:
@@ -367,7 +367,7 @@ def managers(project: ProjectSnapshot) -> dict[str, dict[str, list[str]]]:
 @rule("MLR102", needs="project")
 def multiple_dependency_managers(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """One project directory declares its dependencies through several managers."""
-    limit = int(ctx.params["max-managers"])
+    limit = ctx.params.max_managers
     for home, found in sorted(managers(project).items()):
         if len(found) <= limit:
             continue

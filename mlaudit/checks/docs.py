@@ -119,7 +119,7 @@ def _root_readme(project: ProjectSnapshot) -> RepoFile | None:
 @rule("MLK001", needs="project")
 def missing_readme(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """No README at the project root, or one with fewer than `min-words` words of prose."""
-    min_words = int(ctx.params["min-words"])
+    min_words = ctx.params.min_words
     readme = _root_readme(project)
     if readme is None:
         yield ctx.finding(
@@ -149,7 +149,7 @@ def readme_missing_sections(project: ProjectSnapshot, ctx: RuleContext) -> Itera
     if readme is None or text is None:
         return  # a missing README is MLK001's finding
     found = [h.text for h in headings(text)]
-    for section in ctx.params["required-sections"]:
+    for section in ctx.params.required_sections:
         patterns = README_SECTIONS.get(section, (rf"\b{re.escape(section.lower())}\b",))
         if any(matches_any(h, patterns) for h in found):
             continue
@@ -220,7 +220,7 @@ def find_card(by_dir: dict[str, list[RepoFile]], directory: str) -> RepoFile | N
 def missing_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """A directory with a checkpoint or Hugging Face config.json has no model card."""
     cards = card_index(project)
-    for directory, artifacts in sorted(model_dirs(project, ctx.params["artifact-patterns"]).items()):
+    for directory, artifacts in sorted(model_dirs(project, ctx.params.artifact_patterns).items()):
         if find_card(cards, directory) is None:
             shown = ", ".join(sorted(artifacts)[:3]) + (" ..." if len(artifacts) > 3 else "")
             yield ctx.finding(
@@ -297,9 +297,9 @@ def card_sections(text: str, wanted: list[str] | None = None) -> set[str]:
 @rule("MLK004", needs="project")
 def incomplete_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """A model card lacks intended use, training data, evaluation, limitations or license."""
-    required = list(ctx.params["required-sections"])
+    required = list(ctx.params.required_sections)
     index = card_index(project)
-    cards = {find_card(index, d) for d in model_dirs(project, ctx.params["artifact-patterns"])}
+    cards = {find_card(index, d) for d in model_dirs(project, ctx.params.artifact_patterns)}
     for card in sorted((c for c in cards if c is not None), key=lambda f: f.rel):
         text = _safe_text(project, card)
         if text is None:

@@ -5,13 +5,14 @@ intensity (all rule params)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.model_probe import ModelProbe
 from mlaudit.model import Finding, Location
+from mlaudit.params import RuleParams
 
 
 def flops_text(n: float) -> str:
@@ -23,10 +24,10 @@ def flops_text(n: float) -> str:
     return f"{n:.0f} FLOPs"
 
 
-def energy_kwh(flops: float, params: Mapping[str, Any]) -> float:
+def energy_kwh(flops: float, params: RuleParams) -> float:
     """kWh at the facility for `flops` on the configured hardware (estimate)."""
-    seconds = flops / (float(params["peak-tflops"]) * 1e12 * float(params["utilization"]))
-    return seconds * float(params["power-watts"]) * float(params["pue"]) / 3.6e6
+    seconds = flops / (params.peak_tflops * 1e12 * params.utilization)
+    return seconds * params.power_watts * params.pue / 3.6e6
 
 
 @rule("MLC020", needs="model_probe")
@@ -34,14 +35,14 @@ def compute_cost(probe: ModelProbe, ctx: RuleContext) -> Iterator[Finding]:
     if not probe.forward_flops:
         return
     p = ctx.params
-    grid = float(p["grid-gco2-per-kwh"])
+    grid = p.grid_gco2_per_kwh
     per_million = energy_kwh(probe.forward_flops * 1e6, p)
     evidence: dict[str, Any] = {
         "forward_flops_per_example": probe.forward_flops,
         "kwh_per_million_inferences": per_million,
         "kg_co2e_per_million_inferences": per_million * grid / 1000,
-        "assumptions": f"{p['peak-tflops']} TFLOP/s peak at {p['utilization']} utilisation, "
-                       f"{p['power-watts']} W, PUE {p['pue']}, {grid:g} gCO2e/kWh",
+        "assumptions": f"{p.peak_tflops} TFLOP/s peak at {p.utilization} utilisation, "
+                       f"{p.power_watts} W, PUE {p.pue}, {grid:g} gCO2e/kWh",
     }
     run_txt = ""
     if probe.train_flops:
@@ -57,7 +58,7 @@ def compute_cost(probe: ModelProbe, ctx: RuleContext) -> Iterator[Finding]:
                             kg_co2e_per_training_run=kwh * grid / 1000)
             run_txt = (f"; a training run (batch {batch} x {steps:,} steps) ~{kwh:.3g} kWh, "
                        f"{kwh * grid / 1000:.3g} kg CO2e")
-    budget = float(p["max-gflops"])
+    budget = p.max_gflops
     gflops = probe.forward_flops / 1e9
     over = f" — above the budget max-gflops={budget:g}" if budget > 0 and gflops > budget else ""
     yield ctx.finding(

@@ -116,12 +116,12 @@ def _peer_outliers(
 
 @rule("MLG002", needs="checkpoint_stats")
 def vanishing_gradient(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    yield from _peer_outliers(stats, ctx, float(ctx.params["min-ratio"]), vanishing=True)
+    yield from _peer_outliers(stats, ctx, ctx.params.min_ratio, vanishing=True)
 
 
 @rule("MLG003", needs="checkpoint_stats")
 def exploding_gradient(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    yield from _peer_outliers(stats, ctx, float(ctx.params["max-ratio"]), vanishing=False)
+    yield from _peer_outliers(stats, ctx, ctx.params.max_ratio, vanishing=False)
 
 
 def _norm_against_clip(stats: CheckpointStats) -> tuple[float, TrainingConfig] | None:
@@ -146,7 +146,7 @@ def clipping_active(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
     # when clipping fires on most recent steps (~1/(1-beta2) steps of memory).
     ratio = norm / cfg.grad_clip
     # Above the clip the gradients were not clipped at all: MLG006's case.
-    if float(ctx.params["min-ratio"]) <= ratio <= float(ctx.params["max-ratio"]):
+    if ctx.params.min_ratio <= ratio <= ctx.params.max_ratio:
         yield ctx.finding(
             f"estimated global gradient norm {norm:.3g} (RMS over recent steps, from Adam's second "
             f"moments) is {ratio:.2f}x the configured max grad norm {cfg.grad_clip:g}: clipping was "
@@ -169,7 +169,7 @@ def clipping_not_applied(stats: CheckpointStats, ctx: RuleContext) -> Iterator[F
     # average the squared norms of recent steps: an estimate above the clip proves that
     # (at least some of) those gradients were not clipped.
     ratio = norm / cfg.grad_clip
-    if ratio > float(ctx.params["min-ratio"]):
+    if ratio > ctx.params.min_ratio:
         yield ctx.finding(
             f"estimated global gradient norm {norm:.3g} from Adam's second moments is {ratio:.3g}x "
             f"the configured max grad norm {cfg.grad_clip:g}: the gradients the optimizer saw were "
@@ -190,7 +190,7 @@ def update_too_large(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findi
     if opt is None or opt.kind != "adam-like" or not opt.names:
         return
     cfg = stats.layout.config
-    limit = float(ctx.params["max-ratio"])
+    limit = ctx.params.max_ratio
     by_key = {m.info.name: m for m in stats.layout.params}
     for idx, key in opt.names.items():
         group = opt.groups[opt.group_of.get(idx, 0)] if opt.groups else {}
@@ -256,7 +256,7 @@ def gradient_spread(probe: ModelProbe, ctx: RuleContext) -> Iterator[Finding]:
     lo = min(norms, key=norms.get)
     hi = max(norms, key=norms.get)
     spread = norms[hi] / norms[lo]
-    if spread > float(ctx.params["max-spread"]):
+    if spread > ctx.params.max_spread:
         yield ctx.finding(
             f"per-parameter gradient norms span {spread:.3g}x ({lo}: {norms[lo]:.3g} to {hi}: "
             f"{norms[hi]:.3g}) on a synthetic batch: badly conditioned, one learning rate cannot fit both",

@@ -65,7 +65,7 @@ QUANTIZED_DTYPES = frozenset({"qint8", "quint8", "qint32", "quint4x2", "quint2x4
 def pickle_where_safetensors_would_do(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]:
     if info.format not in TORCH_PICKLE_FORMATS or info.error_issues:
         return
-    if len(info.tensors) < ctx.params["min-tensors"]:
+    if len(info.tensors) < ctx.params.min_tensors:
         return
     if any(t.dtype in QUANTIZED_DTYPES for t in info.tensors):
         return  # safetensors has no quantized dtypes (scale/zero point): it could not hold them
@@ -82,7 +82,7 @@ def pickle_where_safetensors_would_do(info: CheckpointInfo, ctx: RuleContext) ->
 def untrusted_code_bearing_format(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]:
     if info.format not in ("torchscript", "joblib"):
         return
-    trusted = ctx.params["trusted-paths"]
+    trusted = ctx.params.trusted_paths
     if any(fnmatch.fnmatch(info.rel, glob) for glob in trusted):
         return
     what = (
@@ -99,7 +99,7 @@ def untrusted_code_bearing_format(info: CheckpointInfo, ctx: RuleContext) -> Ite
 
 @rule("MLS006", needs="checkpoint")
 def oversized_safetensors_header(info: CheckpointInfo, ctx: RuleContext) -> Iterator[Finding]:
-    limit = ctx.params["max-header-bytes"]
+    limit = ctx.params.max_header_bytes
     if info.header_bytes is not None and info.header_bytes > limit:
         yield ctx.finding(
             f"safetensors header of {info.header_bytes:,} bytes exceeds the limit of {limit:,}",

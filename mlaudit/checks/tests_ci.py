@@ -154,7 +154,7 @@ def tests_miss_model(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Fin
     tests = [f for f in project.of_kind("test") if f.size <= 2_000_000]
     if not tests:
         return  # MLX001's finding
-    ml = ml_modules(project, ctx.params["ml-frameworks"])
+    ml = ml_modules(project, ctx.params.ml_frameworks)
     checkpoints = project.of_kind("checkpoint")
     if not ml and not checkpoints:
         return  # nothing model-shaped to test
@@ -204,7 +204,7 @@ def ci_runs_no_tests(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Fin
     ci = project.of_kind("ci")
     if not ci:
         return  # MLX003's finding
-    patterns = [re.compile(p) for p in ctx.params["test-commands"]]
+    patterns = [re.compile(p) for p in ctx.params.test_commands]
     readable = []
     for f in ci:
         try:

@@ -33,8 +33,8 @@ def _matches(rel: str, patterns: list[str]) -> bool:
 @rule("MLV001", needs="git")
 def artifact_without_lfs(tree: GitTree, ctx: RuleContext) -> Iterator[Finding]:
     """Model artifacts committed as plain git blobs instead of LFS pointers."""
-    patterns = list(ctx.params["patterns"])
-    min_bytes = int(ctx.params["min-kb"]) * 1024
+    patterns = list(ctx.params.patterns)
+    min_bytes = ctx.params.min_kb * 1024
     for t in sorted(tree.tracked, key=lambda t: t.rel):
         if not _matches(t.rel, patterns) or t.size < max(min_bytes, 0) or t.size == 0:
             continue  # an empty placeholder file adds nothing to the history
@@ -58,7 +58,7 @@ def artifact_without_lfs(tree: GitTree, ctx: RuleContext) -> Iterator[Finding]:
 @rule("MLV002", needs="git-history")
 def large_file_in_history(history: GitHistory, ctx: RuleContext) -> Iterator[Finding]:
     """Blobs above `max-mb` anywhere in the history of any ref."""
-    limit = int(float(ctx.params["max-mb"]) * 1024 * 1024)
+    limit = int(ctx.params.max_mb * 1024 * 1024)
     per_path: dict[str, list[int]] = {}
     for b in history.blobs:
         if b.size > limit:
@@ -87,8 +87,8 @@ def _run_output_root(rel: str, dirs: set[str], patterns: list[str]) -> str | Non
 @rule("MLV003", needs="versioned")
 def run_outputs_committed(files: VersionedFiles, ctx: RuleContext) -> Iterator[Finding]:
     """Experiment-tracker and logger output (wandb/, mlruns/, lightning_logs/, tfevents) versioned."""
-    dirs = {d.lower().strip("/") for d in ctx.params["dirs"]}
-    patterns = list(ctx.params["patterns"])
+    dirs = {d.lower().strip("/") for d in ctx.params.dirs}
+    patterns = list(ctx.params.patterns)
     groups: dict[str, list[int]] = {}
     for rel, size in files.sizes.items():
         root = _run_output_root(rel, dirs, patterns)

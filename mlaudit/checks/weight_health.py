@@ -62,8 +62,8 @@ def _weights(stats: CheckpointStats, min_dim: int = 2) -> list[TensorStats]:
 
 @rule("MLC012", needs="checkpoint_stats")
 def dead_units(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    min_frac = float(ctx.params["min-dead-fraction"])
-    min_rows = int(ctx.params["min-rows"])
+    min_frac = ctx.params.min_dead_fraction
+    min_rows = ctx.params.min_rows
     for st in _weights(stats):
         if not st.rows or st.rows < min_rows or not st.dead_rows or st.dead_rows == st.rows:
             continue  # a whole all-zero tensor is reported by MLC013, not as dead units
@@ -83,8 +83,8 @@ def dead_units(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
 
 @rule("MLC013", needs="checkpoint_stats")
 def mostly_zero(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    min_frac = float(ctx.params["min-zero-fraction"])
-    min_el = int(ctx.params["min-elements"])
+    min_frac = ctx.params.min_zero_fraction
+    min_el = ctx.params.min_elements
     for st in _weights(stats, min_dim=1):
         if st.numel < min_el or st.finite == 0:
             continue
@@ -104,8 +104,8 @@ def _peer_key(st: TensorStats) -> tuple:
 
 @rule("MLC014", needs="checkpoint_stats")
 def scale_outlier(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
-    max_ratio = float(ctx.params["max-ratio"])
-    min_peers = int(ctx.params["min-peers"])
+    max_ratio = ctx.params.max_ratio
+    min_peers = ctx.params.min_peers
     groups: dict[tuple, list[TensorStats]] = {}
     for st in _weights(stats):
         if st.rms and st.nan == 0 and st.inf == 0:
@@ -135,7 +135,7 @@ def untrained_norm(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding
     # moves them. An all-ones scale is "untrained" only if peers of the same shape moved,
     # which shows the model was trained and this layer was not (frozen, unused, or
     # re-initialized after loading).
-    min_peers = int(ctx.params["min-trained-peers"])
+    min_peers = ctx.params.min_trained_peers
     ones: list[TensorStats] = []
     moved: dict[int, int] = {}
     for st in _weights(stats, min_dim=1):
@@ -160,7 +160,7 @@ def untrained_norm(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding
 def spectral_alpha(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
     if not stats.spectral.get("enabled"):
         return
-    lo, hi = float(ctx.params["alpha-min"]), float(ctx.params["alpha-max"])
+    lo, hi = ctx.params.alpha_min, ctx.params.alpha_max
     for st in stats.tensors.values():
         if st.alpha is None or not math.isfinite(st.alpha):
             continue

@@ -10,6 +10,7 @@ from typing import Any
 from mlaudit.inputs import InputError, ensure_input_kind
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.model import ArtifactSummary
+from mlaudit.params import RuleParams
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class ScanSession:
         files: list[RepoFile],
         options: ScanOptions,
         single_file: bool,
-        rule_params: Callable[[str], Mapping[str, Any]],
+        rule_params: Callable[[str], RuleParams],
     ):
         self.root = root
         # A rule's resolved params, for the few readers whose work a rule bounds (the spectral

@@ -519,8 +519,8 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         stats = compute_stats(
             layout,
             spectral=session.options.spectral,
-            spectral_max_elements=int(params["max-elements"]),
-            spectral_budget_s=float(params["time-budget-s"]),
+            spectral_max_elements=params.max_elements,
+            spectral_budget_s=params.time_budget_s,
         )
     except InputError:
         raise
