@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.repro_minilm [WORKDIR]
 
-Builds the encoder offline (benchmarks/minilm.py), runs `mlaudit fix DIR --apply onnx,int8`,
+Builds the encoder offline (fixtures.gen._text_encoder.py), runs `mlaudit fix DIR --apply onnx,int8`,
 and measures what a user serving padded batches would get: mean-pooled sentence embeddings of
 the fp32 and int8 ONNX vs PyTorch (with the attention mask), file sizes vs the safetensors, and
 ONNX Runtime's default `quantize_dynamic` on an export that keeps the model's three inputs.
@@ -33,7 +33,7 @@ def _ort(path: Path, threads: int = 1):
 
 def _embed_onnx(sess, batch: dict) -> "object":
     """Mean-pooled embeddings from an ONNX encoder, feeding only the inputs the graph has."""
-    from benchmarks.minilm import mean_pool
+    from fixtures.gen._text_encoder import mean_pool
 
     names = [i.name for i in sess.get_inputs()]
     feed = {n: batch[n] for n in names if n in batch}
@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     import transformers
     from onnxruntime.quantization import quantize_dynamic
 
-    from benchmarks.minilm import build_minilm, cosines, mean_pool, padded_batches
+    from fixtures.gen._text_encoder import build_minilm, cosines, mean_pool, padded_batches
 
     work = Path(argv[0]) if argv else Path(tempfile.mkdtemp(prefix="repro-minilm-"))
     # REPRO_MODEL: an existing Hugging Face directory (e.g. a real MiniLM from the fix corpus)

@@ -311,6 +311,46 @@ def test_hugging_face_directory_exports_with_dynamic_sequence_length(run_cli, tm
     assert code == 0, err
     report = json.loads((tmp_path / "tiny-bert-fixed" / "fix-report.json").read_text())
     assert report["input_kind"] == "hf-dir"
-    parity = next(s for s in report["steps"] if s["name"] == "onnx")["evidence"]["parity"]
-    assert [c["shape"] for c in parity] == ["2x16", "5x8"] and all(c["ok"] for c in parity)
+    evidence = next(s for s in report["steps"] if s["name"] == "onnx")["evidence"]
+    parity = evidence["parity"]
+    assert [c["shape"] for c in parity] == ["2x32", "5x16"] and all(c["ok"] for c in parity)
+    # no tokenizer in the directory: synthetic ids, but still with masks that hide padding
+    assert report["inputs"] == "synthetic"
+    assert evidence["interface"]["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert evidence["interface"]["outputs"] == ["logits"]
     assert sorted((p.name, p.stat().st_size) for p in model_dir.iterdir()) == before
+
+
+def test_hugging_face_encoder_keeps_its_interface_and_matches_on_padded_batches(run_cli, tmp_path):
+    """Issue 16: the export takes input_ids, attention_mask and token_type_ids with dynamic
+    batch and sequence axes; on tokenizer-made batches with heavy padding (not the shapes the
+    fixer checked) the ONNX output equals PyTorch's."""
+    transformers = pytest.importorskip("transformers")
+    import numpy as np
+    import onnx
+
+    from fixtures.gen._text_encoder import build_minilm, cosines, mean_pool, padded_batches
+
+    model_dir = build_minilm(tmp_path / "enc", layers=2, hidden=32, heads=2, intermediate=64, vocab_size=1000)
+    code, _, err = run_cli("fix", model_dir, "--apply", "onnx", *FAST)
+    assert code == 0, err
+    out = tmp_path / "enc-fixed"
+    report = json.loads((out / "fix-report.json").read_text())
+    assert report["inputs"] == "tokenizer"
+    graph = onnx.load(str(out / "enc.onnx")).graph
+    dims = {i.name: [d.dim_param for d in i.type.tensor_type.shape.dim] for i in graph.input}
+    assert dims == {n: ["batch", "sequence"] for n in ("input_ids", "attention_mask", "token_type_ids")}
+    assert [o.name for o in graph.output] == ["last_hidden_state"]
+    assert [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == [
+        "batch", "sequence", 32]
+    tok = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    model = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    sess = ort.InferenceSession(str(out / "enc.onnx"), providers=["CPUExecutionProvider"])
+    for batch in padded_batches(tok, n=7).values():  # padded to the longest and to 128 tokens
+        assert (batch["attention_mask"] == 0).any()
+        with torch.inference_mode():
+            ref = model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state.numpy()
+        got = sess.run(None, {k: batch[k] for k in dims})[0]
+        mask = batch["attention_mask"]
+        assert cosines(mean_pool(ref, mask), mean_pool(got, mask)).min() >= 0.9999
+        assert np.abs(ref - got).max() < 1e-3

@@ -79,6 +79,7 @@ def _export(
     path: Path,
     names: list[str],
     dyn: list[dict[int, str]],
+    outputs: list[str],
     exporter: str,
     opset: int,
     rewrite_attention: bool = False,
@@ -112,7 +113,7 @@ def _export(
                 dynamo=True,
                 dynamic_shapes=shapes,
                 input_names=names,
-                output_names=["output"],
+                output_names=outputs,
                 opset_version=opset,
                 verbose=False,
             )
@@ -126,20 +127,43 @@ def _export(
                 str(path),
                 dynamo=False,
                 input_names=names,
-                output_names=["output"],
+                output_names=outputs,
                 dynamic_axes={n: d for n, d in zip(names, dyn, strict=True)},
                 opset_version=min(opset, 17),
             )
     return rewritten
 
 
-def strip_debug_info(path: Path) -> int:
+def name_dynamic_dims(model: Any, names: list[str], dyn: list[dict[int, str]]) -> None:
+    """Give the graph's dynamic dims the names we asked for (`batch`, `sequence`, ...): the
+    dynamo exporter writes its own symbols (`s18`, `s43`), and may use two symbols for what is
+    one axis (the batch of input_ids and of attention_mask). Every occurrence of a symbol in
+    inputs, outputs and value_info is renamed, so related dims stay related."""
+    rename: dict[str, str] = {}
+    by_name = {i.name: i for i in model.graph.input}
+    for name, axes in zip(names, dyn, strict=True):
+        if name not in by_name:
+            continue
+        dims = by_name[name].type.tensor_type.shape.dim
+        for axis, wanted in axes.items():
+            if axis < len(dims) and dims[axis].dim_param:
+                rename.setdefault(dims[axis].dim_param, wanted)
+    for value in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param in rename:
+                d.dim_param = rename[d.dim_param]
+
+
+def strip_debug_info(path: Path, names: list[str] | None = None, dyn: list[dict[int, str]] | None = None) -> int:
     """Drop per-node stack traces / doc strings the exporter embeds (not needed to run the
-    model; ~10% of a small model's file). Returns the bytes saved."""
+    model; ~10% of a small model's file), and name the dynamic dims (`name_dynamic_dims`).
+    Returns the bytes saved."""
     import onnx
 
     before = path.stat().st_size
     model = onnx.load(str(path), load_external_data=False)  # external tensors stay where they are
+    if names and dyn:
+        name_dynamic_dims(model, names, dyn)
     for node in model.graph.node:
         del node.metadata_props[:]
         node.doc_string = ""
@@ -177,6 +201,8 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
     dyn = [
         {0: "batch", **{i + 1: d for i, d in enumerate(shape) if isinstance(d, str)}} for shape in src.shapes
     ]
+    # a wrapped Hugging Face model names its outputs as the framework's exporters do
+    outputs = list(getattr(state.model, "output_names", None) or ["output"])
     path = state.workdir / f"{state.input_path.stem}.onnx"
     reference = torch_runner(state.model)
     errors = []
@@ -185,8 +211,8 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
             # the first attempt exports plain self-attention batch-first; the fallbacks export
             # the model exactly as written
             rewrite = config.batch_first_attention and i == 0 and exporter == "dynamo"
-            rewritten = _export(state.model, src.batch(2), path, names, dyn, exporter, opset, rewrite)
-            saved = strip_debug_info(path)
+            rewritten = _export(state.model, src.batch(2), path, names, dyn, outputs, exporter, opset, rewrite)
+            saved = strip_debug_info(path, names, dyn)
             check_onnx(path)
             run = ort_runner(path, 1)
             checks = []
@@ -227,6 +253,7 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
                 "exporter": exporter,
                 "opset": used,
                 "attention_exported_batch_first": rewritten,
+                "interface": {"inputs": names, "outputs": outputs, "dynamic_axes": dyn},
                 "parity": checks,
                 "fallback_reasons": errors,
                 "files": [f.name for f in files],

@@ -188,7 +188,7 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         return
     if opts.eval_data is not None:
         state.eval_labels = source.attach_eval_data(state.inputs, opts.eval_data)
-    else:
+    elif state.inputs.synthetic:
         state.warnings.append("fidelity measured on synthetic random inputs (pass --eval-data for real ones)")
     n = min(len(state.inputs.data), 512) if state.inputs.data is not None else 256
     x = state.inputs.batch(n)
@@ -440,9 +440,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
                      for s in plan.steps],
             "steps": [asdict(s) for s in outcome.steps],
             "threads": state.extras.get("threads"), "batches": [1, opts.large_batch],
-            "inputs": ("eval-data" if state.inputs is not None and not state.inputs.synthetic
-                       else "synthetic")
-            if state.inputs is not None else None,
+            "inputs": state.inputs.origin if state.inputs is not None else None,
             "warnings": state.warnings + list(plan.notes),
             "variants": rows,
             "energy_note": "estimate, not a measurement: per-sample p50 time x threads x "

@@ -9,6 +9,7 @@ or the ONNX graph's declared inputs (with a warning: fidelity on random inputs i
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ class InputSource:
     data: Any = None  # numpy x from --eval-data (single-input models)
     synthetic: bool = True
     int_ranges: list[tuple[int, int]] | None = None  # [low, high) per input, for integer inputs (token ids)
+    # fn(n, dims) -> arrays: inputs made by the model's own preprocessing (a tokenizer)
+    make: Callable[[int, dict[str, int]], tuple] | None = None
+    origin: str = "synthetic"  # synthetic | eval-data | tokenizer
 
     @property
     def dynamic_dims(self) -> dict[str, int]:
@@ -57,6 +61,8 @@ class InputSource:
         """n samples; named dims override their default size."""
         import numpy as np
 
+        if self.make is not None:
+            return self.make(n, dims)
         if self.data is not None:
             x = self.data
             reps = -(-n // len(x))
@@ -93,16 +99,60 @@ def from_config(cfg: Any) -> InputSource:
     return InputSource(names, shapes, dtypes, defaults, int_ranges=ranges)
 
 
+HF_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # forward order of BERT-like encoders
+HF_SEQ = 32  # default padded length of tokenizer-made batches (the parity check also uses half)
+
+
+def _hf_wrapper(inner: Any, names: list[str], output_name: str) -> Any:
+    """The model as a module whose positional inputs are `names` (a prefix of HF_INPUTS) and
+    whose single output is the model's first one, named like the framework's own exporters."""
+    import torch
+
+    class HFInterface(torch.nn.Module):
+        """input_ids[, attention_mask[, token_type_ids]] -> the first output (hidden states or
+        logits). Keyword calls: positional order of `forward` differs across transformers."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = inner
+            self.input_names = list(names)
+            self.output_names = [output_name]
+
+        def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
+            given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            kwargs = {n: given[n] for n in self.input_names}
+            return self.inner(**kwargs, return_dict=False)[0]
+
+    return HFInterface().eval()
+
+
+def _hf_tokenizer(path: Path) -> Any:
+    """The directory's own tokenizer, or None when it has none (never fetched from a hub)."""
+    import transformers
+
+    if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+        return None
+    try:
+        return transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+    except Exception:  # a broken or foreign tokenizer: fall back to synthetic ids (warned)
+        return None
+
+
 def load_hf(path: Path) -> tuple[Any, InputSource]:
     """A Hugging Face model directory (needs the optional `transformers`): the model wrapped to
-    take token ids and return its first output (logits), and token-id inputs with a dynamic
-    sequence length. Remote code is never trusted."""
+    take the inputs its forward uses (input_ids, attention_mask, token_type_ids) and return its
+    first output; inputs are padded batches made by the directory's tokenizer from a built-in
+    text sample (synthetic ids with random-length masks when it has no tokenizer). Remote code
+    is never trusted."""
     try:
         import transformers
     except ImportError:
         raise FixError(
             f"{path.name}: a Hugging Face model directory needs transformers (pip install 'mlaudit[hf]')"
         ) from None
+    import inspect
+
+    import numpy as np
     import torch
 
     transformers.utils.logging.set_verbosity_error()
@@ -119,21 +169,47 @@ def load_hf(path: Path) -> tuple[Any, InputSource]:
         raise FixError(
             f"{path.name}: cannot load the Hugging Face model: {str(err).splitlines()[0]}"
         ) from None
-
-    class FirstOutput(torch.nn.Module):
-        """input_ids -> the model's first output (logits for task heads)."""
-
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any) -> Any:
-            return self.inner(input_ids=input_ids, return_dict=False)[0]
-
-    seq = int(min(16, getattr(config, "max_position_embeddings", 16) or 16))
+    accepted = set(inspect.signature(model.forward).parameters)
+    tokenizer = _hf_tokenizer(path)
+    made = set(tokenizer.model_input_names) if tokenizer is not None else set(HF_INPUTS)
+    names = ["input_ids"]
+    for extra in HF_INPUTS[1:]:  # a prefix of HF_INPUTS: the wrapper's positional order
+        if extra not in accepted or extra not in made:
+            break
+        if extra == "token_type_ids" and int(getattr(config, "type_vocab_size", 0) or 0) < 1:
+            break
+        names.append(extra)
+    positions = int(getattr(config, "max_position_embeddings", HF_SEQ) or HF_SEQ)
+    seq = int(min(HF_SEQ, positions))
     vocab = int(getattr(config, "vocab_size", 2) or 2)
-    src = InputSource(["input_ids"], [["seq"]], ["int64"], {"seq": seq}, int_ranges=[(0, vocab)])
-    return FirstOutput(model).eval(), src
+    src = InputSource(names, [["sequence"]] * len(names), ["int64"] * len(names), {"sequence": seq},
+                      int_ranges=[(0, vocab), (0, 2), (0, 1)][: len(names)])  # fmt: skip
+    if tokenizer is not None:
+        from mlaudit.fixers.text_sample import texts
+
+        def make(n: int, dims: dict[str, int]) -> tuple:
+            length = int(dims.get("sequence", seq))
+            enc = tokenizer(texts(n), padding="max_length", truncation=True, max_length=length, return_tensors="np")
+            return tuple(np.ascontiguousarray(enc[k].astype(np.int64)) for k in names)
+
+        src.make, src.synthetic, src.origin = make, False, "tokenizer"
+    else:
+
+        def make(n: int, dims: dict[str, int]) -> tuple:
+            # random ids with right padding of random length: masks still hide real pad tokens
+            length = int(dims.get("sequence", seq))
+            rng = np.random.default_rng(0)
+            ids = rng.integers(1, vocab, size=(n, length)).astype(np.int64)
+            lengths = rng.integers(max(1, length // 4), length + 1, size=n)
+            mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
+            ids = ids * mask
+            return (ids, mask, np.zeros_like(ids))[: len(names)]
+
+        src.make = make
+    with torch.inference_mode():
+        probe = model(**dict(zip(names, (torch.from_numpy(a) for a in src.batch(1)), strict=True)), return_dict=True)
+    output_name = next(iter(probe.keys()), "output")
+    return _hf_wrapper(model, names, output_name), src
 
 
 def from_onnx(path: Path) -> InputSource:
@@ -177,7 +253,7 @@ def attach_eval_data(src: InputSource, path: Path) -> Any:
     if y is not None and len(y) != len(x):
         raise FixError(f"--eval-data: {len(x)} inputs but {len(y)} labels")
     src.data = x.astype(src.dtypes[0])
-    src.synthetic = False
+    src.synthetic, src.origin = False, "eval-data"
     return y
 
 
