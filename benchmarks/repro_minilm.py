@@ -31,7 +31,7 @@ def _ort(path: Path, threads: int = 1):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _embed_onnx(sess, batch: dict) -> "object":
+def _embed_onnx(sess, batch: dict) -> object:
     """Mean-pooled embeddings from an ONNX encoder, feeding only the inputs the graph has."""
     from fixtures.gen._text_encoder import mean_pool
 
@@ -110,16 +110,21 @@ def main(argv: list[str]) -> int:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
-    torch.onnx.export(Keywords(model), args, str(full), input_names=list(dyn), output_names=["last_hidden_state"],
+    torch.onnx.export(Keywords(model), args, str(full), input_names=list(dyn),
+                      output_names=["last_hidden_state"],
                       dynamic_axes=dyn, opset_version=17, dynamo=False)  # fmt: skip
     q = work / "full.qdefault.onnx"
     quantize_dynamic(str(full), str(q))
     for label, path in (("export_with_mask_fp32", full), ("ort_default_quantize_dynamic", q)):
         sess = _ort(path)
-        row = {"bytes": path.stat().st_size, "vs_safetensors": round(path.stat().st_size / out["safetensors_bytes"], 3)}
+        row = {
+            "bytes": path.stat().st_size,
+            "vs_safetensors": round(path.stat().st_size / out["safetensors_bytes"], 3),
+        }
         for k, bb in batches.items():
             emb, names = _embed_onnx(sess, bb)
             row["inputs"] = names

@@ -342,7 +342,10 @@ def test_hugging_face_encoder_keeps_its_interface_and_matches_on_padded_batches(
     assert dims == {n: ["batch", "sequence"] for n in ("input_ids", "attention_mask", "token_type_ids")}
     assert [o.name for o in graph.output] == ["last_hidden_state"]
     assert [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == [
-        "batch", "sequence", 32]
+        "batch",
+        "sequence",
+        32,
+    ]
     tok = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     model = transformers.AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
     sess = ort.InferenceSession(str(out / "enc.onnx"), providers=["CPUExecutionProvider"])

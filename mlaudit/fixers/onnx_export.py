@@ -154,7 +154,9 @@ def name_dynamic_dims(model: Any, names: list[str], dyn: list[dict[int, str]]) -
                 d.dim_param = rename[d.dim_param]
 
 
-def strip_debug_info(path: Path, names: list[str] | None = None, dyn: list[dict[int, str]] | None = None) -> int:
+def strip_debug_info(
+    path: Path, names: list[str] | None = None, dyn: list[dict[int, str]] | None = None
+) -> int:
     """Drop per-node stack traces / doc strings the exporter embeds (not needed to run the
     model; ~10% of a small model's file), and name the dynamic dims (`name_dynamic_dims`).
     Returns the bytes saved."""
@@ -211,7 +213,9 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
             # the first attempt exports plain self-attention batch-first; the fallbacks export
             # the model exactly as written
             rewrite = config.batch_first_attention and i == 0 and exporter == "dynamo"
-            rewritten = _export(state.model, src.batch(2), path, names, dyn, outputs, exporter, opset, rewrite)
+            rewritten = _export(
+                state.model, src.batch(2), path, names, dyn, outputs, exporter, opset, rewrite
+            )
             saved = strip_debug_info(path, names, dyn)
             check_onnx(path)
             run = ort_runner(path, 1)

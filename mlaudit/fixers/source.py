@@ -119,7 +119,11 @@ def _hf_wrapper(inner: Any, names: list[str], output_name: str) -> Any:
             self.output_names = [output_name]
 
         def forward(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None) -> Any:
-            given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            given = {
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "token_type_ids": token_type_ids,
+            }
             kwargs = {n: given[n] for n in self.input_names}
             return self.inner(**kwargs, return_dict=False)[0]
 
@@ -133,7 +137,9 @@ def _hf_tokenizer(path: Path) -> Any:
     if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
         return None
     try:
-        return transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+        return transformers.AutoTokenizer.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=False
+        )
     except Exception:  # a broken or foreign tokenizer: fall back to synthetic ids (warned)
         return None
 
@@ -189,7 +195,9 @@ def load_hf(path: Path) -> tuple[Any, InputSource]:
 
         def make(n: int, dims: dict[str, int]) -> tuple:
             length = int(dims.get("sequence", seq))
-            enc = tokenizer(texts(n), padding="max_length", truncation=True, max_length=length, return_tensors="np")
+            enc = tokenizer(
+                texts(n), padding="max_length", truncation=True, max_length=length, return_tensors="np"
+            )
             return tuple(np.ascontiguousarray(enc[k].astype(np.int64)) for k in names)
 
         src.make, src.synthetic, src.origin = make, False, "tokenizer"
@@ -207,7 +215,9 @@ def load_hf(path: Path) -> tuple[Any, InputSource]:
 
         src.make = make
     with torch.inference_mode():
-        probe = model(**dict(zip(names, (torch.from_numpy(a) for a in src.batch(1)), strict=True)), return_dict=True)
+        probe = model(
+            **dict(zip(names, (torch.from_numpy(a) for a in src.batch(1)), strict=True)), return_dict=True
+        )
     output_name = next(iter(probe.keys()), "output")
     return _hf_wrapper(model, names, output_name), src
 
