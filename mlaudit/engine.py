@@ -141,6 +141,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     runnable = [c for c in options.codes if c in impls]
     findings: list[Finding] = []
     artifacts: list[ArtifactSummary] = []
+    notes: list[str] = []
     files_scanned = 0
     suppressed = 0
     used_ignores: set[str] = set()
@@ -176,6 +177,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             else:
                 findings.append(f)
         artifacts.extend(replace(a, path=prefix + a.path) for a in session.artifacts)
+        notes.extend(prefix + n for n in session.notes)
     if not options.ignore_suppressions:
         findings.extend(suppression_findings(
             codes=options.codes, per_file_ignores=options.per_file_ignores,
@@ -193,6 +195,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         rules_run=tuple(options.codes),
         artifacts=tuple(artifacts),
         suppressed=suppressed,
+        notes=tuple(notes),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
+from mlaudit.inputs.dialects import get_path
 from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location
 
@@ -38,6 +39,11 @@ def walk_values(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, data
 
 
+def trains(cfg: TrainingConfig) -> bool:
+    """Dialect rules judge training configs only (not launchers or data descriptions)."""
+    return cfg.kind == "training"
+
+
 def _source(cfg: TrainingConfig, name: str) -> str:
     if name in cfg.explicit:
         return "written"
@@ -46,7 +52,7 @@ def _source(cfg: TrainingConfig, name: str) -> str:
 
 @rule("MLT001", needs="training_config")
 def no_validation(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    if cfg.partial or "validation" in cfg.auto:
+    if not trains(cfg) or cfg.partial or "validation" in cfg.auto:
         return
     value = cfg.effective("validation")
     if value is False or (value is None and cfg.dialect == "mlaudit"):
@@ -59,49 +65,86 @@ def no_validation(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
         )
 
 
-def _architecture(cfg: TrainingConfig, needles: list[str]) -> str | None:
+VISION_WORDS = ("vision", "vit", "swin", "deit", "segformer", "mit_b", "daformer", "convnext", "detr", "yolo",
+                "resnet", "unet")
+
+
+def _architecture(cfg: TrainingConfig, needles: list[str]) -> tuple[str, str] | None:
+    """(needle, the text it was found in) for the first architecture hint in the config."""
     texts = [cfg.model_target or ""]
     texts += [str(v) for k, v in walk_values(dict(cfg.raw)) if isinstance(v, str)
-              and k.rsplit(".", 1)[-1] in {"_target_", "class_path", "model_name_or_path", "name", "arch",
-                                           "architecture", "model_type"}]
+              and k.rsplit(".", 1)[-1] in {"_target_", "_component_", "class_path", "model_name_or_path",
+                                           "pretrained_model_name_or_path", "name", "arch", "architecture",
+                                           "model_type"}]
     for text in texts:
         low = text.lower()
         hit = next((n for n in needles if n.lower() in low), None)
         if hit:
-            return hit
+            return hit, low
+    return None
+
+
+def _large_sequence_engine(cfg: TrainingConfig) -> str | None:
+    """DeepSpeed settings only used for large sequence models (ZeRO-3, sequence parallelism)."""
+    if cfg.dialect != "deepspeed":
+        return None
+    if get_path(cfg.raw, "zero_optimization.stage") == 3:
+        return "ZeRO stage 3 (a model too large for one device)"
+    if any("seq_parallel" in str(k) for k in cfg.raw):
+        return "sequence parallelism"
     return None
 
 
 @rule("MLT002", needs="training_config")
 def grad_clipping_off(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    if "grad_clip" in cfg.auto or (cfg.partial and "grad_clip" not in cfg.explicit):
+    if not trains(cfg) or "grad_clip" in cfg.auto or (cfg.partial and "grad_clip" not in cfg.explicit):
         return
     clip = cfg.effective("grad_clip")
     if clip not in (None, 0, 0.0):
         return
-    arch = _architecture(cfg, list(ctx.params.architectures))
     precision = str(cfg.effective("precision") or "")
-    reason = f"the model looks like a {arch}" if arch else (
-        f"precision is {precision}" if precision.startswith("fp16") else None)
+    found = _architecture(cfg, list(ctx.params.architectures))
+    written = "grad_clip" in cfg.explicit
+    reason = None
+    if precision.startswith("fp16"):
+        reason = f"precision is {precision} (loss scaling needs clipped gradients)"
+    elif cfg.regime in ("lora", "preference"):
+        reason = None  # adapters / a reference-anchored objective at small lr: clipping is optional
+    elif found and (written or cfg.dialect == "mlaudit" or not any(w in found[1] for w in VISION_WORDS)):
+        reason = f"the model looks like a {found[0]}"
+    elif not written:
+        engine = _large_sequence_engine(cfg)
+        reason = f"the engine is set up for {engine}" if engine else None
     if reason is None:
         return
     pointer = cfg.pointer_of("grad_clip") or "grad_clip"
+    raw = get_raw(cfg, pointer)
+    shown = "null" if written and raw is None else f"{clip}"
     yield ctx.finding(
         f"gradient clipping is off (`{pointer}` "
-        + (f"= {clip}, {_source(cfg, 'grad_clip')}" if clip is not None else "not set") + f") but {reason}",
+        + (f"= {shown}, {_source(cfg, 'grad_clip')}" if clip is not None else "not set") + f") but {reason}",
         Location(cfg.rel, cfg.line_of("grad_clip"), pointer=pointer),
-        evidence={"grad_clip": clip, "architecture": arch, "precision": precision or None},
+        evidence={"grad_clip": clip, "architecture": found[0] if found else None,
+                  "precision": precision or None},
     )
+
+
+def get_raw(cfg: TrainingConfig, pointer: str) -> Any:
+    return get_path(cfg.raw, pointer)
 
 
 @rule("MLT003", needs="training_config")
 def full_precision(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    if "precision" in cfg.auto:
+    if not trains(cfg) or "precision" in cfg.auto:
         return
     if cfg.effective("precision") != "fp32":
         return
-    from mlaudit.inputs.dialects import get_path
-
+    # A library default is not a decision (and many libraries pick mixed precision elsewhere):
+    # only a written fp32 is reported, except in our own schema where nothing else decides.
+    if "precision" not in cfg.explicit and cfg.dialect != "mlaudit":
+        return
+    if "cpu" in cfg.rel.lower().replace("_", "-").split("/")[-1].replace(".", "-").split("-"):
+        return  # a config named for CPU runs
     if any(str(get_path(cfg.raw, k)).lower() == str(v).lower() for k, v in CPU_HINTS):
         return
     pointer = cfg.pointer_of("precision") or "precision"
@@ -126,7 +169,12 @@ def _dropout(cfg: TrainingConfig) -> float:
 @rule("MLT004", needs="training_config")
 def adam_without_weight_decay(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
     opt = cfg.effective("optimizer")
-    if opt not in ("adam", "adamw") or "weight_decay" in cfg.auto:
+    if not trains(cfg) or opt not in ("adam", "adamw") or "weight_decay" in cfg.auto:
+        return
+    # Judged per regime: pretraining from scratch needs weight decay; a short fine-tune from a
+    # pretrained model often runs without it, and preference optimization (DPO-style) is
+    # anchored by its reference model. Our own schema keeps the strict reading.
+    if cfg.dialect != "mlaudit" and cfg.regime != "pretraining":
         return
     wd = cfg.effective("weight_decay")
     if wd is None and cfg.dialect != "mlaudit":
@@ -148,11 +196,15 @@ def adam_without_weight_decay(cfg: TrainingConfig, ctx: RuleContext) -> Iterable
 
 @rule("MLT005", needs="training_config")
 def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if not trains(cfg):
+        return
     opt, lr = cfg.effective("optimizer"), cfg.effective("lr")
     if opt is None or lr is None or "lr" in cfg.auto or "lr" not in cfg.explicit:
         return
     p = ctx.params
-    if opt in ADAPTIVE:
+    if opt in ("lamb", "lars"):
+        low, high = p.min, p.layerwise_max
+    elif opt in ADAPTIVE:
         low, high = p.min, p.adam_max
     elif opt == "sgd":
         low, high = p.sgd_min, p.sgd_max
@@ -170,6 +222,8 @@ def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
 
 @rule("MLT006", needs="training_config")
 def left_to_default(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if not trains(cfg):
+        return
     for name in ctx.params.keys:
         if name in cfg.explicit or name in cfg.auto or name not in cfg.defaults:
             continue
@@ -196,6 +250,8 @@ def unknown_key(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
 
 @rule("MLT008", needs="training_config")
 def conflicting_keys(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if not trains(cfg):
+        return
     if cfg.fp16 is True and cfg.bf16 is True:
         yield ctx.finding(
             f"fp16 and bf16 are both enabled (`{cfg.key_paths.get('fp16')}` line {cfg.line_of('fp16')}); "
@@ -204,7 +260,9 @@ def conflicting_keys(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]
             evidence={"fp16": True, "bf16": True},
             key="fp16-bf16",
         )
-    if "epochs" in cfg.explicit and "max_steps" in cfg.explicit:
+    # Hugging Face: max_steps silently overrides num_train_epochs. Lightning and others stop at
+    # whichever limit comes first, which is a documented way to bound a run.
+    if "epochs" in cfg.explicit and "max_steps" in cfg.explicit and cfg.dialect in ("huggingface", "mlaudit"):
         yield ctx.finding(
             f"both epochs ({cfg.epochs}) and max_steps ({cfg.max_steps}) are set; "
             "one silently overrides the other",
@@ -216,7 +274,7 @@ def conflicting_keys(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]
 
 @rule("MLT009", needs="training_config")
 def no_checkpoint_policy(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    if "save_checkpoints" in cfg.auto or cfg.partial:
+    if not trains(cfg) or "save_checkpoints" in cfg.auto or cfg.partial:
         return
     value = cfg.effective("save_checkpoints")
     if value is False or (value is None and cfg.dialect == "mlaudit"):

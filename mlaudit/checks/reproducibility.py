@@ -26,12 +26,16 @@ def _code_seeds(setup: TrainingSetup) -> list[str]:
 @rule("MLR001", needs="training_setup")
 def no_seed_anywhere(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
     code_seeds = _code_seeds(setup)
-    if code_seeds:
+    # With no Python in the scan the training code lives elsewhere (a library's recipes, another
+    # repository): whether it seeds cannot be known here, so nothing is said.
+    if code_seeds or not setup.modules:
         return
     for cfg in setup.configs:
-        if cfg.partial or "seed" in cfg.auto or cfg.effective("seed") is not None:
+        if cfg.kind != "training" or cfg.partial or "seed" in cfg.auto or cfg.effective("seed") is not None:
             continue
         key = SEED_KEY.get(cfg.dialect, "seed")
+        if key in cfg.raw:
+            continue  # written, even as null: MLR005 reports a null seed
         yield ctx.finding(
             f"no seed anywhere: `{key}` is not set in this {cfg.dialect} config and none of the "
             f"{len(setup.modules)} Python files calls a seeding function",

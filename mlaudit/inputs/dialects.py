@@ -56,8 +56,8 @@ class Mapped:
             self.default_keys[name] = key
 
 
-def get_path(data: Any, path: str) -> Any:
-    """Value at a dotted path, or None."""
+def _lookup(data: Any, path: str) -> tuple[bool, Any]:
+    """(whether the dotted path exists, its value)."""
     cur = data
     for part in path.split("."):
         if isinstance(cur, Mapping) and part in cur:
@@ -65,8 +65,18 @@ def get_path(data: Any, path: str) -> Any:
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
             cur = cur[int(part)]
         else:
-            return None
-    return cur
+            return False, None
+    return True, cur
+
+
+def get_path(data: Any, path: str) -> Any:
+    """Value at a dotted path, or None."""
+    return _lookup(data, path)[1]
+
+
+def has_path(data: Any, path: str) -> bool:
+    """Whether a dotted path is written, even with an empty (null) value."""
+    return _lookup(data, path)[0]
 
 
 def nearest(word: str, options: set[str] | frozenset[str], cutoff: float = 0.75) -> str | None:
@@ -323,6 +333,8 @@ def map_huggingface(data: Mapping[str, Any]) -> Mapped:
     m.put("dropout", None, "")
     for name, (key, value) in HF_DEFAULTS.items():
         m.default(name, value, key)
+    if "model_name_or_path" not in data and ("config_name" in data or "model_type" in data):
+        m.values["regime"] = "pretraining"  # run_clm-style: a model built from a config, no weights
     _unknown(m, data, HF_KEYS | HF_SCRIPT_KEYS, "", only_close=True)
     return m
 
@@ -336,8 +348,14 @@ log_every_n_steps enable_checkpointing enable_progress_bar enable_model_summary
 accumulate_grad_batches gradient_clip_val gradient_clip_algorithm deterministic benchmark
 inference_mode use_distributed_sampler profiler detect_anomaly barebones plugins sync_batchnorm
 reload_dataloaders_every_n_epochs default_root_dir model_registry
-""".split())
+multiple_trainloader_mode gpus tpu_cores ipus auto_select_gpus auto_lr_find auto_scale_batch_size
+resume_from_checkpoint track_grad_norm replace_sampler_ddp move_metrics_to_cpu amp_backend amp_level
+weights_save_path flush_logs_every_n_steps progress_bar_refresh_rate checkpoint_callback
+stochastic_weight_avg terminate_on_nan prepare_data_per_node process_position num_processes
+log_gpu_memory weights_summary enable_checkpointing
+""".split())  # Lightning 2.x plus the 1.x arguments (projects pinned to 1.x still use them)
 LIGHTNING_CLI_KEYS = frozenset({"seed_everything", "trainer", "model", "data", "optimizer", "lr_scheduler",
+                                "class_path", "init_args", "dict_kwargs",  # a `--data x.yaml` sub-config
                                 "ckpt_path", "fit", "validate", "test", "predict", "config"})
 
 
@@ -454,6 +472,9 @@ def map_hydra(data: Mapping[str, Any]) -> Mapped:
         map_lightning_trainer(m, trainer, "trainer.", library_defaults=lightning and not m.partial)
         if lightning:
             _unknown(m, trainer, LIGHTNING_TRAINER_KEYS, "trainer.")
+    if get_path(data, "exp_manager.create_checkpoint_callback") is True:
+        # NeMo: exp_manager adds the checkpoint callback (trainer.enable_checkpointing is False)
+        m.put("save_checkpoints", True, "exp_manager.create_checkpoint_callback")
     for name, paths in {
         "seed": ("seed", "training.seed", "train.seed"),
         "lr": ("lr", "learning_rate", "training.lr", "train.lr"),
@@ -513,8 +534,10 @@ def map_deepspeed(data: Mapping[str, Any]) -> Mapped:
         m.put("precision", "fp16-mixed", "fp16.enabled")
     elif flags:
         m.put("precision", "fp32", next(f"{k}.enabled" for k in flags))
-    # DeepSpeed config docs: gradient_clipping defaults to 1.0; fp16/bf16 default disabled.
-    m.default("grad_clip", 1.0, "gradient_clipping")
+    # DeepSpeed runtime/constants.py: GRADIENT_CLIPPING_DEFAULT = 0.0 (no clipping; the config
+    # docs' table says 1.0, the code decides). The HF Trainer and accelerate fill it only where
+    # the JSON says "auto". fp16/bf16 default disabled.
+    m.default("grad_clip", 0.0, "gradient_clipping")
     m.default("precision", "fp32", "bf16.enabled")
     _unknown(m, data, DEEPSPEED_KEYS, "")
     return m

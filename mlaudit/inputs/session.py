@@ -61,6 +61,7 @@ class ScanSession:
         self.options = options
         self.single_file = single_file
         self.artifacts: list[ArtifactSummary] = []
+        self.notes: list[str] = []  # one-line facts for the report (a named file that is no config)
         self.input_errors: dict[str, InputError] = {}
         self._cache: dict[tuple[str, str], Any] = {}
         self._texts: dict[str, str] = {}

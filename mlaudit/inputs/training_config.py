@@ -17,7 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlaudit.inputs import InputError, input_kind
+from mlaudit.inputs import InputError, dialects, input_kind
+from mlaudit.inputs.config_verdict import (
+    DATA,
+    LAUNCHER,
+    OTHER,
+    TRAINING,
+    Verdict,
+    context_verdict,
+    decide,
+    unparsable_other,
+)
+from mlaudit.inputs.library_dialects import LIBRARY_MAPPERS
+from mlaudit.model import ArtifactSummary
 
 
 @dataclass(frozen=True)
@@ -26,7 +38,11 @@ class TrainingConfig:
 
     path: Path
     rel: str
-    dialect: str  # mlaudit | huggingface | lightning | hydra | deepspeed
+    dialect: str  # see config_verdict / docs/dialects.md
+    kind: str = "training"  # training | launcher | data (config_verdict.Verdict.kind)
+    why: str = ""  # the evidence that decided the dialect
+    regime: str | None = None  # pretraining | full | lora | preference, when the file says
+    text: str = ""  # the file's text (rules that need to see how a value was written)
     raw: Mapping[str, Any] = field(default_factory=dict)
     model_target: str | None = None  # import path "pkg.module:Class" or "pkg.module.Class"
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -118,20 +134,38 @@ def _model_section(data: Mapping[str, Any], dialect: str) -> tuple[Mapping[str, 
     return kwargs, tuple(s for s in spec if isinstance(s, Mapping))
 
 
-def build_training_config(
-    path: Path, rel: str, doc: Any, dialect: str | None = None
-) -> TrainingConfig | None:
-    """Map a parsed ConfigDoc to a TrainingConfig; None when no dialect recognizes it."""
-    from mlaudit.inputs import dialects
+MAPPERS = {**dialects.MAPPERS, **LIBRARY_MAPPERS}
 
+
+def config_verdict(path: Path, doc: Any, dialect: str | None = None) -> Verdict:
+    """The verdict for a parsed file: a forced dialect (`--config` dialect or the in-file
+    `# mlaudit: dialect=NAME` comment), its own content, else the configs around it."""
+    override = dialects.DIALECT_COMMENT.search(doc.text[:4096]) if doc.text else None
+    forced = dialect or (override.group(1) if override and override.group(1) in MAPPERS else None)
+    if forced:
+        source = "named with --config" if dialect else "`# mlaudit: dialect=` comment"
+        kind = {"accelerate": LAUNCHER, "ultralytics-data": DATA}.get(forced, TRAINING)
+        return Verdict(forced, kind, source)
+    verdict = decide(doc.data, doc.text)
+    if verdict.kind == OTHER and isinstance(doc.data, Mapping):
+        verdict = context_verdict(path.resolve(), doc.data) or verdict
+    return verdict
+
+
+def build_training_config(
+    path: Path, rel: str, doc: Any, dialect: str | None = None, verdict: Verdict | None = None
+) -> TrainingConfig | None:
+    """Map a parsed ConfigDoc to a TrainingConfig; None when it is no config we judge."""
     data = doc.data
     if not isinstance(data, Mapping):
         return None
-    dialect = dialect or dialects.detect_dialect(data, doc.text)
-    if dialect is None:
+    verdict = verdict or config_verdict(path, doc, dialect)
+    if verdict.dialect is None:
         return None
+    dialect = verdict.dialect
     resolved = dialects.resolve_interpolations(dict(data))
-    mapped = dialects.MAPPERS[dialect](resolved)
+    mapped = MAPPERS[dialect](resolved)
+    regime = mapped.values.pop("regime", None)
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     for name, value in mapped.values.items():
@@ -161,6 +195,10 @@ def build_training_config(
         path=path,
         rel=rel,
         dialect=dialect,
+        kind=verdict.kind,
+        why=verdict.why,
+        regime=regime,
+        text=doc.text,
         raw=resolved,
         model_kwargs=kwargs,
         input_spec=spec,
@@ -179,26 +217,56 @@ def build_training_config(
     )
 
 
-def read_training_config(path: Path, rel: str, *, strict: bool = False, require: bool = False,
-                         dialect: str | None = None) -> TrainingConfig | None:
-    """Parse a YAML/JSON file; None when it does not look like a training config.
+class NotTrainingConfig(Exception):
+    """A file named directly that is no training config: not an error (exit 0), one line why."""
 
-    `strict` (the file was named directly): a top level that is not a mapping is an
-    InputError. `require` (named with `--config`): matching no dialect is one too."""
+    def __init__(self, rel: str, why: str) -> None:
+        super().__init__(f"{rel}: not a training config ({why})")
+        self.rel, self.why = rel, why
+
+
+def read_config_verdict(path: Path, rel: str) -> tuple[Any, Verdict]:
+    """Parse a YAML/JSON file and decide what it is. A file that does not parse but is
+    recognizably something else (Kubernetes stream, Helm template, CloudFormation, mkdocs,
+    JSONC) gets an "other" verdict instead of an error; a broken config stays an InputError."""
     from mlaudit.inputs.yaml_lines import read_config_file
 
-    doc = read_config_file(path, rel)
-    if not isinstance(doc.data, Mapping):
-        if strict or require:
-            kind = {list: "a list", str: "a plain string", type(None): "empty"}.get(
-                type(doc.data), type(doc.data).__name__)
-            raise InputError(rel, f"line 1: top level is {kind}, expected a mapping of config keys")
+    try:
+        doc = read_config_file(path, rel)
+    except InputError:
+        try:
+            text = path.read_bytes()[:65536].decode("utf-8", errors="replace")
+        except OSError:
+            raise
+        why = unparsable_other(text, rel)
+        if why is None:
+            raise
+        return None, Verdict(None, OTHER, why)
+    return doc, config_verdict(path, doc)
+
+
+def read_training_config(path: Path, rel: str, *, strict: bool = False, require: bool = False,
+                         dialect: str | None = None) -> TrainingConfig | None:
+    """Parse a YAML/JSON file; None when it is no config we judge.
+
+    `strict` (the file was named directly): a file that is no training config raises
+    NotTrainingConfig (reported, exit 0). `require` (named with `--config`): matching no
+    dialect is an InputError."""
+    from mlaudit.inputs.yaml_lines import read_config_file
+
+    if dialect is None:
+        doc, verdict = read_config_verdict(path, rel)
+    else:
+        doc = read_config_file(path, rel)
+        verdict = config_verdict(path, doc, dialect)
+    if verdict.kind == OTHER or doc is None or not isinstance(doc.data, Mapping):
+        if require:
+            raise InputError(rel, f"line 1: not a training config ({verdict.why}); force a dialect "
+                             "with `# mlaudit: dialect=NAME` (docs/dialects.md)")
+        if strict:
+            raise NotTrainingConfig(rel, verdict.why)
         return None
-    cfg = build_training_config(path, rel, doc, dialect)
-    if cfg is None and require:
-        raise InputError(rel, "line 1: no training-config keys recognized (dialects: mlaudit, huggingface, "
-                         "lightning, hydra, deepspeed; force one with `# mlaudit: dialect=NAME`)")
-    return cfg
+    return build_training_config(path, rel, doc, verdict=verdict)
 
 
 def config_for_checkpoint(session: Any, file: Any) -> TrainingConfig | None:
@@ -271,4 +339,13 @@ def load_training_config(session, file) -> TrainingConfig | None:
 
     if not session.single_file and file.size > MAX_BYTES:
         return None
-    return read_training_config(file.path, file.rel, strict=session.single_file)
+    try:
+        cfg = read_training_config(file.path, file.rel, strict=session.single_file)
+    except NotTrainingConfig as err:
+        session.add_artifact(ArtifactSummary(file.rel, "config", {"dialect": "not-training", "why": err.why}))
+        session.notes.append(f"{file.rel}: not a training config ({err.why})")
+        return None
+    if cfg is not None:
+        session.add_artifact(ArtifactSummary(file.rel, "config", {
+            "dialect": cfg.dialect, "kind": cfg.kind, "why": cfg.why, "regime": cfg.regime}))
+    return cfg

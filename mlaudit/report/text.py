@@ -127,6 +127,11 @@ def render(
         table = _artifact_table(report)
         if table is not None:
             console.print(table)
+        if verbose:
+            for a in report.artifacts:
+                if a.kind == "config":
+                    console.print(f"[dim]config {escape(a.path)}: {escape(str(a.details.get('dialect')))}"
+                                  f" ({escape(str(a.details.get('why', '')))})[/dim]")
         for note in report.notes:
             console.print(f"[dim]note: {escape(note)}[/dim]")
     console.print(summary_line(report))

@@ -1,0 +1,236 @@
+"""Mappers for the training libraries beyond the five core dialects (see dialects.py): each
+reads one library's own keys into the normalized fields, with that library's defaults.
+
+The defaults assumed (library versions in docs/dialects.md):
+- torchtune: `clip_grad_norm` unset or null = no clipping; `seed: null` = a fresh random seed
+  each run; validation only when `run_val_every_n_steps` is set (with `dataset_val`).
+- llm-foundry (Composer): no clipping unless `algorithms.gradient_clipping`; evaluation only
+  with `eval_loader` / `icl_tasks` / `eval_gauntlet`.
+- GPT-NeoX: several YAML files are merged by `deepy.py`, so a file is never complete on its
+  own (`partial`); `a-b` and `a_b` are the same key.
+- Ultralytics: `optimizer: auto` picks the optimizer and learning rate itself.
+- YACS/fvcore and project OmegaConf schemas: the defaults live in the project's code, so only
+  what the file writes is judged (`partial`).
+- LLaMA-Factory: HfArgumentParser over its own dataclasses plus TrainingArguments; its own
+  keys are not TrainingArguments typos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlaudit.inputs.dialects import Mapped, _num, _opt_name, get_path, map_huggingface
+
+PREFERENCE_WORDS = ("dpo", "ppo", "grpo", "kto", "orpo", "simpo", "ipo", "rlhf", "reward")
+
+
+def _written(data: Mapping[str, Any], name: str) -> str | None:
+    """The key as written for `name`, accepting `a-b` for `a_b` (GPT-NeoX style)."""
+    for k in data:
+        if str(k).replace("-", "_") == name:
+            return str(k)
+    return None
+
+
+def _clip_value(m: Mapped, data: Mapping[str, Any], key: str) -> None:
+    """A clip-norm key: written null or 0 means no clipping; the line stays the written one."""
+    if key in data:
+        value = _num(data[key])
+        m.values["grad_clip"] = 0.0 if value is None else value
+        m.keys["grad_clip"] = key
+
+
+# --------------------------------------------------------------------------- torchtune
+def map_torchtune(data: Mapping[str, Any]) -> Mapped:
+    m = Mapped()
+    opt = data.get("optimizer")
+    if isinstance(opt, Mapping):
+        m.put("optimizer", _opt_name(opt.get("_component_")), "optimizer._component_")
+        m.put("lr", _num(opt.get("lr")), "optimizer.lr")
+        m.put("weight_decay", _num(opt.get("weight_decay")), "optimizer.weight_decay")
+        if m.values.get("optimizer") == "adamw":
+            m.default("weight_decay", 0.01, "optimizer.weight_decay")  # torch.optim.AdamW default
+    _clip_value(m, data, "clip_grad_norm")
+    m.default("grad_clip", 0.0, "clip_grad_norm")  # recipes clip only when clip_grad_norm is set
+    m.put("seed", _num(data.get("seed")), "seed")
+    m.put("epochs", _num(data.get("epochs")), "epochs")
+    m.put("batch_size", _num(data.get("batch_size")), "batch_size")
+    dtype = str(data.get("dtype") or "").lower()
+    if dtype in {"bf16", "fp16", "fp32"}:
+        m.put("precision", dtype, "dtype")
+    if "dataset_val" in data:
+        m.put("validation", data.get("run_val_every_n_steps") is not None, "run_val_every_n_steps")
+    else:
+        m.auto.add("validation")  # this recipe may have no validation loop at all
+    m.auto.add("save_checkpoints")  # recipes save every epoch
+    model = str(get_path(data, "model._component_") or "")
+    loss = str(get_path(data, "loss._component_") or "").lower()
+    if any(w in loss for w in PREFERENCE_WORDS):
+        m.values["regime"] = "preference"
+    elif "lora" in model.lower() or "qlora" in model.lower():
+        m.values["regime"] = "lora"
+    elif model:
+        m.values["regime"] = "full"
+    return m
+
+
+# --------------------------------------------------------------------------- llm-foundry
+_FOUNDRY_PRECISION = {"amp_bf16": "bf16-mixed", "amp_fp16": "fp16-mixed", "fp32": "fp32", "amp_fp8": "fp8"}
+
+
+def map_llm_foundry(data: Mapping[str, Any]) -> Mapped:
+    m = Mapped()
+    opt = data.get("optimizer")
+    if isinstance(opt, Mapping):
+        m.put("optimizer", _opt_name(opt.get("name")), "optimizer.name")
+        m.put("lr", _num(opt.get("lr")), "optimizer.lr")
+        m.put("weight_decay", _num(opt.get("weight_decay")), "optimizer.weight_decay")
+    clip = get_path(data, "algorithms.gradient_clipping")
+    if isinstance(clip, Mapping):
+        m.put("grad_clip", _num(clip.get("clipping_threshold")),
+              "algorithms.gradient_clipping.clipping_threshold")
+    m.default("grad_clip", 0.0, "algorithms.gradient_clipping")
+    precision = data.get("precision")
+    if isinstance(precision, str):
+        m.put("precision", _FOUNDRY_PRECISION.get(precision.lower(), precision.lower()), "precision")
+    m.put("seed", _num(data.get("seed")), "seed")
+    m.put("batch_size", _num(data.get("global_train_batch_size")), "global_train_batch_size")
+    evals = [k for k in ("eval_loader", "eval_loaders", "icl_tasks", "eval_gauntlet") if data.get(k)]
+    if evals:
+        m.put("validation", True, evals[0])
+    else:
+        m.default("validation", False, "eval_loader")  # no eval data: Composer never evaluates
+    if any(data.get(k) for k in ("save_folder", "save_interval")) or _has_checkpointer(data):
+        m.put("save_checkpoints", True, "save_folder" if "save_folder" in data else "callbacks")
+    else:
+        m.auto.add("save_checkpoints")
+    model = data.get("model") if isinstance(data.get("model"), Mapping) else {}
+    if model.get("peft_config"):
+        m.values["regime"] = "lora"
+    elif model.get("pretrained") is True or model.get("load_path") or data.get("load_path"):
+        m.values["regime"] = "full"
+    elif model.get("pretrained") is False or (model and "pretrained_model_name_or_path" not in model):
+        m.values["regime"] = "pretraining"
+    return m
+
+
+def _has_checkpointer(data: Mapping[str, Any]) -> bool:
+    callbacks = data.get("callbacks")
+    return isinstance(callbacks, Mapping) and any("checkpoint" in str(k) for k in callbacks)
+
+
+# --------------------------------------------------------------------------- GPT-NeoX
+def map_gpt_neox(data: Mapping[str, Any]) -> Mapped:
+    m = Mapped(partial=True)  # deepy.py merges several YAML files into one run
+
+    def put(name: str, key: str, value: Any = None) -> None:
+        written = _written(data, key)
+        if written is not None:
+            m.put(name, _num(data[written]) if value is None else value, written)
+
+    opt = data.get("optimizer")
+    if isinstance(opt, Mapping):
+        m.put("optimizer", _opt_name(opt.get("type")), "optimizer.type")
+        params = opt.get("params") if isinstance(opt.get("params"), Mapping) else {}
+        m.put("lr", _num(params.get("lr")), "optimizer.params.lr")
+    put("weight_decay", "weight_decay")
+    if _written(data, "gradient_clipping"):
+        _clip_value(m, data, _written(data, "gradient_clipping") or "gradient_clipping")
+    put("seed", "seed")
+    put("max_steps", "train_iters")
+    for name in ("bf16", "fp16"):
+        section = data.get(name)
+        if isinstance(section, Mapping) and section.get("enabled") is True:
+            m.put("precision", f"{name}-mixed", f"{name}.enabled")
+            break
+    finetune = data.get(_written(data, "finetune") or "finetune")
+    impl = str(data.get(_written(data, "train_impl") or "train_impl") or "")
+    if impl.lower() in PREFERENCE_WORDS:
+        m.values["regime"] = "preference"
+    elif finetune is True:
+        m.values["regime"] = "full"
+    return m
+
+
+# --------------------------------------------------------------------------- Ultralytics
+def map_ultralytics(data: Mapping[str, Any]) -> Mapped:
+    m = Mapped()
+    optimizer = str(data.get("optimizer") or "auto")
+    if optimizer.lower() != "auto":  # auto chooses optimizer *and* learning rate itself
+        m.put("optimizer", _opt_name(optimizer), "optimizer")
+        m.put("lr", _num(data.get("lr0")), "lr0")
+    m.put("weight_decay", _num(data.get("weight_decay")), "weight_decay")
+    m.put("seed", _num(data.get("seed")), "seed")
+    m.put("deterministic", data.get("deterministic"), "deterministic")
+    m.put("epochs", _num(data.get("epochs")), "epochs")
+    if isinstance(data.get("amp"), bool):
+        m.put("precision", "fp16-mixed" if data["amp"] else "fp32", "amp")
+    if isinstance(data.get("val"), bool):
+        m.put("validation", data["val"], "val")
+    m.auto.update({"save_checkpoints", "grad_clip"})  # the trainer clips at 10.0 itself
+    return m
+
+
+# --------------------------------------------------------------------------- YACS / fvcore
+def map_yacs(data: Mapping[str, Any]) -> Mapped:
+    m = Mapped(partial=True)  # the project's defaults.py holds every key not written here
+    solver = data.get("SOLVER") if isinstance(data.get("SOLVER"), Mapping) else {}
+    for name, keys in {
+        "optimizer": ("OPTIMIZING_METHOD", "OPTIMIZER_NAME", "OPTIMIZER"),
+        "lr": ("BASE_LR",),
+        "weight_decay": ("WEIGHT_DECAY",),
+        "grad_clip": ("CLIP_GRAD_L2NORM", "CLIP_GRAD_VAL"),
+    }.items():
+        for key in keys:
+            if key in solver:
+                value = solver[key]
+                m.put(name, _opt_name(value) if name == "optimizer" else _num(value), f"SOLVER.{key}")
+                break
+    for key in ("RNG_SEED", "SEED"):
+        if key in data:
+            m.put("seed", _num(data[key]), key)
+            break
+    return m
+
+
+# --------------------------------------------------------------------------- others
+def map_omegaconf(data: Mapping[str, Any]) -> Mapped:
+    """Project-defined schema (Stability `target/params`, dinov2): only written values count."""
+    return Mapped(partial=True)
+
+
+def map_accelerate(data: Mapping[str, Any]) -> Mapped:
+    """A launcher: no training settings of its own (its DeepSpeed file is judged as DeepSpeed)."""
+    return Mapped(partial=True)
+
+
+def map_data(data: Mapping[str, Any]) -> Mapped:
+    """A dataset description: paths, classes and a download, no training settings."""
+    return Mapped(partial=True)
+
+
+def map_llamafactory(data: Mapping[str, Any]) -> Mapped:
+    if "model_name_or_path" not in data and "stage" not in data:
+        m = Mapped(partial=True)  # the v1 schema: too young to judge beyond written values
+        m.put("lr", _num(data.get("learning_rate")), "learning_rate")
+        return m
+    m = map_huggingface(data)
+    m.unknown.clear()  # its own ModelArguments/DataArguments/FinetuningArguments keys are fine
+    stage = str(data.get("stage") or "sft").lower()
+    if stage in {"dpo", "kto", "orpo", "ppo", "rm", "simpo"}:
+        m.values["regime"] = "preference"
+    elif str(data.get("finetuning_type") or "").lower() in {"lora", "freeze", "oft"}:
+        m.values["regime"] = "lora"
+    elif stage == "pt":
+        m.values["regime"] = "pretraining"
+    else:
+        m.values["regime"] = "full"
+    return m
+
+
+LIBRARY_MAPPERS = {
+    "torchtune": map_torchtune, "llm-foundry": map_llm_foundry, "gpt-neox": map_gpt_neox,
+    "ultralytics": map_ultralytics, "yacs": map_yacs, "omegaconf": map_omegaconf,
+    "accelerate": map_accelerate, "ultralytics-data": map_data, "llamafactory": map_llamafactory,
+}  # fmt: skip
