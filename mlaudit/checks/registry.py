@@ -42,6 +42,9 @@ RULE_MODULES: dict[str, tuple[str, ...]] = {
         "MLT001", "MLT002", "MLT003", "MLT004", "MLT005", "MLT006", "MLT007", "MLT008",
         "MLT009", "MLT010", "MLT011", "MLT013",
     ),
+    "mlaudit.checks.config_values": (
+        "MLT014", "MLT015", "MLT016", "MLT017", "MLT018", "MLT019", "MLR004", "MLR005", "MLR006",
+    ),
     "mlaudit.checks.config_checkpoint": ("MLT012",),
     "mlaudit.checks.reproducibility": ("MLR001", "MLR002", "MLR003"),
     "mlaudit.checks.dependencies": ("MLR101", "MLR102"),
