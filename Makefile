@@ -12,10 +12,12 @@ DEMO_OUT := fixtures/build/demo-fix
 
 .PHONY: setup fixtures test demo bench realworld lint clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/plugin_example/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# the example plugin (docs/plugins.md), exercised end to end by tests/test_plugins.py
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e tests/plugin_example
 	touch $(STAMP)
 
 setup: $(STAMP)

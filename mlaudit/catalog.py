@@ -10,6 +10,7 @@ from typing import Any
 
 from mlaudit.model import FixSpec, ParamSpec, RuleMeta, Severity
 from mlaudit.params import PARAM_TYPES, attribute_name, coerce
+from mlaudit.plugins import RulePack, rule_packs
 
 CODE_RE = re.compile(r"^ML[A-Z]\d{3}$")
 NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -56,11 +57,15 @@ def _param(code: str, name: str, raw: Any) -> ParamSpec:
     return spec
 
 
-def _rule(raw: Mapping[str, Any], source: Path) -> RuleMeta:
-    code = raw.get("code", "")
-    if not CODE_RE.match(str(code)):
+def _rule(raw: Mapping[str, Any], source: Path, pack: RulePack | None = None) -> RuleMeta:
+    code = str(raw.get("code", ""))
+    if pack is not None:
+        if not re.match(rf"^{pack.prefix}\d{{3}}$", code):
+            raise CatalogError(f"plugin {pack.origin}: {source.name}: rule code {code!r} does not "
+                               f"carry the plugin's prefix {pack.prefix!r} + three digits")
+    elif not CODE_RE.match(code):
         raise CatalogError(f"{source.name}: bad rule code {code!r}")
-    if code[:3] not in FAMILIES:
+    elif code[:3] not in FAMILIES:
         raise CatalogError(f"{source.name}: {code} is in no known family")
     name = raw.get("name", "")
     if not NAME_RE.match(str(name)):
@@ -69,7 +74,7 @@ def _rule(raw: Mapping[str, Any], source: Path) -> RuleMeta:
     return RuleMeta(
         code=code,
         name=name,
-        family=code[:3],
+        family=pack.prefix if pack else code[:3],
         summary=str(raw.get("summary", "")).strip(),
         severity=Severity.parse(str(raw.get("severity", "warning"))),
         status=str(raw.get("status", "stable")),
@@ -81,6 +86,7 @@ def _rule(raw: Mapping[str, Any], source: Path) -> RuleMeta:
         fix=FixSpec(fixer=fix["fixer"], applicability=fix["applicability"]) if fix else None,
         sources=tuple(raw.get("sources") or ()),
         tested_by=raw.get("tested-by"),
+        origin=pack.origin if pack else "mlaudit",
     )
 
 
@@ -89,22 +95,33 @@ def load_catalog(directory: Path | None = None) -> Mapping[str, RuleMeta]:
     """All rules keyed by code, sorted. Cached: the YAML is read once per process."""
     import yaml  # local: keeps `mlaudit --help` lean
 
-    directory = directory or rules_dir()
+    # Built-in rules, then each rules plugin's own metadata (only with the default folder).
+    sources: list[tuple[Path, RulePack | None]] = [(directory or rules_dir(), None)]
+    if directory is None:
+        sources += [(pack.rules_dir, pack) for pack in rule_packs()]
     rules: dict[str, RuleMeta] = {}
-    for path in sorted(directory.glob("*.yaml")):
-        # libyaml's C loader when PyYAML has it: ~10x faster, and this runs on every scan.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}  # noqa: S506 - safe loader
-        for raw in doc.get("rules", []):
-            meta = _rule(raw, path)
-            if meta.code in rules:
-                raise CatalogError(f"{meta.code} is defined twice (second time in {path.name})")
-            rules[meta.code] = meta
+    for folder, pack in sources:
+        for path in sorted(folder.glob("*.yaml")):
+            # libyaml's C loader when PyYAML has it: ~10x faster, and this runs on every scan.
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}  # noqa: S506 - safe loader
+            for raw in doc.get("rules", []):
+                meta = _rule(raw, path, pack)
+                if meta.code in rules:
+                    raise CatalogError(f"{meta.code} is defined twice (second time in {path.name})")
+                rules[meta.code] = meta
     names = [m.name for m in rules.values()]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise CatalogError(f"rule names used twice: {', '.join(sorted(dupes))}")
     return dict(sorted(rules.items()))
+
+
+def family_title(family: str) -> str:
+    """What a family covers: a built-in family's line, or a rules plugin's own."""
+    if family in FAMILIES:
+        return FAMILIES[family]
+    return next((p.family for p in rule_packs() if p.prefix == family), family)
 
 
 def lookup(code_or_name: str) -> RuleMeta | None:

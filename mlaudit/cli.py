@@ -97,7 +97,7 @@ def scan(
     from mlaudit.gate import GateError, GateOptions, apply_gate, display_path, parse_outputs
     from mlaudit.inputs.session import ScanOptions
     from mlaudit.model import RegistryError, Severity
-    from mlaudit.report import FORMATS, render
+    from mlaudit.report import available_formats, render
     from mlaudit.selection import SelectionError, select_codes, validate
 
     targets = paths or [Path(".")]
@@ -118,10 +118,11 @@ def scan(
         )
         fail_level = Severity.parse(fail_on or project.get("fail-on", "error"))
         fmt = output_format or project.get("format", "text")
-        if fmt not in FORMATS:
-            raise CliError(f"unknown format {fmt!r} (expected one of: {', '.join(FORMATS)})")
+        formats = available_formats()
+        if fmt not in formats:
+            raise CliError(f"unknown format {fmt!r} (expected one of: {', '.join(formats)})")
         specs = output or ([project.get("output")] if project.get("output") else [])
-        outputs = parse_outputs(specs, fmt, list(FORMATS))
+        outputs = parse_outputs(specs, fmt, list(formats))
         if baseline and write_baseline:
             raise CliError("--baseline and --write-baseline exclude each other")
         # A `baseline` from the settings file is relative to that file, like a committed path.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlaudit.catalog import FAMILIES
+from mlaudit.catalog import family_title
 from mlaudit.model import RuleMeta
 
 
@@ -11,7 +11,7 @@ def rule_markdown(meta: RuleMeta) -> str:
     parts = [
         f"# {meta.code} {meta.name}",
         f"{meta.summary}",
-        f"Family: {meta.family} ({FAMILIES[meta.family]}) · default severity: "
+        f"Family: {meta.family} ({family_title(meta.family)}) · default severity: "
         f"{meta.severity.value} · status: {meta.status}",
     ]
     for title, body in (("What it does", meta.what), ("Why is this bad?", meta.why)):

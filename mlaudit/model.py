@@ -128,6 +128,8 @@ class RuleMeta:
     fix: FixSpec | None = None
     sources: tuple[str, ...] = ()
     tested_by: str | None = None
+    # "mlaudit" for built-in rules; "<distribution> (<entry point>)" for a plugin's
+    origin: str = "mlaudit"
 
     @property
     def fixable(self) -> bool:

@@ -63,6 +63,23 @@ def _type_checking_nodes(tree: ast.Module) -> set[int]:
     return ids
 
 
+def _table_strings(tree: ast.Module) -> set[int]:
+    """String constants that registration tables hold (dict keys/values, tuple/list items) or
+    that are passed to `import_module`: module names imported lazily."""
+    ids: set[int] = set()
+    for node in ast.walk(tree):
+        items: list[ast.expr | None] = []
+        if isinstance(node, ast.Dict):
+            items = [*node.keys, *node.values]
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            items = list(node.elts)
+        elif isinstance(node, ast.Call):
+            called = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            items = list(node.args) if called == "import_module" else []
+        ids.update(id(i) for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str))
+    return ids
+
+
 def _resolve(name: str, modules: Mapping[str, Path]) -> str | None:
     """The package module `name` refers to (itself, or its closest enclosing module)."""
     while name:
@@ -78,6 +95,7 @@ def edges(src_root: Path, package: str) -> Iterator[Edge]:
     for source, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         type_only = _type_checking_nodes(tree)
+        table_strings = _table_strings(tree)
         is_pkg = path.name == "__init__.py"
         for node in ast.walk(tree):
             targets: list[str] = []
@@ -92,7 +110,7 @@ def edges(src_root: Path, package: str) -> Iterator[Edge]:
                     mod = node.module or ""
                 # `from pkg import sub` imports the submodule when there is one
                 targets = [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in modules:
+            elif id(node) in table_strings and node.value in modules:
                 targets = [node.value]  # a module named in a registration table (importlib)
             for target in targets:
                 resolved = _resolve(target, modules) if target.split(".")[0] == package else None

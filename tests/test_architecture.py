@@ -45,6 +45,12 @@ def test_contract_fails_when_anything_imports_cli(tmp_path):
     assert any("layer engine imports mlaudit.cli" in p for p in violations(root))
 
 
+def test_contract_counts_modules_named_in_registration_tables(tmp_path):
+    # lazily imported through importlib: the table entry is the import
+    root = _copy_with(tmp_path, "inputs/__init__.py", 'INPUT_KIND_MODULES["bad"] = ("mlaudit.checks.docs",)')
+    assert any("layer inputs imports mlaudit.checks.docs" in p for p in violations(root))
+
+
 def test_contract_fails_on_an_import_circle_within_a_layer(tmp_path):
     # the circle the checkpoint types once had with their readers, dodged inside a function
     root = _copy_with(tmp_path, "inputs/checkpoint/types.py",
@@ -106,12 +112,12 @@ def test_rule_registered_through_a_constant_outside_the_table_fails_at_import():
 
 
 def test_table_code_the_module_does_not_register_fails(monkeypatch):
-    monkeypatch.setitem(registry._CODE_MODULE, "MLC099", "mlaudit.checks.weight_health")
+    monkeypatch.setitem(registry.code_modules(), "MLC099", "mlaudit.checks.weight_health")
     with pytest.raises(RegistryError, match="does not register rule MLC099"):
         registry.implementations(["MLC099"])
 
 
 def test_table_code_without_catalog_entry_fails(monkeypatch):
-    monkeypatch.setitem(registry._CODE_MODULE, "MLC099", "mlaudit.checks.weight_health")
+    monkeypatch.setitem(registry.code_modules(), "MLC099", "mlaudit.checks.weight_health")
     with pytest.raises(RegistryError, match="MLC099 is implemented in .* but has no entry in the rule"):
         registry.check_table(catalog.load_catalog(), ENGINE_CODES)

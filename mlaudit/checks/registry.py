@@ -10,6 +10,7 @@ Checks declare which input they need (`needs=`), and the engine loads only those
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlaudit.inputs import ensure_input_kind
 from mlaudit.model import RegistryError
+from mlaudit.plugins import rule_packs
 
 if TYPE_CHECKING:
     from mlaudit.context import RuleContext
@@ -67,32 +69,28 @@ class RuleImpl:
 _IMPLS: dict[str, RuleImpl] = {}
 
 
-def module_of(code: str) -> str | None:
-    """The module that implements `code`, per the table (None: not in the table)."""
-    return _CODE_MODULE.get(code)
-
-
-def _index() -> dict[str, str]:
+@functools.cache
+def code_modules() -> dict[str, str]:
+    """Code -> implementing module: RULE_MODULES plus every rules plugin's table."""
     index: dict[str, str] = {}
-    for module, codes in RULE_MODULES.items():
-        for code in codes:
-            if code in index:
-                raise RegistryError(f"{code} is listed for {index[code]} and {module}")
-            index[code] = module
+    tables = [RULE_MODULES, *(pack.modules for pack in rule_packs())]
+    for table in tables:
+        for module, codes in table.items():
+            for code in codes:
+                if code in index:
+                    raise RegistryError(f"{code} is listed for {index[code]} and {module}")
+                index[code] = module
     return index
-
-
-_CODE_MODULE = _index()
 
 
 def rule(code: str, *, needs: str) -> Callable[[CheckFunc], CheckFunc]:
     """Register `func(target, ctx) -> Iterable[Finding]` as the implementation of `code`."""
 
     def register(func: CheckFunc) -> CheckFunc:
-        expected = _CODE_MODULE.get(code)
+        expected = code_modules().get(code)
         if expected != func.__module__:
             raise RegistryError(
-                f"{code} is implemented in {func.__module__}, but RULE_MODULES lists "
+                f"{code} is implemented in {func.__module__}, but the rule table lists "
                 f"{expected or 'no module'} for it"
             )
         if code in _IMPLS and _IMPLS[code].func is not func:
@@ -106,14 +104,14 @@ def rule(code: str, *, needs: str) -> Callable[[CheckFunc], CheckFunc]:
 def check_table(catalog_codes: Collection[str], engine_codes: Collection[str]) -> None:
     """Raise RegistryError unless every catalog code has exactly one implementation source:
     a table entry, or the engine itself (`engine_codes`). Cheap: imports nothing."""
-    implemented = set(_CODE_MODULE) | set(engine_codes)
+    implemented = set(code_modules()) | set(engine_codes)
     missing = sorted(set(catalog_codes) - implemented)
     if missing:
         raise RegistryError(f"rule {missing[0]} is in the catalog but no check implements it "
                             f"(mlaudit.checks.registry.RULE_MODULES)")
-    extra = sorted(set(_CODE_MODULE) - set(catalog_codes))
+    extra = sorted(set(code_modules()) - set(catalog_codes))
     if extra:
-        raise RegistryError(f"rule {extra[0]} is implemented in {_CODE_MODULE[extra[0]]} "
+        raise RegistryError(f"rule {extra[0]} is implemented in {code_modules()[extra[0]]} "
                             f"but has no entry in the rule catalog (rules/*.yaml)")
 
 
@@ -121,14 +119,18 @@ def implementations(codes: Iterable[str] | None = None) -> Mapping[str, RuleImpl
     """Registered implementations. With `codes`, only the modules implementing those codes
     (and the readers they need) are imported; without, every check module is. Codes the
     table does not list (the engine's own meta codes) are left out of the result."""
-    wanted = list(_CODE_MODULE) if codes is None else list(codes)
-    for module in sorted({_CODE_MODULE[c] for c in wanted if c in _CODE_MODULE and c not in _IMPLS}):
-        importlib.import_module(module)
-    unregistered = [c for c in wanted if c in _CODE_MODULE and c not in _IMPLS]
+    table = code_modules()
+    wanted = list(table) if codes is None else list(codes)
+    for module in sorted({table[c] for c in wanted if c in table and c not in _IMPLS}):
+        try:
+            importlib.import_module(module)
+        except ImportError as err:  # a plugin's table naming a module that is not there
+            raise RegistryError(f"cannot import check module {module}: {err}") from None
+    unregistered = [c for c in wanted if c in table and c not in _IMPLS]
     if unregistered:
         code = unregistered[0]
-        raise RegistryError(f"{_CODE_MODULE[code]} does not register rule {code} "
-                            f"(listed for it in RULE_MODULES)")
+        raise RegistryError(f"{table[code]} does not register rule {code} "
+                            f"(listed for it in its rule table)")
     found = {c: _IMPLS[c] for c in wanted if c in _IMPLS}
     for impl in found.values():
         ensure_input_kind(impl.needs)

@@ -12,11 +12,13 @@ on-disk format, then ONNX export and int8 quantization of the exported graph.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlaudit import plugins
 from mlaudit.model import RegistryError
 
 # fixer name -> the module that registers it, in pipeline order (explicit: a fixer can never
@@ -33,7 +35,7 @@ FIXER_MODULES: dict[str, str] = {
     "int8": "mlaudit.fixers.int8",
     "int8-static": "mlaudit.fixers.int8",
 }
-ORDER = tuple(FIXER_MODULES)
+ORDER = tuple(FIXER_MODULES)  # built-in fixers; plugins' join in all_fixers()
 
 
 class FixError(Exception):
@@ -59,23 +61,39 @@ def fixer(name: str, applicability: str, level: str, effect: str, config_cls: ty
     """Register `handler(state, config) -> StepResult` under `name`."""
 
     def deco(handler: Callable) -> Callable:
-        if FIXER_MODULES.get(name) != handler.__module__:
-            raise RegistryError(f"fixer {name!r} registered by {handler.__module__}, but FIXER_MODULES "
-                                f"lists {FIXER_MODULES.get(name, 'no module')} for it")
+        listed = fixer_modules().get(name)
+        if listed != handler.__module__:
+            raise RegistryError(f"fixer {name!r} registered by {handler.__module__}, but the fixer "
+                                f"table lists {listed or 'no module'} for it")
         FIXERS[name] = FixerSpec(name, applicability, level, effect, config_cls, handler)
         return handler
 
     return deco
 
 
+@functools.cache
+def fixer_modules() -> dict[str, str]:
+    """Fixer name -> module: the built-in table, then plugins' (`mlaudit.fixers` entry points)."""
+    return {**FIXER_MODULES, **plugins.fixer_modules(FIXER_MODULES)}
+
+
 def all_fixers() -> dict[str, FixerSpec]:
-    """Every fixer, in pipeline order (imports the fixer modules on first use)."""
-    for name, module in FIXER_MODULES.items():
+    """Every fixer, in pipeline order (imports the fixer modules on first use). Plugin fixers
+    run after the built-in state cleanup, before the on-disk format (state level), or last
+    (model level)."""
+    for name, module in fixer_modules().items():
         if name not in FIXERS:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ImportError as err:
+                raise RegistryError(f"cannot import fixer module {module}: {err}") from None
             if name not in FIXERS:
-                raise RegistryError(f"{module} does not register fixer {name!r} (listed in FIXER_MODULES)")
-    return {n: FIXERS[n] for n in ORDER}
+                raise RegistryError(f"{module} does not register fixer {name!r} (listed in the fixer table)")
+    extra = [n for n in fixer_modules() if n not in FIXER_MODULES]
+    state = [n for n in extra if FIXERS[n].level == "state"]
+    cut = ORDER.index("safetensors")
+    order = [*ORDER[:cut], *state, *ORDER[cut:], *(n for n in extra if n not in state)]
+    return {n: FIXERS[n] for n in order}
 
 
 def parse_fix_arg(text: str) -> tuple[str, dict[str, str]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlaudit.fixers import ORDER, FixError, all_fixers, make_config, parse_fix_arg
+from mlaudit.fixers import FixError, all_fixers, make_config, parse_fix_arg
 from mlaudit.fixers.base import OPTIMIZER_KEYS
 
 STATE_ONLY = ("strip-optimizer", "strip-prefix", "dedupe", "cast-bf16", "cast-fp16", "safetensors")
@@ -79,7 +79,7 @@ def make_plan(
         for item in apply:
             name, options = parse_fix_arg(item)
             if name not in fixers:
-                raise FixError(f"unknown fix {name!r} (known: {', '.join(ORDER)})")
+                raise FixError(f"unknown fix {name!r} (known: {', '.join(fixers)})")
             chosen[name] = ("requested with --apply", options)
     else:
         if kind == "checkpoint":
@@ -112,7 +112,7 @@ def make_plan(
     if kind == "onnx" and "prune" in chosen:
         raise FixError("prune needs a PyTorch model, not an ONNX file")
     steps = []
-    for name in ORDER:
+    for name in fixers:  # pipeline order
         if name in chosen:
             spec = fixers[name]
             reason, options = chosen[name]

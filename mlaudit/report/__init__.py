@@ -1,15 +1,18 @@
-"""Output formats. Each module exposes `render(report, out, **options)` and registers here.
+"""Output formats. Each module exposes `render(report, out, **options)` and is listed here
+(plugins add theirs through `mlaudit.formats` entry points, see docs/plugins.md).
 
 Formats depend on the data model only, never on the engine.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import IO, Any
 
-from mlaudit.model import Report
+from mlaudit import plugins
+from mlaudit.model import RegistryError, Report
 
 Renderer = Callable[..., None]
 
@@ -26,10 +29,24 @@ FORMATS: dict[str, str] = {
 }
 
 
+@functools.cache
+def available_formats() -> dict[str, str]:
+    """Format name -> module: the built-in ones, then plugins' (collisions: RegistryError)."""
+    return {**FORMATS, **plugins.format_modules(FORMATS)}
+
+
 def renderer(name: str) -> Renderer:
     """The render function of a format; KeyError for an unknown name."""
-    return importlib.import_module(FORMATS[name]).render
+    module = available_formats()[name]
+    try:
+        render_fn = getattr(importlib.import_module(module), "render", None)
+    except ImportError as err:
+        raise RegistryError(f"output format {name!r}: cannot import {module}: {err}") from None
+    if not callable(render_fn):
+        raise RegistryError(f"output format {name!r}: {module} has no render(report, out, **options)")
+    return render_fn
 
 
 def render(name: str, report: Report, out: IO[str], **options: Any) -> None:
+    """Write `report` to `out` in format `name`."""
     renderer(name)(report, out, **options)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 from urllib.parse import quote
 
-from mlaudit.catalog import FAMILIES, load_catalog
+from mlaudit.catalog import family_title, load_catalog
 from mlaudit.docs import rule_markdown
 from mlaudit.model import Finding, Report, RuleMeta, Severity
 from mlaudit.report._common import is_file_location, message_with_pointer, visible_findings
@@ -28,7 +28,7 @@ LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "n
 
 
 def _descriptor(meta: RuleMeta) -> dict[str, Any]:
-    tags = [meta.family, FAMILIES[meta.family]]
+    tags = [meta.family, family_title(meta.family)]
     if meta.family == "MLS":
         tags.append("security")
     return {
