@@ -28,6 +28,9 @@ DIALECT_SAMPLES = {
     "lightning": "seed_everything: 1\ntrainer:\n  max_epochs: 2\n",
     "hydra": "defaults:\n  - model: small\n  - _self_\nseed: 1\n",
     "mlaudit": "optimizer: adamw\nlr: 0.001\nprecision: bf16-mixed\nseed: 1\nepochs: 2\n",
+    "timm": "model: resnet18\nopt: sgd\nsched: cosine\nsmoothing: 0.1\nmixup: 0.0\nclip_grad: null\n",
+    "fairseq": "common: {fp16: true}\noptimization: {lr: [0.001]}\ncheckpoint: {save_dir: ck}\n"
+               "task: {_name: translation}\n",
 }
 
 
@@ -172,3 +175,14 @@ def test_realworld_corpus_is_optional():
 
     root = shared_root()
     assert root is None or (Path(root) / "configs").is_dir()
+
+
+def test_empty_clip_key_in_a_project_schema_means_off(run_cli, tmp_path):
+    """`max_norm:` left empty in a project's own YAML is clipping off, reported with its line."""
+    path = tmp_path / "train.yaml"
+    path.write_text("model:\n  name: TransformerLM\n  layers: 4\noptim:\n  lr: 0.001\n  epochs: 3\n"
+                    "  max_norm:\n")
+    _, out, _ = run_cli("scan", str(path), "--isolated", "--select", "MLT002", "--format", "json",
+                        "--exit-zero")
+    findings = json.loads(out)["findings"]
+    assert [(f["location"]["line"], f["location"]["pointer"]) for f in findings] == [(7, "optim.max_norm")]

@@ -8,7 +8,9 @@ from typing import Any
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
+from mlaudit.inputs.config_keys_in_code import names_in_code
 from mlaudit.inputs.dialects import get_path
+from mlaudit.inputs.python_code import TrainingSetup
 from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location
 
@@ -236,16 +238,22 @@ def left_to_default(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
         )
 
 
-@rule("MLT007", needs="training_config")
-def unknown_key(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    for path, suggestion in cfg.unknown_keys:
-        hint = f" (did you mean `{suggestion}`?)" if suggestion else ""
-        yield ctx.finding(
-            f"`{path}` is not a known {cfg.dialect} key and is ignored{hint}",
-            key_loc(cfg, path),
-            evidence={"key": path, "suggestion": suggestion},
-            fix_hint=f"rename to `{suggestion}`" if suggestion else None,
-        )
+@rule("MLT007", needs="training_setup")
+def unknown_key(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
+    # A key the project's own code defines (dataclass field, argparse option) or reads
+    # (`cfg.key`, `cfg["key"]`, `cfg.get("key")`) is the project's, not a typo.
+    own = names_in_code(setup.modules)
+    for cfg in setup.configs:
+        for path, suggestion in cfg.unknown_keys:
+            if path.rsplit(".", 1)[-1] in own:
+                continue
+            hint = f" (did you mean `{suggestion}`?)" if suggestion else ""
+            yield ctx.finding(
+                f"`{path}` is not a known {cfg.dialect} key and is ignored{hint}",
+                key_loc(cfg, path),
+                evidence={"key": path, "suggestion": suggestion},
+                fix_hint=f"rename to `{suggestion}`" if suggestion else None,
+            )
 
 
 @rule("MLT008", needs="training_config")

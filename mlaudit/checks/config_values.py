@@ -267,3 +267,19 @@ def unverified_download(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Findi
                     f"`{path}` downloads {value.strip()} with no checksum beside it: a changed or "
                     "tampered file is used without notice",
                     key_loc(cfg, path), evidence={"url": value.strip()}, key=path)
+
+
+# ----------------------------------------------------------------------------- MLR007
+DETERMINISM_KEYS = ("deterministic", "trainer.deterministic", "common.cudnn_deterministic")
+
+
+@rule("MLR007", needs="training_config")
+def determinism_disabled(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if cfg.kind != "training":
+        return
+    for key in DETERMINISM_KEYS:
+        if has_path(cfg.raw, key) and get_path(cfg.raw, key) is False:
+            yield ctx.finding(
+                f"`{key}: false` lets cuDNN and atomic kernels run nondeterministically: two runs "
+                "with the same seed still differ",
+                key_loc(cfg, key), evidence={"key": key}, key=key)

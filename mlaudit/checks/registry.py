@@ -46,6 +46,7 @@ RULE_MODULES: dict[str, tuple[str, ...]] = {
     ),
     "mlaudit.checks.config_values": (
         "MLT014", "MLT015", "MLT016", "MLT017", "MLT018", "MLT019", "MLR004", "MLR005", "MLR006",
+        "MLR007",
     ),
     "mlaudit.checks.config_checkpoint": ("MLT012",),
     "mlaudit.checks.reproducibility": ("MLR001", "MLR002", "MLR003"),

@@ -117,6 +117,14 @@ LLAMAFACTORY_MARKERS = frozenset({"stage", "finetuning_type", "template", "cutof
                                   "pref_beta", "pref_loss", "plot_loss", "max_samples"})
 LLAMAFACTORY_V1_MARKERS = frozenset({"model_class", "peft_config", "kernel_config", "dist_config",
                                      "micro_batch_size", "train_dataset", "sample_backend"})
+TIMM_MARKERS = frozenset({"opt", "opt_eps", "opt_betas", "sched", "clip_grad", "clip_mode", "smoothing",
+                          "reprob", "remode", "recount", "mixup", "cutmix", "drop_path", "model_ema", "aa",
+                          "warmup_lr",
+                          "cooldown_epochs", "bn_momentum", "train_interpolation", "checkpoint_hist",
+                          "eval_metric", "lr_noise", "mixup_prob", "amp_dtype", "layer_decay"})
+FAIRSEQ_GROUPS = frozenset({"common", "common_eval", "distributed_training", "dataset", "optimization",
+                            "checkpoint", "bmuf", "generation", "eval_lm", "task", "criterion",
+                            "lr_scheduler", "bpe", "scoring", "ema"})
 YACS_SECTIONS = frozenset({"SOLVER", "TRAIN", "TEST", "MODEL", "DATA", "INPUT", "DATASETS", "DATALOADER",
                            "DATA_LOADER", "OUTPUT_DIR", "_BASE_", "RNG_SEED", "NUM_GPUS", "SEED"})
 HF_MARKERS = frozenset({
@@ -130,7 +138,8 @@ LIGHTNING_TRAINER_HINTS = frozenset({"max_epochs", "max_steps", "accelerator", "
                                      "gradient_clip_val", "check_val_every_n_epoch", "callbacks", "logger",
                                      "limit_val_batches", "val_check_interval", "accumulate_grad_batches"})
 TRAINING_WORDS = re.compile(r"(^|_)(lr|learning_rate|base_lr|epochs?|max_epochs|batch_size\w*|optim\w*|"
-                            r"weight_decay|warmup\w*|max_steps|grad\w*clip\w*|clip_grad\w*)$", re.I)
+                            r"weight_decay|warmup\w*|max_steps|grad\w*clip\w*|clip_grad\w*|max_norm|"
+                            r"clip_norm)$", re.I)
 
 
 def decide(data: Any, text: str = "") -> Verdict:
@@ -176,6 +185,12 @@ def decide(data: Any, text: str = "") -> Verdict:
     if keys & YACS_SECTIONS and len(upper) >= max(2, int(0.7 * len(keys))):
         return Verdict("yacs", TRAINING,
                        f"upper-case YACS/fvcore sections ({_listing(keys & YACS_SECTIONS)})")
+    hit = keys & TIMM_MARKERS
+    if len(hit) >= 4:
+        return Verdict("timm", TRAINING, f"timm train.py arguments ({_listing(hit)})")
+    hit = keys & FAIRSEQ_GROUPS
+    if len(hit) >= 3 and ({"optimization", "common"} & hit):
+        return Verdict("fairseq", TRAINING, f"fairseq config groups ({_listing(hit)})")
     hit = keys & LLAMAFACTORY_MARKERS
     if len(hit) >= 2 and ("model_name_or_path" in keys or "stage" in keys):
         return Verdict("llamafactory", TRAINING, f"LLaMA-Factory arguments ({_listing(hit)})")
@@ -206,7 +221,7 @@ def decide(data: Any, text: str = "") -> Verdict:
             return Verdict("lightning", TRAINING,
                            f"Lightning Trainer arguments under `trainer:` ({_listing(hit)})")
     words = {k for k in iter_keys(data) if TRAINING_WORDS.search(k)}
-    if len(words) >= 2 and len(keys) >= 3:
+    if len(words) >= 2 and len(keys) >= 2:
         return Verdict("omegaconf", TRAINING,
                        f"training settings in a project-defined schema ({_listing(words)})")
     return Verdict(None, OTHER, "no training-config keys")

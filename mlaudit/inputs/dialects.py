@@ -290,7 +290,19 @@ overwrite_cache max_train_samples max_eval_samples max_predict_samples pad_to_ma
 validation_split_percentage block_size streaming task_name dataset_mixer dataset_splits
 attn_implementation use_peft lora_r lora_alpha lora_dropout lora_target_modules packing
 dataset_text_field chat_template beta max_length max_prompt_length low_cpu_mem_usage
-""".split())
+dtype dataset_config dataset_train_split dataset_test_split dataset_streaming
+gradient_checkpointing_use_reentrant ignore_bias_buffers lora_modules_to_save lora_task_type
+use_rslora use_dora load_in_8bit load_in_4bit bnb_4bit_quant_type use_bnb_nested_quant
+model_init_kwargs dataset_kwargs dataset_num_proc eos_token pad_token completion_only_loss
+assistant_only_loss padding_free pad_to_multiple_of packing_strategy activation_offloading
+loss_type label_smoothing reference_free ref_model_init_kwargs precompute_ref_log_probs
+max_completion_length rpo_alpha sync_ref_model ref_model_mixup_alpha ref_model_sync_steps
+use_weighting num_generations temperature top_p top_k min_p repetition_penalty use_vllm
+vllm_mode vllm_gpu_memory_utilization reward_weights epsilon epsilon_high scale_rewards
+num_iterations mask_truncated_completions generation_batch_size steps_per_generation
+log_completions reward_funcs reward_model_name_or_path missing_eos_penalty kl_coef cliprange
+vf_coef gamma lam whiten_rewards num_ppo_epochs desirable_weight undesirable_weight
+""".split())  # TRL ScriptArguments/ModelConfig and SFT/DPO/GRPO/PPO/KTO config fields (TRL 0.2x)
 HF_MARKERS = frozenset({
     "output_dir", "learning_rate", "per_device_train_batch_size", "num_train_epochs", "eval_strategy",
     "evaluation_strategy", "save_strategy", "max_grad_norm", "warmup_ratio", "logging_steps",

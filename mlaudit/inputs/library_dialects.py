@@ -194,10 +194,105 @@ def map_yacs(data: Mapping[str, Any]) -> Mapped:
     return m
 
 
+# --------------------------------------------------------------------------- timm
+_TIMM_OPT = {"momentum": "sgd", "nesterov": "sgd", "fusedlamb": "lamb", "fusedadamw": "adamw"}
+
+
+def map_timm(data: Mapping[str, Any]) -> Mapped:
+    """timm train.py's `args.yaml`: the whole argparse namespace, so every key is written;
+    a null means the argument's default (clip_grad None: no clipping, decided by nobody)."""
+    m = Mapped()
+    opt = str(data.get("opt") or "").lower()
+    m.put("optimizer", _opt_name(_TIMM_OPT.get(opt, opt)) if opt else None, "opt")
+    m.put("lr", _num(data.get("lr")), "lr")
+    m.put("weight_decay", _num(data.get("weight_decay")), "weight_decay")
+    clip = _num(data.get("clip_grad"))
+    if clip is None:
+        m.auto.add("grad_clip")
+    else:
+        m.put("grad_clip", clip, "clip_grad")
+    if isinstance(data.get("amp"), bool):
+        dtype = str(data.get("amp_dtype") or "float16").lower()
+        mixed = "bf16-mixed" if "bf" in dtype else "fp16-mixed"
+        m.put("precision", mixed if data["amp"] else "fp32", "amp")
+    m.put("seed", _num(data.get("seed")), "seed")
+    m.put("epochs", _num(data.get("epochs")), "epochs")
+    m.put("batch_size", _num(data.get("batch_size")), "batch_size")
+    m.put("dropout", _num(data.get("drop")), "drop")
+    m.auto.update({"validation", "save_checkpoints"})  # train.py validates and saves every epoch
+    if data.get("pretrained") is True or data.get("initial_checkpoint") or data.get("resume"):
+        m.values["regime"] = "full"
+    elif data.get("pretrained") is False:
+        m.values["regime"] = "pretraining"
+    return m
+
+
+# --------------------------------------------------------------------------- fairseq
+def map_fairseq(data: Mapping[str, Any]) -> Mapped:
+    """fairseq Hydra/dataclass config groups (common, optimization, checkpoint, ...), with the
+    FairseqConfig defaults: clip_norm 0.0 (no clipping), fp16/bf16 off, seed 1."""
+    m = Mapped()
+    optimization = data.get("optimization") if isinstance(data.get("optimization"), Mapping) else {}
+    common = data.get("common") if isinstance(data.get("common"), Mapping) else {}
+    optimizer = data.get("optimizer") if isinstance(data.get("optimizer"), Mapping) else {}
+    if "clip_norm" in optimization:
+        _clip_value(m, {"optimization.clip_norm": optimization["clip_norm"]}, "optimization.clip_norm")
+    m.default("grad_clip", 0.0, "optimization.clip_norm")
+    lr = optimization.get("lr")
+    m.put("lr", _num(lr[0] if isinstance(lr, list) and lr else lr), "optimization.lr")
+    m.put("max_steps", _num(optimization.get("max_update")) or None, "optimization.max_update")
+    m.put("optimizer", _opt_name(optimizer.get("_name")), "optimizer._name")
+    m.put("weight_decay", _num(optimizer.get("weight_decay")), "optimizer.weight_decay")
+    if common.get("bf16") is True:
+        m.put("precision", "bf16-mixed", "common.bf16")
+    elif common.get("fp16") is True or common.get("memory_efficient_fp16") is True:
+        m.put("precision", "fp16-mixed", "common.fp16")
+    m.default("precision", "fp32", "common.fp16")
+    m.put("seed", _num(common.get("seed")), "common.seed")
+    m.default("seed", 1, "common.seed")
+    dataset = data.get("dataset") if isinstance(data.get("dataset"), Mapping) else {}
+    if dataset.get("disable_validation") is True:
+        m.put("validation", False, "dataset.disable_validation")
+    else:
+        m.auto.add("validation")  # validates every epoch unless disabled
+    checkpoint = data.get("checkpoint") if isinstance(data.get("checkpoint"), Mapping) else {}
+    if checkpoint.get("no_save") is True:
+        m.put("save_checkpoints", False, "checkpoint.no_save")
+    else:
+        m.auto.add("save_checkpoints")
+    restore = checkpoint.get("restore_file")
+    if checkpoint.get("finetune_from_model") or restore not in (None, "checkpoint_last.pt"):
+        m.values["regime"] = "full"
+    return m
+
+
 # --------------------------------------------------------------------------- others
+_CLIP_KEYS = ("max_norm", "clip_grad", "grad_clip", "clip_grad_norm", "gradient_clip_val",
+              "max_grad_norm", "clip_norm", "gradient_clipping")
+
+
 def map_omegaconf(data: Mapping[str, Any]) -> Mapped:
-    """Project-defined schema (Stability `target/params`, dinov2): only written values count."""
-    return Mapped(partial=True)
+    """Project-defined schema (Stability `target/params`, dinov2): only written values count.
+    A clipping key written empty or 0 (`max_norm:`) still says clipping is off."""
+    m = Mapped(partial=True)
+    for path, value in _leaves(data):
+        leaf = path.rsplit(".", 1)[-1]
+        if leaf in _CLIP_KEYS and "grad_clip" not in m.values and not isinstance(value, (Mapping, list)):
+            m.values["grad_clip"] = 0.0 if value is None else _num(value)
+            m.keys["grad_clip"] = path
+        if leaf in ("fp16", "use_fp16", "use_amp") and value is True and "precision" not in m.values:
+            m.put("precision", "fp16-mixed", path)
+    return m
+
+
+def _leaves(data: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    if isinstance(data, Mapping) and depth < 8:
+        for k, v in data.items():
+            sub = f"{prefix}.{k}" if prefix else str(k)
+            out.append((sub, v))
+            out.extend(_leaves(v, sub, depth + 1))
+    return out
 
 
 def map_accelerate(data: Mapping[str, Any]) -> Mapped:
@@ -233,4 +328,5 @@ LIBRARY_MAPPERS = {
     "torchtune": map_torchtune, "llm-foundry": map_llm_foundry, "gpt-neox": map_gpt_neox,
     "ultralytics": map_ultralytics, "yacs": map_yacs, "omegaconf": map_omegaconf,
     "accelerate": map_accelerate, "ultralytics-data": map_data, "llamafactory": map_llamafactory,
+    "timm": map_timm, "fairseq": map_fairseq,
 }  # fmt: skip
