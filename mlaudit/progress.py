@@ -146,13 +146,25 @@ class Tracker:
 def progress(description: str, total: int | None = None, *, unit: str = "",
              delay_s: float = DELAY_S, console: Any | None = None) -> Iterator[Tracker]:
     """Track long work (see the module doc). `console` (a rich Console) forces drawing there,
-    for tests; by default a stderr console is used only when `enabled()`."""
+    for tests; by default a stderr console is used only when `enabled()`. Called while
+    another `progress` is open (a fix step inside the fix, a file's statistics inside the
+    scan), it opens a sub-line of that one instead."""
+    global _active
+    if _active is not None:  # rich draws one live display at a time: nest under the open one
+        with _active.sub(description, total, unit) as child:
+            yield child
+        return
     if console is None and enabled():
         from rich.console import Console
 
         console = Console(stderr=True)
     tracker = Tracker(description, total, unit, delay_s, console)
+    _active = tracker
     try:
         yield tracker
     finally:
+        _active = None
         tracker._close()
+
+
+_active: Tracker | None = None  # the outermost open tracker of this process

@@ -65,3 +65,15 @@ def test_disabled_in_ci_or_when_asked(monkeypatch, env):
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert not prog.enabled(_Tty())
+
+
+def test_nested_progress_becomes_a_sub_line():
+    console, buf = _console()
+    with prog.progress("fix", delay_s=0.0, console=console) as outer:
+        outer.step("int8")
+        with prog.progress("layers", total=2, unit="layers") as inner:
+            inner.advance(label="fc1")
+            assert inner.shown and inner._parent is outer
+        outer.step("timing")
+    assert "layers (1/2 layers): fc1" in buf.getvalue()
+    assert prog._active is None

@@ -1,0 +1,240 @@
+"""Issue 13: a scan costs about what its imports cost, not torch's.
+
+All ratios are measured side by side in one run (commands interleaved, median of repeats),
+because the build machine is shared and its speed changes minute to minute:
+
+- `small_scan`: `mlaudit scan FILE` of one small checkpoint per format (torch zip, legacy,
+  safetensors, ONNX, TorchScript, .pt2) against `python -c "import numpy, yaml, rich, typer"`
+  (target <= 3x), and whether the scan imported torch / onnx / onnxruntime.
+- `corpus_scan`: a directory scan of the checkpoint-safety corpus against picklescan's whole
+  process on the same directory (target <= 1.5x), and whether mlaudit named every malicious file.
+- `stats_1gib`: `mlaudit scan` of a 1 GiB safetensors and torch-zip checkpoint (statistics
+  rules) against `cat FILE` plus the import baseline (target <= 4x); peak RSS against the
+  largest tensor + 150 MB.
+- `core_install`: a fresh virtualenv with the core install (`pip install .`, no torch) and a
+  fresh pre-commit hook environment, each timed (target <= 30 s together).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fixtures" / "build" / "corpus"
+MB = 1024 * 1024
+REPEATS = int(os.environ.get("BENCH_REPEATS", "7"))
+HEAVY = ("torch", "onnx", "onnxruntime")
+
+_WRITE_SMALL = r"""
+import sys, torch
+from pathlib import Path
+from safetensors.torch import save_file
+d = Path(sys.argv[1])
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+sd = model.state_dict()
+torch.save(sd, d / "small_zip.pt")
+torch.save(sd, d / "small_legacy.pt", _use_new_zipfile_serialization=False)
+save_file({k: v.contiguous() for k, v in sd.items()}, str(d / "small.safetensors"))
+torch.jit.script(model).save(str(d / "small_script.pt"))
+torch.onnx.export(model, (torch.randn(1, 16),), str(d / "small.onnx"), dynamo=False)
+try:
+    torch.export.save(torch.export.export(model, (torch.randn(1, 16),)), str(d / "small.pt2"))
+except Exception as err:  # torch.export is optional for this benchmark
+    print("no .pt2:", err, file=sys.stderr)
+"""
+
+_WRITE_BIG = r"""
+import sys, torch
+from pathlib import Path
+from safetensors.torch import save_file
+d = Path(sys.argv[1])
+g = torch.Generator().manual_seed(0)
+big = {f"layers.{i}.weight": torch.randn(4096, 4096, generator=g) for i in range(16)}
+save_file(big, str(d / "big.safetensors"))
+torch.save(big, d / "big.pt")
+"""
+
+_IMPORTS = r"""
+import runpy, sys
+sys.argv = ["mlaudit"] + sys.argv[1:]
+try:
+    runpy.run_module("mlaudit", run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    print("\nIMPORTED=" + ",".join(m for m in HEAVY if m in sys.modules), file=sys.stderr)
+""".replace("HEAVY", repr(HEAVY))
+
+
+def _child_rss(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
+    """Like _timed, with the child's own peak RSS (VmHWM via wait4)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t
+    code = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss * 1024, subprocess.CompletedProcess(cmd, code, out, err)
+
+
+def _side_by_side(cmds: dict[str, list[str]], repeats: int = REPEATS) -> dict[str, list[float]]:
+    """Run the commands interleaved `repeats` times; wall seconds per command."""
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(repeats):
+        for key, cmd in cmds.items():
+            wall, _, _ = _child_rss(cmd)
+            times[key].append(wall)
+    return times
+
+
+def _med(xs: list[float]) -> float:
+    return round(statistics.median(xs), 4)
+
+
+def _scan_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlaudit", "scan", *args, "--isolated", "--exit-zero", "-q"]
+
+
+def _imported(path: Path) -> list[str]:
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS, "scan", str(path), "--isolated", "-q"],
+                          capture_output=True, text=True, cwd=ROOT)
+    line = [x for x in proc.stderr.splitlines() if x.startswith("IMPORTED=")]
+    return [m for m in line[-1].removeprefix("IMPORTED=").split(",") if m] if line else ["?"]
+
+
+def small_scan(tmp: Path) -> dict:
+    subprocess.run([sys.executable, "-c", _WRITE_SMALL, str(tmp)], check=True, capture_output=True)
+    files = {"torch_zip": "small_zip.pt", "torch_legacy": "small_legacy.pt",
+             "safetensors": "small.safetensors", "onnx": "small.onnx",
+             "torchscript": "small_script.pt", "pt2": "small.pt2"}
+    files = {k: tmp / v for k, v in files.items() if (tmp / v).exists()}
+    cmds = {"baseline": [sys.executable, "-c", "import numpy, yaml, rich, typer"]}
+    cmds.update({k: _scan_cmd(str(p)) for k, p in files.items()})
+    times = _side_by_side(cmds)
+    base = statistics.median(times["baseline"])
+    out: dict = {"baseline_import_s": round(base, 4), "target_ratio": 3.0}
+    for key, path in files.items():
+        out[key] = {"scan_s": _med(times[key]), "ratio": round(statistics.median(times[key]) / base, 2),
+                    "imports_heavy": _imported(path)}
+    return out
+
+
+def corpus_scan() -> dict:
+    if not CORPUS.is_dir():
+        return {"skipped": "fixtures/build/corpus missing (run `make fixtures`)"}
+    picklescan = shutil.which("picklescan", path=str(Path(sys.executable).parent))
+    cmds = {"mlaudit": _scan_cmd(str(CORPUS), "--select", "MLS,MLA")}
+    if picklescan:
+        cmds["picklescan"] = [picklescan, "-p", str(CORPUS)]
+    times = _side_by_side(cmds, max(3, REPEATS // 2))
+    out: dict = {"files": sum(1 for p in CORPUS.rglob("*") if p.is_file()),
+                 "mlaudit_s": _med(times["mlaudit"]), "target_ratio": 1.5}
+    if picklescan:
+        out["picklescan_s"] = _med(times["picklescan"])
+        out["ratio"] = round(statistics.median(times["mlaudit"]) / statistics.median(times["picklescan"]), 2)
+    else:
+        out["picklescan_s"] = None
+        out["note"] = "picklescan not installed in this venv (make bench installs it)"
+    report = subprocess.run([*_scan_cmd(str(CORPUS), "--select", "MLS,MLA"), "--format", "json"],
+                            capture_output=True, text=True, cwd=ROOT)
+    findings = json.loads(report.stdout).get("findings", [])
+    flagged = {f["location"]["path"].replace("\\", "/").split("/")[-1]
+               for f in findings if f["code"].startswith("MLS") and f["severity"] == "error"}
+    malicious = sorted(p.name for p in (CORPUS / "malicious").iterdir())
+    missed = [m for m in malicious if m not in flagged]
+    out["malicious_files"] = len(malicious)
+    out["malicious_missed"] = missed
+    return out
+
+
+def stats_1gib(tmp: Path) -> dict:
+    subprocess.run([sys.executable, "-c", _WRITE_BIG, str(tmp)], check=True, capture_output=True)
+    largest = 4096 * 4096 * 4
+    out: dict = {"largest_tensor_mb": largest // MB, "target_ratio": 4.0,
+                 "rss_budget_mb": (largest + 150 * MB) // MB}
+    base_cmd = [sys.executable, "-c", "import numpy, yaml, rich, typer"]
+    for label, name in (("safetensors", "big.safetensors"), ("torch_zip", "big.pt")):
+        path = tmp / name
+        subprocess.run(["cat", str(path)], stdout=subprocess.DEVNULL, check=True)  # warm cache
+        cmd = _scan_cmd(str(path), "--select", "MLC,MLG")
+        walls: dict[str, list[float]] = {"cat": [], "startup": [], "scan": []}
+        rss = []
+        for _ in range(3):
+            walls["cat"].append(_child_rss(["cat", str(path)])[0])
+            walls["startup"].append(_child_rss(base_cmd)[0])
+            wall, peak, proc = _child_rss(cmd)
+            walls["scan"].append(wall)
+            rss.append(peak)
+        ref = statistics.median(walls["cat"]) + statistics.median(walls["startup"])
+        out[label] = {"cat_s": _med(walls["cat"]), "startup_s": _med(walls["startup"]),
+                      "scan_s": _med(walls["scan"]),
+                      "ratio": round(statistics.median(walls["scan"]) / ref, 2),
+                      "peak_rss_mb": round(min(rss) / MB, 1),
+                      "rss_within_budget": min(rss) <= largest + 150 * MB,
+                      "exit_code": proc.returncode}
+        path.unlink()
+    return out
+
+
+def core_install(tmp: Path) -> dict:
+    """Fresh venv + `pip install .` (core, no torch), then a fresh pre-commit hook env."""
+    venv = tmp / "venv"
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    proc = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True)
+    install_s = time.perf_counter() - t
+    out: dict = {"core_install_s": round(install_s, 2), "ok": proc.returncode == 0, "target_s": 30}
+    if proc.returncode:
+        out["error"] = proc.stderr.strip().splitlines()[-1:]
+        return out
+    has_torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"],
+                               capture_output=True).returncode == 0
+    out["torch_installed"] = has_torch
+    pre_commit = shutil.which("pre-commit", path=str(Path(sys.executable).parent))
+    if not pre_commit:
+        out["pre_commit"] = "pre-commit not installed in this venv (make bench installs it)"
+        return out
+    # The hook as a user gets it: pre-commit clones this repository at HEAD and builds its env.
+    project = tmp / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / "w.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, "
+                                    b"'shape': (2,), }" + b" " * 57 + b"\n" + b"\x00" * 8)
+    subprocess.run(["git", "-C", str(project), "add", "w.npy"], check=True)
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp / "pre-commit-home")}
+    t = time.perf_counter()
+    hook = subprocess.run([pre_commit, "try-repo", str(ROOT), "mlaudit", "--files", "w.npy"],
+                          capture_output=True, text=True, cwd=project, env=env)
+    out["pre_commit_first_run_s"] = round(time.perf_counter() - t, 2)
+    out["pre_commit_exit"] = hook.returncode
+    out["total_s"] = round(install_s + out["pre_commit_first_run_s"], 2)
+    return out
+
+
+def run() -> dict:
+    wanted = os.environ.get("BENCH_LIGHT", "small,corpus,stats,core").split(",")
+    results: dict = {"note": "shared, loaded build machine: ratios are taken side by side in one run"}
+    with tempfile.TemporaryDirectory(prefix="mlaudit-light-") as tmp:
+        tmp_path = Path(tmp)
+        for name, fn in (("small_scan", lambda: small_scan(tmp_path)), ("corpus_scan", corpus_scan),
+                         ("stats_1gib", lambda: stats_1gib(tmp_path)),
+                         ("core_install", lambda: core_install(tmp_path))):
+            if name.split("_")[0] in wanted or name in wanted:
+                results[name] = fn()
+                print(name, json.dumps(results[name]), file=sys.stderr, flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
