@@ -11,11 +11,11 @@ import pytest
 from mlaudit.inputs import InputError
 from mlaudit.inputs.checkpoint import array_stats as np_path
 from mlaudit.inputs.checkpoint import read_checkpoint
-from mlaudit.inputs.checkpoint.layout import build_layout
 from mlaudit.inputs.checkpoint.arrays import needs_torch
+from mlaudit.inputs.checkpoint.layout import build_layout
 
 torch = pytest.importorskip("torch")
-from mlaudit.inputs.checkpoint import tensor_stats as torch_path  # noqa: E402
+from mlaudit.inputs.checkpoint import torch_stats as torch_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "fixtures" / "build"

@@ -1,4 +1,4 @@
-"""One-pass tensor statistics (mlaudit/inputs/checkpoint/tensor_stats.py): each statistic against a
+"""One-pass tensor statistics through torch (inputs/checkpoint/torch_stats.py): each statistic against a
 direct torch computation, chunk boundaries, and the safetensors reader."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mlaudit.inputs.checkpoint import read_checkpoint  # noqa: E402
-from mlaudit.inputs.checkpoint import tensor_stats as ts  # noqa: E402
+from mlaudit.inputs.checkpoint import torch_stats as ts  # noqa: E402
 from mlaudit.inputs.checkpoint.layout import build_layout  # noqa: E402
 
 

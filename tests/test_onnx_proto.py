@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlaudit.inputs.checkpoint import escapes_dir
-from mlaudit.inputs.checkpoint import onnx_proto
+from mlaudit.inputs.checkpoint import escapes_dir, onnx_proto
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

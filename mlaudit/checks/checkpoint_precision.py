@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from mlaudit.checks.checkpoint_size import mb
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.checkpoint.tensor_stats import FP16_MAX, CheckpointStats
+from mlaudit.inputs.checkpoint.stats import FP16_MAX, CheckpointStats
 from mlaudit.model import Finding, Location
 
 

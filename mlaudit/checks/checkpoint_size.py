@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout
-from mlaudit.inputs.checkpoint.tensor_stats import CheckpointStats
+from mlaudit.inputs.checkpoint.stats import CheckpointStats
 from mlaudit.model import Finding, Location
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.checkpoint.tensor_stats import CheckpointStats
+from mlaudit.inputs.checkpoint.stats import CheckpointStats
 from mlaudit.inputs.model_probe import ModelProbe
 from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location

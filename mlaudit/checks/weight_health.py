@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.checkpoint.tensor_stats import CheckpointStats, TensorStats
+from mlaudit.inputs.checkpoint.stats import CheckpointStats, TensorStats
 from mlaudit.model import Finding, Location
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 from mlaudit.inputs.checkpoint.arrays import FLOATS, StoredTensor, as_float32, iter_stored
-from mlaudit.inputs.checkpoint.tensor_stats import (
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.stats import (
     CHUNK_ELEMENTS,
     FP16_MAX,
     FP16_MIN_NORMAL,

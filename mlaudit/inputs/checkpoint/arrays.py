@@ -418,8 +418,8 @@ def _fortran_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _onnx(info: CheckpointInfo, reader: Reader) -> Iterator[StoredTensor]:
-    from mlaudit.inputs.checkpoint.types import escapes_dir
     from mlaudit.inputs.checkpoint import onnx_proto
+    from mlaudit.inputs.checkpoint.types import escapes_dir
 
     if any(escapes_dir(info.path.parent, loc) for loc in info.external_data):
         raise InputError(info.rel, "refusing to load: external data outside the model directory")

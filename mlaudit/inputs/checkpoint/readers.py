@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
+from mlaudit.inputs.checkpoint import onnx_proto
 from mlaudit.inputs.checkpoint import pickle_scan as ps
 from mlaudit.inputs.checkpoint.sniff import sniff
 from mlaudit.inputs.checkpoint.types import (
@@ -52,11 +53,6 @@ SAFETENSORS_DTYPES = {
     "U64": ("uint64", 8), "U32": ("uint32", 4), "U16": ("uint16", 2), "U8": ("uint8", 1),
     "BOOL": ("bool", 1), "F8_E4M3": ("float8_e4m3fn", 1), "F8_E5M2": ("float8_e5m2", 1),
     "C64": ("complex64", 8),
-}  # fmt: skip
-ONNX_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    8: "string", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-    14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8_e4m3fn", 19: "float8_e5m2",
 }  # fmt: skip
 EXPORT_DTYPES = {
     1: "uint8", 2: "int8", 3: "int16", 4: "int32", 5: "int64", 6: "float16", 7: "float32",
@@ -514,51 +510,24 @@ def _inflate(buf: Any, kind: str) -> bytes:
 
 
 def _read_onnx(buf: Any, path: Path) -> Parsed:
-    try:
-        import onnx
-        from google.protobuf.message import DecodeError
-    except ImportError:
-        raise ReadError("ONNX file, but the onnx package is not installed") from None
+    """An ONNX model's initializers, Constant values (subgraphs included), external-data
+    locations and metadata, from the protobuf wire format (`onnx_proto`; no `import onnx`)."""
     is_onnx_name = path.name.lower().endswith(".onnx")
     if len(buf) > 2**31:
         raise ReadError(f"{len(buf):,} bytes: larger than any ONNX protobuf can be (2 GB)")
     try:
-        model = onnx.ModelProto()
-        model.ParseFromString(bytes(buf[:]))
-    except (DecodeError, ValueError, RuntimeError) as err:
+        model = onnx_proto.parse_model(buf)
+    except onnx_proto.ProtoError as err:
         if is_onnx_name:
-            raise ReadError(
-                f"invalid ONNX protobuf ({str(err).splitlines()[0] if str(err) else 'decode error'})"
-            ) from None
+            raise ReadError(f"invalid ONNX protobuf ({err})") from None
         raise ReadError("unrecognized checkpoint format") from None
-    if not model.HasField("graph") or (not model.graph.node and not model.graph.initializer):
+    if model.graph is None or (not model.graph.nodes and not model.graph.initializers):
         if is_onnx_name:
             raise ReadError("ONNX protobuf without a graph")
         raise ReadError("unrecognized checkpoint format")
     out = Parsed("onnx")
-    _onnx_graph(model.graph, out, "")
-    out.metadata.update({p.key: p.value for p in model.metadata_props})
+    for name, t in onnx_proto.walk_tensors(model.graph):
+        out.tensors.append(TensorInfo(name, t.dtype, tuple(t.dims), f"onnx:{name}"))
+    out.external_data.extend(onnx_proto.external_locations(model))
+    out.metadata.update(model.metadata_props)
     return out
-
-
-def _onnx_graph(graph: Any, out: Parsed, prefix: str) -> None:
-
-    def add(t: Any, name: str) -> None:
-        dtype = ONNX_DTYPES.get(t.data_type, f"onnx-{t.data_type}")
-        out.tensors.append(
-            TensorInfo(prefix + name, dtype, tuple(int(d) for d in t.dims), f"onnx:{prefix + name}")
-        )
-        if t.data_location == 1:  # EXTERNAL
-            entries = {e.key: e.value for e in t.external_data}
-            out.external_data.append(entries.get("location", ""))
-
-    for init in graph.initializer:
-        add(init, init.name)
-    for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Constant" and attr.name == "value" and attr.HasField("t"):
-                add(attr.t, node.output[0] if node.output else node.name)
-            if attr.HasField("g"):
-                _onnx_graph(attr.g, out, f"{prefix}{node.name or node.op_type}.{attr.name}.")
-            for i, g in enumerate(attr.graphs):
-                _onnx_graph(g, out, f"{prefix}{node.name or node.op_type}.{attr.name}{i}.")
