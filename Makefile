@@ -1,12 +1,16 @@
-# Every target sets itself up from a clean clone: a .venv with the CPU build of torch
-# installed first (a bare `torch` requirement would pull several GB of CUDA wheels),
-# then mlaudit in editable mode with its dev extras. Re-runs are fast: the stamp file
-# is only rebuilt when pyproject.toml changes.
+# Every target sets itself up from a clean clone: a .venv with torch installed first, then
+# mlaudit in editable mode with its [fix] and [dev] extras (tests and the demo need the whole
+# stack; the core install, `pip install .`, is the scanner alone, without torch).
+# torch comes from wherever pip resolves torch==$(TORCH_VERSION): on an ordinary Linux box
+# that is a multi-GB CUDA build, so pass the CPU index there:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Re-runs are fast: the stamp file is only rebuilt when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
 DEMO := fixtures/build/sample_project
 DEMO_OUT := fixtures/build/demo-fix
 
@@ -14,8 +18,9 @@ DEMO_OUT := fixtures/build/demo-fix
 
 $(STAMP): pyproject.toml tests/plugin_example/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) \
+		$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[fix,dev]'
 	@# the example plugin (docs/plugins.md), exercised end to end by tests/test_plugins.py
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e tests/plugin_example
 	touch $(STAMP)
@@ -40,8 +45,9 @@ demo: fixtures
 		--budget latency=1.5 --out $(DEMO_OUT) --force
 
 bench: fixtures
-	# picklescan is only a benchmark baseline (bench_pickle_scan); never a dependency of mlaudit
-	-$(PY) -m pip install --quiet --disable-pip-version-check picklescan
+	# picklescan and pre-commit are only benchmark baselines/tools (bench_pickle_scan,
+	# bench_light); never dependencies of mlaudit
+	-$(PY) -m pip install --quiet --disable-pip-version-check picklescan pre-commit
 	$(PY) -m benchmarks
 
 # Real material (../shared/realworld beside the checkout; skipped with a message when absent),

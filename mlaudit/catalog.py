@@ -87,6 +87,7 @@ def _rule(raw: Mapping[str, Any], source: Path, pack: RulePack | None = None) ->
         sources=tuple(raw.get("sources") or ()),
         tested_by=raw.get("tested-by"),
         origin=pack.origin if pack else "mlaudit",
+        requires=tuple(str(r) for r in raw.get("requires") or ()),
     )
 
 

@@ -136,6 +136,12 @@ def scan(
                 read_training_config(config, str(config), strict=True, require=True)
             except InputError as err:
                 raise CliError(str(err)) from None
+        if run_model:
+            from mlaudit.extras import need_line
+
+            line = need_line("--run-model", ("torch",))
+            if line:
+                raise CliError(line)
         options = ScanOptions(
             codes=tuple(chosen),
             params=project.get("params", {}),
@@ -277,6 +283,11 @@ def fix(
     threads: Annotated[int | None, typer.Option("--threads", help="Threads for PyTorch and ONNX Runtime (default: min(4, cores)).")] = None,
 ) -> int:
     """Remediate a checkpoint with verified fixes and write a before/after report."""
+    from mlaudit.extras import need_line
+
+    line = need_line("mlaudit fix")
+    if line:
+        raise CliError(line)
     from mlaudit.fixers import FixError
     from mlaudit.fixers.base import Budget
     from mlaudit.fixers.runner import FixOptions, default_out, run_fix

@@ -26,6 +26,10 @@ def rule_markdown(meta: RuleMeta) -> str:
             f"- `{p.name}` ({p.type}, default `{p.default!r}`): {p.doc}" for p in meta.params.values()
         )
         parts += ["## Parameters", rows]
+    if meta.requires:
+        parts += ["## Requires", f"{', '.join(meta.requires)}, which the core install leaves out: "
+                  "`pip install 'mlaudit[fix]'`. Runs only with `--run-model` (it imports the "
+                  "project's model class)."]
     if meta.fix:
         parts += ["## Fix", f"`mlaudit fix --apply {meta.fix.fixer}` ({meta.fix.applicability})"]
     if meta.sources:

@@ -20,6 +20,7 @@ from mlaudit.inputs.repo import RepoFile, classify, is_excluded, project_root, r
 from mlaudit.inputs.session import ScanOptions, ScanSession
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
 from mlaudit.params import RuleParams
+from mlaudit.progress import progress
 from mlaudit.suppressions import matching_ignore, suppression_findings
 
 RULE_CRASHED = "MLA001"
@@ -152,11 +153,15 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
                               rule_params=lambda code: RuleParams.build(load_catalog()[code], options.params))
         files_scanned += len(files)
         root_findings: list[Finding] = []
-        for code in runnable:
-            root_findings.extend(_run_rule(code, session, options, prefix))
-        if INCONCLUSIVE in options.codes:
-            for kind in INVENTORY_INPUTS:
-                session.targets(kind)
+        # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
+        with progress(f"scan {path}", total=len(files), unit="files") as bar:
+            session.progress = bar
+            for code in runnable:
+                root_findings.extend(_run_rule(code, session, options, prefix))
+            if INCONCLUSIVE in options.codes:
+                for kind in INVENTORY_INPUTS:
+                    session.targets(kind)
+            session.progress = None
         if session.input_errors and single:
             raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")
         if INCONCLUSIVE in options.codes:

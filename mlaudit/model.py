@@ -130,6 +130,9 @@ class RuleMeta:
     tested_by: str | None = None
     # "mlaudit" for built-in rules; "<distribution> (<entry point>)" for a plugin's
     origin: str = "mlaudit"
+    # Packages beyond the core install the rule cannot run without (e.g. "torch"); such a
+    # rule also needs `--run-model`. Shown by `mlaudit rule CODE`.
+    requires: tuple[str, ...] = ()
 
     @property
     def fixable(self) -> bool:

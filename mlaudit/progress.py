@@ -144,7 +144,7 @@ class Tracker:
 
 @contextmanager
 def progress(description: str, total: int | None = None, *, unit: str = "",
-             delay_s: float = DELAY_S, console: Any | None = None) -> Iterator[Tracker]:
+             delay_s: float | None = None, console: Any | None = None) -> Iterator[Tracker]:
     """Track long work (see the module doc). `console` (a rich Console) forces drawing there,
     for tests; by default a stderr console is used only when `enabled()`. Called while
     another `progress` is open (a fix step inside the fix, a file's statistics inside the
@@ -155,10 +155,8 @@ def progress(description: str, total: int | None = None, *, unit: str = "",
             yield child
         return
     if console is None and enabled():
-        from rich.console import Console
-
-        console = Console(stderr=True)
-    tracker = Tracker(description, total, unit, delay_s, console)
+        console = _stderr_console()
+    tracker = Tracker(description, total, unit, DELAY_S if delay_s is None else delay_s, console)
     _active = tracker
     try:
         yield tracker
@@ -168,3 +166,9 @@ def progress(description: str, total: int | None = None, *, unit: str = "",
 
 
 _active: Tracker | None = None  # the outermost open tracker of this process
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

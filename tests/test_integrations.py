@@ -22,14 +22,16 @@ def test_pre_commit_hooks_scan_checkpoints_and_configs():
         assert not any(pattern.search(p) for p in NOT_HOOK_FILES)
 
 
-def test_action_installs_cpu_torch_first_runs_scan_and_uploads_sarif():
+def test_action_installs_the_core_from_its_checkout_runs_scan_and_uploads_sarif():
     action = yaml.safe_load((ROOT / "action.yml").read_text())
     assert action["runs"]["using"] == "composite"
     steps = action["runs"]["steps"]
     scripts = [s.get("run", "") for s in steps]
     install = next(i for i, s in enumerate(scripts) if "pip install" in s)
-    assert "download.pytorch.org/whl/cpu" in scripts[install]
-    assert scripts[install].index("torch==") < scripts[install].index("GITHUB_ACTION_PATH")
+    # the core install from the action's own checkout: no torch, no package index
+    assert scripts[install].split("pip install")[1].split() == [
+        "--disable-pip-version-check", "--quiet", '"$GITHUB_ACTION_PATH"']
+    assert "torch" not in scripts[install] and "package" not in action["inputs"]
     scan = next(i for i, s in enumerate(scripts) if "mlaudit scan" in s)
     assert install < scan and "sarif=" in scripts[scan] and "${{" not in scripts[scan]
     upload = next(i for i, s in enumerate(steps) if "upload-sarif" in s.get("uses", ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from rich.console import Console
@@ -77,3 +78,19 @@ def test_nested_progress_becomes_a_sub_line():
         outer.step("timing")
     assert "layers (1/2 layers): fc1" in buf.getvalue()
     assert prog._active is None
+
+
+def test_a_scan_shows_files_done_on_a_terminal_and_keeps_stdout_clean(monkeypatch, run_cli):
+    from tests.casekit import ROOT
+
+    project = ROOT / "fixtures" / "build" / "sample_project"
+    if not project.is_dir():
+        pytest.skip("fixtures not generated")
+    console, buf = _console()
+    monkeypatch.setattr(prog, "enabled", lambda stream=None: True)
+    monkeypatch.setattr(prog, "_stderr_console", lambda: console)
+    monkeypatch.setattr(prog, "DELAY_S", 0.0)
+    code, out, err = run_cli("scan", project, "--isolated", "--format", "json", "--exit-zero")
+    assert code == 0
+    n = json.loads(out)["summary"]["files_scanned"]  # stdout stays machine-readable
+    assert f"/{n} files)" in buf.getvalue() and "scan " in buf.getvalue()

@@ -14,6 +14,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlaudit.extras import need_line
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint import load_object
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout, strip_wrapper
@@ -159,6 +160,9 @@ def run_probe(layout: CheckpointLayout, allow_code: bool) -> ModelProbe | None:
     cfg = layout.config
     if not allow_code or cfg is None or not cfg.model_target or not cfg.input_spec:
         return None
+    line = need_line("running the model (--run-model / allow-code)", ("torch",))
+    if line:
+        raise InputError(layout.info.rel, line)
     from mlaudit.inputs.model_builder import ModelBuildError, build_model
 
     probe = ModelProbe(layout.info.rel, cfg.model_target, train_batch=cfg.batch_size,

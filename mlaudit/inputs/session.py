@@ -11,6 +11,7 @@ from mlaudit.inputs import InputError, ensure_input_kind
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.model import ArtifactSummary
 from mlaudit.params import RuleParams
+from mlaudit.progress import Tracker
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class ScanSession:
         self.input_errors: dict[str, InputError] = {}
         self._cache: dict[tuple[str, str], Any] = {}
         self._texts: dict[str, str] = {}
+        # Files read so far, for the progress display (files done / total) on a terminal.
+        self.progress: Tracker | None = None
+        self._read: set[str] = set()
 
     def get(self, kind: str, file: RepoFile | None = None) -> Any:
         """The parsed input of `kind` for `file` (or the project); None if not applicable.
@@ -79,12 +83,19 @@ class ScanSession:
                 raise cached
             return cached
         loader = ensure_input_kind(kind).loader
+        first = file is not None and self.progress is not None and file.rel not in self._read
+        if first:
+            self._read.add(file.rel)
+            self.progress.step(file.rel)
         try:
             value = loader(self, file)
         except InputError as err:
             self._cache[key] = err
             self.input_errors.setdefault(err.path, err)
             raise
+        finally:
+            if first:
+                self.progress.advance()
         self._cache[key] = value
         return value
 

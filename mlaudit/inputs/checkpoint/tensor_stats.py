@@ -8,23 +8,21 @@ when it is not. Memory stays near the largest tensor (see `arrays`).
 
 from __future__ import annotations
 
-import importlib.util
-
+from mlaudit.extras import need_line
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint import array_stats, torch_stats
 from mlaudit.inputs.checkpoint.arrays import needs_torch
 from mlaudit.inputs.checkpoint.stats import CheckpointStats
 from mlaudit.model import ArtifactSummary
 
-FIX_EXTRA = "pip install 'mlaudit[fix]'"
-
 
 def _compute(layout, **kwargs) -> CheckpointStats:
     why = needs_torch(layout.info)
     if why is None:
         return array_stats.compute_stats(layout, **kwargs)
-    if importlib.util.find_spec("torch") is None:
-        raise InputError(layout.info.rel, f"tensor statistics need torch for {why}: {FIX_EXTRA}")
+    line = need_line(f"tensor statistics for {why}", ("torch",))
+    if line:
+        raise InputError(layout.info.rel, line)
     return torch_stats.compute_stats(layout, **kwargs)
 
 
