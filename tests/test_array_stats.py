@@ -11,7 +11,7 @@ import pytest
 from mlaudit.inputs import InputError
 from mlaudit.inputs.checkpoint import array_stats as np_path
 from mlaudit.inputs.checkpoint import read_checkpoint
-from mlaudit.inputs.checkpoint.arrays import needs_torch
+from mlaudit.inputs.checkpoint.arrays import NeedsTorch
 from mlaudit.inputs.checkpoint.layout import build_layout
 
 torch = pytest.importorskip("torch")
@@ -45,15 +45,22 @@ def assert_same_stats(path: Path) -> bool:
     layout = build_layout(info, None)
     try:
         ref = torch_path.compute_stats(layout)
-    except InputError as err:
+    except Exception:  # torch cannot read it either: the numpy path must not call it readable
         with pytest.raises(InputError):
             np_path.compute_stats(layout)
-        return bool(err)
-    if needs_torch(info):  # quantized / sparse tensors: torch is still used for these files
-        with pytest.raises(InputError, match="need torch"):
-            np_path.compute_stats(layout)
         return True
-    got = np_path.compute_stats(layout)
+    try:
+        got = np_path.compute_stats(layout)
+    except NeedsTorch as err:
+        # quantized / sparse tensors, or storages the static listing does not name (issue 11's
+        # known misreadings): torch still computes these files' statistics, so they must be
+        # tensors the static records miss or types numpy cannot stand for
+        named = {t.name for t in info.tensors}
+        assert "no tensor record names" in err.reason or set(ref.tensors) - named or any(
+            t.dtype.startswith("q") for t in info.tensors) or any(
+            g.startswith("torch._utils._rebuild_") and not g.endswith(("_v2", "_v3", "parameter"))
+            for g in info.globals_used), path
+        return True
     assert list(got.tensors) == list(ref.tensors), path
     for name, r in ref.tensors.items():
         x, y = r.__dict__, got.tensors[name].__dict__

@@ -94,7 +94,7 @@ def test_tied_tensors_are_not_duplicates_and_share_stats(tmp_path):
 def test_power_law_alpha_recovers_known_exponent():
     # Eigenvalues k^-1 (k = 1..400): tail exponent 1 + 1/1 = 2.
     eig = torch.arange(1, 401, dtype=torch.float64) ** -1.0
-    assert ts._power_law_alpha(eig) == pytest.approx(2.0, abs=0.25)
+    assert ts.power_law_alpha(eig.numpy()) == pytest.approx(2.0, abs=0.25)
 
 
 def test_release_keeps_values_for_mapped_and_anonymous_memory(tmp_path):

@@ -24,6 +24,9 @@ from mlaudit.inputs.checkpoint.stats import (
     FP16_MIN_NORMAL,
     CheckpointStats,
     TensorStats,
+    duplicate_candidates,
+    equal_groups,
+    power_law_alpha,
 )
 from mlaudit.progress import progress
 
@@ -147,30 +150,6 @@ def tensor_stats(t: StoredTensor, *, want_subnormal: bool = False, rows: bool = 
     return st
 
 
-def _power_law_alpha(eigs: Any) -> float | None:
-    """Power-law exponent of an eigenvalue spectrum's tail (continuous MLE, xmin chosen by
-    the smallest Kolmogorov-Smirnov distance over candidate quantiles; Clauset et al. 2009)."""
-    ev = np.sort(eigs[eigs > 0]).astype(np.float64)
-    n = ev.size
-    if n < 10:
-        return None
-    best: tuple[float, float] | None = None
-    for q in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
-        tail = ev[int(q * n):]
-        if tail.size < 5:
-            break
-        logs = float(np.log(tail / tail[0]).sum())
-        if logs <= 0:
-            continue
-        alpha = 1 + tail.size / logs
-        emp = np.arange(tail.size, dtype=np.float64) / tail.size
-        model = 1 - (tail / tail[0]) ** (1 - alpha)
-        ks = float(np.abs(emp - model).max())
-        if best is None or ks < best[0]:
-            best = (ks, alpha)
-    return None if best is None else best[1]
-
-
 def _spectral(st: TensorStats, t: StoredTensor, max_elements: int) -> str | None:
     if len(t.shape) < 2 or t.dtype not in FLOATS or st.nan or st.inf or not st.numel:
         return None
@@ -182,7 +161,7 @@ def _spectral(st: TensorStats, t: StoredTensor, max_elements: int) -> str | None
         return f"{st.name}: {st.numel:,} elements above the spectral cap {max_elements:,}"
     w = as_float32(t.full().reshape(-1), t.dtype).astype(np.float64).reshape(rows, cols)
     sv = np.linalg.svd(w, compute_uv=False)
-    st.alpha = _power_law_alpha(sv**2)
+    st.alpha = power_law_alpha(sv**2)
     return None
 
 
@@ -194,17 +173,12 @@ def _equal_bytes(layout: CheckpointLayout, names: set[str]) -> list[tuple[str, .
         if t.name in names:
             held[t.name] = t
             data[t.name] = t.full()
-    groups: list[list[str]] = []
-    for name in sorted(held):
-        for g in groups:
-            a, b = held[g[0]], held[name]
-            if (a.dtype == b.dtype and a.shape == b.shape
-                    and data[g[0]].tobytes() == data[name].tobytes()):
-                g.append(name)
-                break
-        else:
-            groups.append([name])
-    return [tuple(g) for g in groups if len(g) > 1]
+
+    def same(x: str, y: str) -> bool:
+        a, b = held[x], held[y]
+        return a.dtype == b.dtype and a.shape == b.shape and data[x].tobytes() == data[y].tobytes()
+
+    return equal_groups(held, same)
 
 
 def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
@@ -244,10 +218,6 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
                 seen[key] = t.name
             done += t.nbytes
             bar.advance((done >> 20) - bar.completed, label=t.name)
-    by_sig: dict[tuple, list[str]] = {}
-    for st in stats.values():
-        if st.alias_of is None and st.numel > 1:
-            by_sig.setdefault(st.signature(), []).append(st.name)
-    candidates = {n for names in by_sig.values() if len(names) > 1 for n in names}
+    candidates = duplicate_candidates(stats)
     duplicates = tuple(_equal_bytes(layout, candidates)) if candidates else ()
     return CheckpointStats(layout, stats, duplicates, notes, time.perf_counter() - started)

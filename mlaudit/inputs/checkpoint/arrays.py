@@ -202,6 +202,11 @@ class StoredTensor:
         return np.ascontiguousarray(view)
 
 
+class NeedsTorch(InputError):
+    """The file's tensors cannot all be named from its pickle without loading it (e.g. a
+    storage no tensor record references): only torch can compute their statistics."""
+
+
 def needs_torch(info: CheckpointInfo) -> str | None:
     """Why this file's tensors can only be materialized by torch, or None."""
     if info.format not in _TORCH_FORMATS:
@@ -229,7 +234,7 @@ def iter_stored(info: CheckpointInfo) -> Iterator[StoredTensor]:
                          if not info.issues else "refusing to load: the safety scan flagged it")
     why = needs_torch(info)
     if why:
-        raise InputError(info.rel, f"tensor statistics need torch for {why}")
+        raise NeedsTorch(info.rel, f"tensor statistics need torch for {why}")
     reader = Reader()
     try:
         if info.format in _TORCH_FORMATS:
@@ -288,6 +293,12 @@ def _torch_file(info: CheckpointInfo, reader: Reader) -> Iterator[StoredTensor]:
             order = members.get(prefix + "byteorder")
             big = order is not None and z.read(order, 16).strip() == b"big"
             records = _records(root)
+            referenced = {r[4] for r in records}
+            stored = {m.name[len(prefix) + 5:] for m in z.members
+                      if m.name.startswith(prefix + "data/") and not m.is_dir}
+            if stored - referenced:
+                # storages torch would build tensors from that the static records do not name
+                raise NeedsTorch(info.rel, f"{len(stored - referenced)} storage(s) no tensor record names")
             for rec in records:
                 key = rec[4]
                 if key in storages:
@@ -309,6 +320,9 @@ def _torch_file(info: CheckpointInfo, reader: Reader) -> Iterator[StoredTensor]:
             keys = keys.items if isinstance(keys, ps.SList) else keys
             records = _records(root)
             sizes = {r[4]: DTYPE_SIZE.get(r[6], 1) for r in records}
+            unnamed = [str(k) for k in keys if str(k) not in sizes]
+            if unnamed:  # their element size (and so the next storage's offset) is unknown
+                raise NeedsTorch(info.rel, f"{len(unnamed)} storage(s) no tensor record names")
             pos = stream.tell()
             for key in keys:
                 if pos + 8 > len(buf):

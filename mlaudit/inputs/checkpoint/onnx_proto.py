@@ -123,6 +123,17 @@ def _text(buf: Any, span: tuple[int, int]) -> str:
     return bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
 
 
+def _entry(buf: Any, span: tuple[int, int]) -> tuple[str, str]:
+    """A StringStringEntryProto: (key, value)."""
+    key = val = ""
+    for n, w, v in _fields(buf, *span):
+        if n == 1 and w == 2:
+            key = _text(buf, v)
+        elif n == 2 and w == 2:
+            val = _text(buf, v)
+    return key, val
+
+
 def _signed64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
@@ -213,12 +224,7 @@ def _tensor(buf: Any, span: tuple[int, int], t: Tensor | None = None) -> Tensor:
         elif number == 14 and wire == 0:
             t.data_location = value
         elif number == 13 and wire == 2:
-            key = val = ""
-            for n, w, v in _fields(buf, *value):
-                if n == 1 and w == 2:
-                    key = _text(buf, v)
-                elif n == 2 and w == 2:
-                    val = _text(buf, v)
+            key, val = _entry(buf, value)
             t.external_data[key] = val
         elif number in (4, 5, 6, 7, 10, 11):  # float, int32, string, int64, double, uint64 data
             t.typed.setdefault(number, []).append((wire, value))
@@ -296,12 +302,7 @@ def parse_model(buf: Any) -> Model:
                     version = _signed64(v)
             m.opset_import.append((domain, version))
         elif number == 14 and wire == 2:
-            key = val = ""
-            for n, w, v in _fields(buf, *value):
-                if n == 1 and w == 2:
-                    key = _text(buf, v)
-                elif n == 2 and w == 2:
-                    val = _text(buf, v)
+            key, val = _entry(buf, value)
             m.metadata_props[key] = val
     return m
 

@@ -8,21 +8,25 @@ when it is not. Memory stays near the largest tensor (see `arrays`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlaudit.extras import need_line
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint import array_stats, torch_stats
-from mlaudit.inputs.checkpoint.arrays import needs_torch
+from mlaudit.inputs.checkpoint.arrays import NeedsTorch
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 from mlaudit.inputs.checkpoint.stats import CheckpointStats
 from mlaudit.model import ArtifactSummary
 
 
-def _compute(layout, **kwargs) -> CheckpointStats:
-    why = needs_torch(layout.info)
-    if why is None:
+def _compute(layout: CheckpointLayout, **kwargs: Any) -> CheckpointStats:
+    """numpy statistics; torch's for the files numpy cannot stand for (when it is installed)."""
+    try:
         return array_stats.compute_stats(layout, **kwargs)
-    line = need_line(f"tensor statistics for {why}", ("torch",))
-    if line:
-        raise InputError(layout.info.rel, line)
+    except NeedsTorch as err:
+        line = need_line(f"tensor statistics ({err.reason})", ("torch",))
+        if line:
+            raise InputError(layout.info.rel, line) from None
     return torch_stats.compute_stats(layout, **kwargs)
 
 
@@ -48,7 +52,8 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         )
     except InputError:
         raise
-    except (RuntimeError, ValueError, OSError, TypeError) as err:
+    except (RuntimeError, ValueError, OSError, TypeError, AssertionError) as err:
+        # (torch.load asserts on a legacy file whose storage keys do not match its pickle)
         # Not clean, not silent: the file is reported inconclusive for the stats rules.
         # one line (torch's dispatcher errors list every backend on further lines)
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""

@@ -26,6 +26,9 @@ from mlaudit.inputs.checkpoint.stats import (
     FP16_MIN_NORMAL,
     CheckpointStats,
     TensorStats,
+    duplicate_candidates,
+    equal_groups,
+    power_law_alpha,
 )
 from mlaudit.inputs.checkpoint.types import CheckpointInfo
 
@@ -104,34 +107,6 @@ def _accumulate(st: TensorStats, chunk: Any, rows2d: Any | None, want_subnormal:
         st.fp16_subnormal = (st.fp16_subnormal or 0) + int(((a > 0) & (a < FP16_MIN_NORMAL)).sum())
 
 
-def _power_law_alpha(eigs: Any) -> float | None:
-    """Power-law exponent of an eigenvalue spectrum's tail (continuous MLE, xmin chosen by
-    the smallest Kolmogorov-Smirnov distance over candidate quantiles; Clauset et al. 2009)."""
-    import torch
-
-    ev = torch.sort(eigs[eigs > 0]).values.double()
-    n = ev.numel()
-    if n < 10:
-        return None
-    best: tuple[float, float] | None = None
-    for q in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
-        i = int(q * n)
-        tail = ev[i:]
-        if tail.numel() < 5:
-            break
-        xmin = tail[0]
-        logs = torch.log(tail / xmin).sum()
-        if float(logs) <= 0:
-            continue
-        alpha = 1 + tail.numel() / float(logs)
-        emp = torch.arange(tail.numel(), dtype=torch.float64) / tail.numel()
-        model = 1 - (tail / xmin) ** (1 - alpha)
-        ks = float((emp - model).abs().max())
-        if best is None or ks < best[0]:
-            best = (ks, alpha)
-    return None if best is None else best[1]
-
-
 def _spectral(st: TensorStats, tensor: Any, max_elements: int) -> str | None:
     import torch
 
@@ -143,7 +118,7 @@ def _spectral(st: TensorStats, tensor: Any, max_elements: int) -> str | None:
     if w.numel() > max_elements:
         return f"{st.name}: {w.numel():,} elements above the spectral cap {max_elements:,}"
     sv = torch.linalg.svdvals(w)
-    st.alpha = _power_law_alpha(sv**2)
+    st.alpha = power_law_alpha((sv**2).numpy())
     return None
 
 
@@ -331,16 +306,12 @@ def _equal_bytes(info: CheckpointInfo, names: set[str]) -> list[tuple[str, ...]]
     for name, t in _tensors(info):
         if name in names:
             held[name] = t
-    groups: list[list[str]] = []
-    for name in sorted(held):
-        for g in groups:
-            a, b = held[g[0]], held[name]
-            if a.dtype == b.dtype and a.shape == b.shape and torch.equal(_raw(a), _raw(b)):
-                g.append(name)
-                break
-        else:
-            groups.append([name])
-    return [tuple(g) for g in groups if len(g) > 1]
+
+    def same(x: str, y: str) -> bool:
+        a, b = held[x], held[y]
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(_raw(a), _raw(b))
+
+    return equal_groups(held, same)
 
 
 def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
@@ -406,11 +377,7 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
         if progress is not None:
             progress.stop()
     # Duplicate candidates: equal cheap signatures on distinct storages, confirmed on bytes.
-    by_sig: dict[tuple, list[str]] = {}
-    for st in stats.values():
-        if st.alias_of is None and st.numel > 1:
-            by_sig.setdefault(st.signature(), []).append(st.name)
-    candidates = {n for names in by_sig.values() if len(names) > 1 for n in names}
+    candidates = duplicate_candidates(stats)
     duplicates = tuple(_equal_bytes(info, candidates)) if candidates else ()
     return CheckpointStats(layout, stats, duplicates, spectral_notes, time.perf_counter() - started)
 
