@@ -133,7 +133,7 @@ def corpus_scan() -> dict:
     if not CORPUS.is_dir():
         return {"skipped": "fixtures/build/corpus missing (run `make fixtures`)"}
     picklescan = shutil.which("picklescan", path=str(Path(sys.executable).parent))
-    cmds = {"mlaudit": _scan_cmd(str(CORPUS), "--select", "MLS,MLA")}
+    cmds = {"mlaudit": _scan_cmd(str(CORPUS))}  # every rule, as a user runs it
     if picklescan:
         cmds["picklescan"] = [picklescan, "-p", str(CORPUS)]
     times = _side_by_side(cmds, max(3, REPEATS // 2))
@@ -145,7 +145,7 @@ def corpus_scan() -> dict:
     else:
         out["picklescan_s"] = None
         out["note"] = "picklescan not installed in this venv (make bench installs it)"
-    report = subprocess.run([*_scan_cmd(str(CORPUS), "--select", "MLS,MLA"), "--format", "json"],
+    report = subprocess.run([*_scan_cmd(str(CORPUS)), "--format", "json"],
                             capture_output=True, text=True, cwd=ROOT)
     findings = json.loads(report.stdout).get("findings", [])
     flagged = {f["location"]["path"].replace("\\", "/").split("/")[-1]
@@ -176,7 +176,13 @@ def stats_1gib(tmp: Path) -> dict:
             walls["scan"].append(wall)
             rss.append(peak)
         ref = statistics.median(walls["cat"]) + statistics.median(walls["startup"])
-        out[label] = {"cat_s": _med(walls["cat"]), "startup_s": _med(walls["startup"]),
+        # the statistics must really have run (a refused or failed file would be fast)
+        check = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, cwd=ROOT)
+        doc = json.loads(check.stdout)
+        stats_ran = any(a["kind"] == "checkpoint-stats" for a in doc["artifacts"])
+        out[label] = {"stats_ran": stats_ran,
+                      "inconclusive": [f["message"] for f in doc["findings"] if f["code"] == "MLA002"],
+                      "cat_s": _med(walls["cat"]), "startup_s": _med(walls["startup"]),
                       "scan_s": _med(walls["scan"]),
                       "ratio": round(statistics.median(walls["scan"]) / ref, 2),
                       "peak_rss_mb": round(min(rss) / MB, 1),
@@ -217,7 +223,8 @@ def core_install(tmp: Path) -> dict:
     hook = subprocess.run([pre_commit, "try-repo", str(ROOT), "mlaudit", "--files", "w.npy"],
                           capture_output=True, text=True, cwd=project, env=env)
     out["pre_commit_first_run_s"] = round(time.perf_counter() - t, 2)
-    out["pre_commit_exit"] = hook.returncode
+    out["pre_commit_exit"] = hook.returncode  # 1 when the hook reports findings or fails
+    out["pre_commit_tail"] = (hook.stdout + hook.stderr).strip().splitlines()[-3:]
     out["total_s"] = round(install_s + out["pre_commit_first_run_s"], 2)
     return out
 
