@@ -31,6 +31,11 @@ DIALECT_SAMPLES = {
     "timm": "model: resnet18\nopt: sgd\nsched: cosine\nsmoothing: 0.1\nmixup: 0.0\nclip_grad: null\n",
     "fairseq": "common: {fp16: true}\noptimization: {lr: [0.001]}\ncheckpoint: {save_dir: ck}\n"
                "task: {_name: translation}\n",
+    # axolotl also writes TrainingArguments keys (learning_rate, output_dir): never read as those
+    "axolotl": "base_model: org/m\nadapter: lora\nval_set_size: 0.05\nlearning_rate: 0.0002\n"
+               "output_dir: out\nbf16: auto\n",
+    "litgpt": "model_name: pythia-14m\nout_dir: out\ntrain:\n  global_batch_size: 8\n  max_norm: 1.0\n"
+              "optimizer:\n  class_path: torch.optim.AdamW\n",
 }
 
 

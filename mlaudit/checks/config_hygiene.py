@@ -74,10 +74,15 @@ VISION_WORDS = ("vision", "vit", "swin", "deit", "segformer", "mit_b", "daformer
 def _architecture(cfg: TrainingConfig, needles: list[str]) -> tuple[str, str] | None:
     """(needle, the text it was found in) for the first architecture hint in the config."""
     texts = [cfg.model_target or ""]
-    texts += [str(v) for k, v in walk_values(dict(cfg.raw)) if isinstance(v, str)
-              and k.rsplit(".", 1)[-1] in {"_target_", "_component_", "class_path", "model_name_or_path",
-                                           "pretrained_model_name_or_path", "name", "arch", "architecture",
-                                           "model_type"}]
+    for k, v in walk_values(dict(cfg.raw)):
+        leaf = k.rsplit(".", 1)[-1]
+        if not isinstance(v, str):
+            continue
+        if leaf in {"_target_", "_component_", "class_path"}:
+            texts.append(v.rsplit(".", 1)[-1].rsplit(":", 1)[-1])  # the class, not its package path
+        elif leaf in {"model_name_or_path", "pretrained_model_name_or_path", "name", "arch", "architecture",
+                      "model_type", "model_name", "base_model"}:
+            texts.append(v)
     for text in texts:
         low = text.lower()
         hit = next((n for n in needles if n.lower() in low), None)

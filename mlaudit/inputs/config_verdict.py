@@ -125,6 +125,13 @@ TIMM_MARKERS = frozenset({"opt", "opt_eps", "opt_betas", "sched", "clip_grad", "
 FAIRSEQ_GROUPS = frozenset({"common", "common_eval", "distributed_training", "dataset", "optimization",
                             "checkpoint", "bmuf", "generation", "eval_lm", "task", "criterion",
                             "lr_scheduler", "bpe", "scoring", "ema"})
+AXOLOTL_MARKERS = frozenset({"adapter", "lora_r", "micro_batch_size", "sequence_len", "val_set_size",
+                             "num_epochs", "sample_packing", "datasets", "load_in_8bit", "load_in_4bit",
+                             "special_tokens", "train_on_inputs", "flash_attention", "evals_per_epoch",
+                             "saves_per_epoch", "dataset_prepared_path", "pad_to_sequence_len", "rl"})
+LITGPT_TRAIN_KEYS = frozenset({"global_batch_size", "micro_batch_size", "max_norm", "lr_warmup_steps",
+                               "save_interval", "log_interval", "max_tokens", "max_seq_length", "min_lr",
+                               "epochs", "tie_embeddings", "lr_warmup_fraction"})
 YACS_SECTIONS = frozenset({"SOLVER", "TRAIN", "TEST", "MODEL", "DATA", "INPUT", "DATASETS", "DATALOADER",
                            "DATA_LOADER", "OUTPUT_DIR", "_BASE_", "RNG_SEED", "NUM_GPUS", "SEED"})
 HF_MARKERS = frozenset({
@@ -191,6 +198,13 @@ def decide(data: Any, text: str = "") -> Verdict:
     hit = keys & FAIRSEQ_GROUPS
     if len(hit) >= 3 and ({"optimization", "common"} & hit):
         return Verdict("fairseq", TRAINING, f"fairseq config groups ({_listing(hit)})")
+    hit = keys & AXOLOTL_MARKERS
+    if "base_model" in keys and len(hit) >= 2:
+        return Verdict("axolotl", TRAINING, f"axolotl keys (`base_model`, {_listing(hit, 2)})")
+    train = data.get("train")
+    hit = _keys(train) & LITGPT_TRAIN_KEYS if isinstance(train, Mapping) else set()
+    if len(hit) >= 2 and keys & {"model_name", "checkpoint_dir", "out_dir", "initial_checkpoint_dir"}:
+        return Verdict("litgpt", TRAINING, f"LitGPT `train:` arguments ({_listing(hit)})")
     hit = keys & LLAMAFACTORY_MARKERS
     if len(hit) >= 2 and ("model_name_or_path" in keys or "stage" in keys):
         return Verdict("llamafactory", TRAINING, f"LLaMA-Factory arguments ({_listing(hit)})")

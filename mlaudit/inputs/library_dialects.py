@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlaudit.inputs.dialects import Mapped, _num, _opt_name, get_path, map_huggingface
+from mlaudit.inputs.dialects import Mapped, _num, _opt_name, _precision, get_path, map_huggingface
 
 PREFERENCE_WORDS = ("dpo", "ppo", "grpo", "kto", "orpo", "simpo", "ipo", "rlhf", "reward")
 
@@ -266,6 +266,81 @@ def map_fairseq(data: Mapping[str, Any]) -> Mapped:
     return m
 
 
+# --------------------------------------------------------------------------- axolotl
+def map_axolotl(data: Mapping[str, Any]) -> Mapped:
+    """axolotl YAML: its own keys, handed to the HF Trainer (so TrainingArguments defaults:
+    max_grad_norm 1.0, weight_decay 0.0, seed 42). `bf16: auto` is decided by the hardware;
+    evaluation needs `val_set_size` > 0 or `test_datasets`."""
+    m = Mapped()
+    m.put("lr", _num(data.get("learning_rate")), "learning_rate")
+    m.put("optimizer", _opt_name(data.get("optimizer")), "optimizer")
+    m.put("weight_decay", _num(data.get("weight_decay")), "weight_decay")
+    m.put("grad_clip", _num(data.get("max_grad_norm")), "max_grad_norm")
+    m.default("grad_clip", 1.0, "max_grad_norm")
+    m.put("seed", _num(data.get("seed")), "seed")
+    m.default("seed", 42, "seed")
+    m.put("epochs", _num(data.get("num_epochs")), "num_epochs")
+    bf16, fp16 = data.get("bf16"), data.get("fp16")
+    if str(bf16).lower() == "auto" or str(fp16).lower() == "auto":
+        m.auto.add("precision")
+    elif bf16 is True:
+        m.put("precision", "bf16-mixed", "bf16")
+    elif fp16 is True:
+        m.put("precision", "fp16-mixed", "fp16")
+    val = _num(data.get("val_set_size"))
+    if data.get("test_datasets") or (isinstance(val, (int, float)) and val > 0):
+        m.put("validation", True, "test_datasets" if data.get("test_datasets") else "val_set_size")
+    elif "val_set_size" in data:
+        m.put("validation", False, "val_set_size")
+    else:
+        m.default("validation", False, "val_set_size")
+    m.auto.add("save_checkpoints")  # the HF Trainer saves by its save_strategy default
+    rl = str(data.get("rl") or "").lower()
+    adapter = str(data.get("adapter") or "").lower()
+    if rl:
+        m.values["regime"] = "preference"
+    elif adapter in {"lora", "qlora"}:
+        m.values["regime"] = "lora"
+    else:
+        m.values["regime"] = "full"
+    return m
+
+
+# --------------------------------------------------------------------------- LitGPT
+def map_litgpt(data: Mapping[str, Any]) -> Mapped:
+    """LitGPT (jsonargparse) configs: `train.max_norm` unset or null = no clipping (its
+    TrainArgs default), seed 42, precision written at the top level."""
+    m = Mapped()
+    train = data.get("train") if isinstance(data.get("train"), Mapping) else {}
+    if "max_norm" in train:
+        value = _num(train["max_norm"])
+        m.values["grad_clip"] = 0.0 if value is None else value
+        m.keys["grad_clip"] = "train.max_norm"
+    m.default("grad_clip", 0.0, "train.max_norm")
+    opt = data.get("optimizer")
+    if isinstance(opt, Mapping):
+        args = opt.get("init_args") if isinstance(opt.get("init_args"), Mapping) else {}
+        m.put("optimizer", _opt_name(opt.get("class_path")), "optimizer.class_path")
+        m.put("lr", _num(args.get("lr")), "optimizer.init_args.lr")
+        m.put("weight_decay", _num(args.get("weight_decay")), "optimizer.init_args.weight_decay")
+    elif isinstance(opt, str):
+        m.put("optimizer", _opt_name(opt), "optimizer")
+    m.put("precision", _precision(data.get("precision")), "precision")
+    m.put("seed", _num(data.get("seed")), "seed")
+    m.default("seed", 42, "seed")
+    m.put("epochs", _num(train.get("epochs")), "train.epochs")
+    # every LitGPT model is a GPT-style transformer language model, whatever its name
+    m.put("model_target", f"transformer LM {data.get('model_name') or ''}".strip(), "model_name")
+    m.auto.update({"validation", "save_checkpoints"})  # eval/save intervals have defaults
+    if data.get("lora_r") or "lora" in str(data.get("lora_query", "")).lower():
+        m.values["regime"] = "lora"
+    elif data.get("checkpoint_dir"):
+        m.values["regime"] = "full"
+    elif "initial_checkpoint_dir" in data and not data.get("initial_checkpoint_dir"):
+        m.values["regime"] = "pretraining"
+    return m
+
+
 # --------------------------------------------------------------------------- others
 _CLIP_KEYS = ("max_norm", "clip_grad", "grad_clip", "clip_grad_norm", "gradient_clip_val",
               "max_grad_norm", "clip_norm", "gradient_clipping")
@@ -328,5 +403,5 @@ LIBRARY_MAPPERS = {
     "torchtune": map_torchtune, "llm-foundry": map_llm_foundry, "gpt-neox": map_gpt_neox,
     "ultralytics": map_ultralytics, "yacs": map_yacs, "omegaconf": map_omegaconf,
     "accelerate": map_accelerate, "ultralytics-data": map_data, "llamafactory": map_llamafactory,
-    "timm": map_timm, "fairseq": map_fairseq,
+    "timm": map_timm, "fairseq": map_fairseq, "axolotl": map_axolotl, "litgpt": map_litgpt,
 }  # fmt: skip
