@@ -88,7 +88,9 @@ def test_int8_meets_its_budget_and_shrinks(transformer_int8):
     assert (out / "transformer.int8.onnx").is_file()
     step = next(s for s in report["steps"] if s["name"] == "int8")
     assert step["evidence"]["recipe"] == "dynamic"  # MatMul/Gemm-heavy graph
-    assert step["evidence"]["latency_ratio_vs_fp32_onnx"] <= 1.0
+    matmul = step["evidence"]["families"]["matmul"]
+    assert 0 < matmul["nodes_quantized"] <= matmul["nodes"] and matmul["bytes_quantized"] > 0
+    assert report["budget_failure"] is None  # the latency gate judged the printed numbers
     for batch in ("1", "32"):
         assert (
             int8["latency"][batch]["p50_ms"] > 0
@@ -135,8 +137,9 @@ def test_keep_failed_keeps_the_artifact_and_says_why(run_cli, tmp_path):
     report = json.loads((out / "fix-report.json").read_text())
     assert report["status"] == "budget-failed" and "mean cosine" in report["budget_failure"]
     step = next(s for s in report["steps"] if s["name"] == "int8")
-    assert step["evidence"]["sensitivity_measured"] == 3  # every Gemm node measured once
-    assert len(step["evidence"]["kept_fp32"]) == 3  # all kept fp32, still short: honest failure
+    # the search kept 1, 2, then all 3 Gemm nodes fp32: every trial still short, honest failure
+    trials = step["evidence"]["trials"]
+    assert [t["kept_fp32"] for t in trials] == [0, 1, 2, 3] and all(t["miss"] for t in trials)
 
 
 def test_structured_pruning_really_shrinks_within_budget(run_cli, tmp_path):
@@ -176,11 +179,21 @@ def test_conv_model_gets_static_recipe_and_never_a_slower_result(run_cli, tmp_pa
     report = json.loads((out / "fix-report.json").read_text())
     step = next(s for s in report["steps"] if s["name"] == "int8")
     assert step["evidence"]["recipe"] == "static"
-    ratio = step["evidence"]["latency_ratio_vs_fp32_onnx"]
-    # whichever way the timing goes, a slower int8 model is never reported as a success
-    assert (code == 0) == (ratio <= 1.0 and report["budget_failure"] is None)
-    if ratio > 1.0:
-        assert "latency budget failed" in err
+    assert step["evidence"]["families"]["conv"]["nodes_quantized"] > 0
+    import numpy as np
+
+    with np.load(TRAINED / "cnn_eval.npz") as data:  # calibration held out: judged on the rest
+        n = len(data["x"])  # 128 calibration samples (the default) never judged
+        assert 0 < step["evidence"]["judged_samples"] <= n - min(128, n // 2)
+    rows = {r["name"]: r for r in report["variants"]}
+    fp32, int8 = (rows[n]["latency"]["32"] for n in ("onnx fp32", "onnx int8"))
+    ratio = int8["p50_ms"] / fp32["p50_ms"]
+    noise = max(fp32["spread_pct"], int8["spread_pct"]) / 100
+    # the gate judges the printed numbers: clearly slower fails, within the noise is kept (warned)
+    if ratio > 1.0 + noise:
+        assert code == 1 and "latency budget failed" in err
+    elif code == 0 and ratio > 1.0:
+        assert any("timer noise" in w for w in report["warnings"])
 
 
 def test_onnx_input_is_quantized_directly(run_cli, tmp_path):
@@ -357,3 +370,41 @@ def test_hugging_face_encoder_keeps_its_interface_and_matches_on_padded_batches(
         mask = batch["attention_mask"]
         assert cosines(mean_pool(ref, mask), mean_pool(got, mask)).min() >= 0.9999
         assert np.abs(ref - got).max() < 1e-3
+
+
+def test_int8_quantizes_embeddings_by_bytes_and_reports_families(run_cli, tmp_path):
+    """Issue 16: the word-embedding Gather holds most of an encoder's bytes; int8 covers it."""
+    pytest.importorskip("transformers")
+    from fixtures.gen._text_encoder import build_minilm
+
+    model_dir = build_minilm(tmp_path / "enc", layers=1, hidden=64, heads=2, intermediate=128, vocab_size=4000)
+    code, _, err = run_cli("fix", model_dir, "--apply", "onnx,int8", "--budget", "latency=100", *FAST)
+    assert code == 0, err
+    report, rows = read_report(tmp_path / "enc-fixed")
+    families = next(s for s in report["steps"] if s["name"] == "int8")["evidence"]["families"]
+    gather, matmul = families["gather"], families["matmul"]
+    assert gather["bytes"] > matmul["bytes"]  # 4000 x 64 embedding vs one small layer
+    assert gather["bytes_quantized"] == gather["bytes"] and matmul["nodes_quantized"] > 0
+    assert rows["onnx int8"]["size_bytes"] < 0.35 * rows["onnx fp32"]["size_bytes"]
+    assert rows["onnx int8"]["fidelity"]["top1_agreement"] is None  # hidden states, not classes
+    assert "gather: 3/3 nodes" in (tmp_path / "enc-fixed" / "fix-report.md").read_text()
+
+
+def test_int8_that_quantizes_nothing_is_a_skip(run_cli, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Sigmoid", ["h"], ["y"])],
+        "noweights",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+    )
+    path = tmp_path / "noweights.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    code, out, err = run_cli("fix", path, "--apply", "int8", *FAST)
+    assert code == 0, err
+    assert "int8: skipped - nothing to quantize" in out
+    report = json.loads((tmp_path / "noweights-fixed" / "fix-report.json").read_text())
+    assert next(s for s in report["steps"] if s["name"] == "int8")["status"] == "skipped"
+    assert not (tmp_path / "noweights-fixed" / "noweights.int8.onnx").exists()

@@ -14,6 +14,7 @@ from typing import Any
 
 # Energy is an estimate, never a measurement: busy-core watts times wall time.
 WATTS_PER_CORE = 15.0
+MIN_ROUNDS = 7  # interleaved rounds per batch size at least: a median of 7 survives 3 spikes
 
 
 def files_size(paths: Sequence[Path]) -> int:
@@ -34,6 +35,13 @@ def onnx_files(path: Path) -> list[Path]:
                 if entry.key == "location":
                     files.add(path.parent / entry.value)
     return sorted(files)
+
+
+def onnx_output_names(path: Path) -> list[str]:
+    """The graph output names of an ONNX model (weights not loaded)."""
+    import onnx
+
+    return [o.name for o in onnx.load(str(path), load_external_data=False).graph.output]
 
 
 def count_params(arrays: Sequence[Any]) -> tuple[int, int]:
@@ -121,7 +129,7 @@ def latency(
         for name in names:
             runners[name](arrays)
         one_round = max(time.perf_counter() - t0, 1e-6)
-        rounds = int(min(200, max(5, seconds / one_round)))
+        rounds = int(min(200, max(MIN_ROUNDS, seconds / one_round)))
         samples: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
@@ -130,26 +138,44 @@ def latency(
                 samples[name].append(time.perf_counter() - t)
         for name in names:
             s = np.asarray(samples[name])
-            p50 = float(np.percentile(s, 50))
+            p25, p50, p75 = (float(np.percentile(s, q)) for q in (25, 50, 75))
             out[name][str(batch)] = {
                 "p50_ms": round(p50 * 1e3, 4),
                 "p95_ms": round(float(np.percentile(s, 95)) * 1e3, 4),
                 "throughput_per_s": round(batch / p50, 1),
                 "rounds": rounds,
+                # interquartile range / median: how far one round's time wanders
+                "spread_pct": round((p75 - p25) / p50 * 100, 1) if p50 > 0 else 0.0,
             }
     return out
 
 
-def fidelity(ref: Any, new: Any) -> dict[str, float | None]:
-    """max abs error, per-sample cosine (mean, min) and top-1 agreement for class scores."""
+def is_class_scores(ref: Any, name: str | None = None) -> bool:
+    """Whether an output holds class scores on its last axis: declared by its name (logits,
+    scores, probabilities), or a [batch, classes] matrix. Hidden states, embeddings and
+    heatmaps are not: top-1 over them means nothing."""
     import numpy as np
 
-    r = np.asarray(ref, dtype=np.float64).reshape(len(ref), -1)
-    n = np.asarray(new, dtype=np.float64).reshape(len(new), -1)
+    if name and any(k in name.lower() for k in ("logit", "score", "prob", "class", "label")):
+        return np.ndim(ref) >= 2 and np.shape(ref)[-1] > 1
+    return np.ndim(ref) == 2 and np.shape(ref)[-1] > 1
+
+
+def fidelity(ref: Any, new: Any, class_scores: bool | None = None) -> dict[str, float | None]:
+    """max abs error, per-sample cosine (mean, min) and, for class scores only (`class_scores`,
+    else inferred by `is_class_scores`), top-1 agreement over the last axis (per position for
+    per-position scores)."""
+    import numpy as np
+
+    ref_a = np.asarray(ref, dtype=np.float64)
+    new_a = np.asarray(new, dtype=np.float64)
+    r = ref_a.reshape(len(ref_a), -1)
+    n = new_a.reshape(len(new_a), -1)
     cos = (r * n).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(n, axis=1) + 1e-12)
     both_zero = (np.abs(r).sum(1) == 0) & (np.abs(n).sum(1) == 0)
     cos = np.where(both_zero, 1.0, cos)
-    top1 = float((r.argmax(1) == n.argmax(1)).mean()) if r.shape[1] > 1 else None
+    scores = is_class_scores(ref_a) if class_scores is None else class_scores
+    top1 = float((ref_a.argmax(-1) == new_a.argmax(-1)).mean()) if scores and ref_a.shape[-1] > 1 else None
     return {
         "max_abs_err": float(np.abs(r - n).max()) if r.size else 0.0,
         "mean_cosine": float(cos.mean()),

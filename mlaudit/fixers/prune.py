@@ -180,7 +180,7 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
             break
         model, removed = _shrink(state.model, pairs, amount) if pairs else _sparsify(state.model, amount)
         got = torch_runner(model)(x)
-        fid = fidelity(ref, got)
+        fid = fidelity(ref, got, state.extras.get("class_scores"))
         acc = classification(got, labels)["accuracy"] if labels is not None else None
         miss = budget_miss(fid, acc, acc_ref, state.budget)
         tried.append(

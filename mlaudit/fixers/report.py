@@ -83,6 +83,12 @@ def markdown(report: dict[str, Any]) -> str:
     for s in report["steps"]:
         verified = f" Verified: {s['verified']}." if s.get("verified") else ""
         lines.append(f"- `{s['name']}` ({s['applicability']}, {s['status']}): {s['detail']}.{verified}")
+        for family, f in (s.get("evidence", {}).get("families") or {}).items():
+            why = f" — {f['not_quantized_because']}" if f.get("not_quantized_because") else ""
+            lines.append(
+                f"  - {family}: {f['nodes_quantized']}/{f['nodes']} nodes, "
+                f"{f['bytes_quantized'] / 1e6:.2f}/{f['bytes'] / 1e6:.2f} MB of weights quantized{why}"
+            )
         for kept in s.get("evidence", {}).get("kept_fp32", []):
             lines.append(
                 f"  - kept fp32: `{kept['node']}` (sensitivity {kept['sensitivity']}): {kept['why']}"
