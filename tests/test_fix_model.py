@@ -377,7 +377,9 @@ def test_int8_quantizes_embeddings_by_bytes_and_reports_families(run_cli, tmp_pa
     pytest.importorskip("transformers")
     from fixtures.gen._text_encoder import build_minilm
 
-    model_dir = build_minilm(tmp_path / "enc", layers=1, hidden=64, heads=2, intermediate=128, vocab_size=4000)
+    model_dir = build_minilm(
+        tmp_path / "enc", layers=1, hidden=64, heads=2, intermediate=128, vocab_size=4000
+    )
     code, _, err = run_cli("fix", model_dir, "--apply", "onnx,int8", "--budget", "latency=100", *FAST)
     assert code == 0, err
     report, rows = read_report(tmp_path / "enc-fixed")
