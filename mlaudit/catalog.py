@@ -25,6 +25,7 @@ FAMILIES: Mapping[str, str] = {
     "MLX": "tests and CI",
     "MLV": "versioning and artifacts",
     "MLQ": "ML code smells",
+    "MLH": "training-run history",
     "MLA": "meta: suppressions, baselines, inconclusive scans",
 }
 

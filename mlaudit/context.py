@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlaudit.model import Finding, Location, RuleMeta, Severity, fingerprint
@@ -35,6 +35,14 @@ class RuleContext:
     def shell_path(self, path: str) -> str:
         """A root-relative `path` as a shell argument that works from the working directory."""
         return shlex.quote(posixpath.normpath(posixpath.join(self.cwd_prefix or ".", path)))
+
+    # "path: reason" lines for inputs the rule could not judge (history too short...), shown with -v
+    skips: list[str] = field(default_factory=list, compare=False)
+
+    def skip(self, location: Location, reason: str) -> None:
+        """Record that the rule looked at `location` and could not judge it (printed with -v)."""
+        path = self.prefix + location.path if self.prefix else location.path
+        self.skips.append(f"{self.meta.code} {path}: {reason}")
 
     def finding(
         self,

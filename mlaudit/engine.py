@@ -32,7 +32,7 @@ ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE, UNUSED_SUPPRESSION, "MLA004", "MLA00
 # Inputs read for every discovered file while MLA002 is selected, even if no other selected
 # rule needs them: an unreadable checkpoint must be reported, never skipped as clean. This
 # also gives the report its inventory (format, tensor and parameter counts per checkpoint).
-INVENTORY_INPUTS = ("checkpoint", "training_config", "python")
+INVENTORY_INPUTS = ("checkpoint", "training_config", "python", "run_history")
 
 
 class ScanAbort(Exception):
@@ -94,9 +94,12 @@ def _crash_finding(code: str, where: str, exc: BaseException, ctx: RuleContext) 
     )
 
 
-def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str) -> list[Finding]:
+def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str,
+              skipped: list[str] | None = None) -> list[Finding]:
     impl = implementations([code])[code]
     ctx = _context(code, options, prefix, session.root)
+    if skipped is not None:
+        ctx = replace(ctx, skips=skipped)  # the rule's skip notes land in the caller's list
     out: list[Finding] = []
     try:
         targets = session.targets(impl.needs)
@@ -146,6 +149,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     files_scanned = 0
     suppressed = 0
     used_ignores: set[str] = set()
+    skipped: list[str] = []
     for path in paths:
         root, files, single = _targets_for(path, options)
         prefix = display_prefix(root)
@@ -157,7 +161,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
             session.progress = bar
             for code in runnable:
-                root_findings.extend(_run_rule(code, session, options, prefix))
+                root_findings.extend(_run_rule(code, session, options, prefix, skipped))
             if INCONCLUSIVE in options.codes:
                 for kind in INVENTORY_INPUTS:
                     session.targets(kind)
@@ -201,6 +205,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         artifacts=tuple(artifacts),
         suppressed=suppressed,
         notes=tuple(notes),
+        skipped=tuple(skipped),
     )
 
 

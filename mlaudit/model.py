@@ -161,6 +161,8 @@ class Report:
     artifacts: tuple[ArtifactSummary, ...] = ()
     suppressed: int = 0
     notes: tuple[str, ...] = ()
+    # inputs a rule looked at but could not judge ("MLH001 path: not judged: ..."), shown with -v
+    skipped: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Findings per severity (baselined ones excluded)."""

@@ -89,8 +89,15 @@ def _trailing_median(values: np.ndarray, window: int) -> tuple[np.ndarray, np.nd
 # ---------------------------------------------------------------- overfitting
 
 
-def overfitting(train: Series | None, evals: Series | None, *, min_evals: int = 5, min_rise: float = 0.10,
-                sustain_evals: int = 3, min_train_drop: float = 0.10) -> Result:
+def overfitting(
+    train: Series | None,
+    evals: Series | None,
+    *,
+    min_evals: int = 5,
+    min_rise: float = 0.10,
+    sustain_evals: int = 3,
+    min_train_drop: float = 0.10,
+) -> Result:
     """Eval loss rising for a sustained stretch after its minimum while train loss keeps falling.
 
     Fires when the median of the last `sustain_evals` eval losses is at least `min_rise` above
@@ -105,7 +112,7 @@ def overfitting(train: Series | None, evals: Series | None, *, min_evals: int = 
     if len(ev) < min_evals:
         return TooShort(f"{len(ev)} finite eval-loss points, {min_evals} needed")
     ts, tv = _finite(train)
-    i_min = int(np.argmin(ev))
+    i_min = len(ev) - 1 - int(np.argmin(ev[::-1]))  # a flat bottom ends where the rise starts
     after = len(ev) - 1 - i_min
     if after < sustain_evals:
         return None  # the minimum is at (or near) the end: no sustained rise
@@ -118,26 +125,45 @@ def overfitting(train: Series | None, evals: Series | None, *, min_evals: int = 
     near = tv[(ts >= start_step - (end_step - start_step) * 0.05) & (ts <= start_step)]
     if len(near) == 0:
         near = tv[ts <= start_step][-3:]
-    end_train = tv[ts <= end_step][-max(3, len(near)):]
+    end_train = tv[ts <= end_step][-max(3, len(near)) :]
     if len(near) == 0 or len(end_train) == 0:
         return TooShort("too few training-loss points around the eval minimum")
     t_start, t_end = float(np.median(near)), float(np.median(end_train))
     train_drop = (t_start - t_end) / abs(t_start) if t_start else 0.0
     if train_drop < min_train_drop:
         return None
-    return Signal("overfitting", start_step, {
-        "eval_min_step": start_step, "eval_min": _r(best), "eval_last": _r(float(ev[-1])),
-        "eval_rise": _r(rise, 3), "train_at_min": _r(t_start), "train_last": _r(t_end),
-        "gap_at_min": _r(best - t_start), "gap_last": _r(float(ev[-1]) - t_end),
-        "stretch_steps": end_step - start_step, "last_step": end_step,
-    }, marks=(start_step, end_step))
+    return Signal(
+        "overfitting",
+        start_step,
+        {
+            "eval_min_step": start_step,
+            "eval_min": _r(best),
+            "eval_last": _r(float(ev[-1])),
+            "eval_rise": _r(rise, 3),
+            "train_at_min": _r(t_start),
+            "train_last": _r(t_end),
+            "gap_at_min": _r(best - t_start),
+            "gap_last": _r(float(ev[-1]) - t_end),
+            "stretch_steps": end_step - start_step,
+            "last_step": end_step,
+        },
+        marks=(start_step, end_step),
+    )
 
 
 # ---------------------------------------------------------------- divergence and spikes
 
 
-def divergence(train: Series | None, *, min_points: int = 10, window: int = 10, mad_k: float = 10.0,
-               min_ratio: float = 3.0, min_abs_frac: float = 0.25, settle_ratio: float = 2.0) -> Result:
+def divergence(
+    train: Series | None,
+    *,
+    min_points: int = 10,
+    window: int = 10,
+    mad_k: float = 10.0,
+    min_ratio: float = 3.0,
+    min_abs_frac: float = 0.25,
+    settle_ratio: float = 2.0,
+) -> Result:
     """Non-finite loss, or a jump beyond a robust threshold.
 
     A point spikes when it exceeds the median of the `window` points before it by more than
@@ -155,12 +181,19 @@ def divergence(train: Series | None, *, min_points: int = 10, window: int = 10, 
     if len(bad):
         first = int(steps[bad[0]])
         before = values[: bad[0]][np.isfinite(values[: bad[0]])]
-        return Signal("non-finite", first, {
-            "first_bad_step": first, "bad_points": int(len(bad)), "points": int(len(values)),
-            "last_finite": _r(float(before[-1])) if len(before) else None,
-        }, marks=(first,))
+        return Signal(
+            "non-finite",
+            first,
+            {
+                "first_bad_step": first,
+                "bad_points": int(len(bad)),
+                "points": int(len(values)),
+                "last_finite": _r(float(before[-1])) if len(before) else None,
+            },
+            marks=(first,),
+        )
     med, mad = _trailing_median(values, window)
-    initial = float(np.median(values[:window]))
+    initial = float(np.median(values[:3]))  # the loss the run started from
     threshold = np.maximum.reduce([med + mad_k * mad, med * min_ratio, med + min_abs_frac * abs(initial)])
     spikes = np.flatnonzero(values > threshold)
     if len(spikes) == 0:
@@ -169,19 +202,35 @@ def divergence(train: Series | None, *, min_points: int = 10, window: int = 10, 
     level = float(med[i])
     after = values[i:]
     diverged = bool(np.all(after > settle_ratio * level))
-    return Signal("diverged" if diverged else "spike", int(steps[i]), {
-        "step": int(steps[i]), "loss": _r(float(values[i])), "level_before": _r(level),
-        "jump": _r(float(values[i]) / level if level else math.inf, 3), "spikes": int(len(spikes)),
-        "last": _r(float(values[-1])), "recovered": not diverged,
-    }, marks=tuple(int(s) for s in steps[spikes[:20]]))
+    return Signal(
+        "diverged" if diverged else "spike",
+        int(steps[i]),
+        {
+            "step": int(steps[i]),
+            "loss": _r(float(values[i])),
+            "level_before": _r(level),
+            "jump": _r(float(values[i]) / level if level else math.inf, 3),
+            "spikes": int(len(spikes)),
+            "last": _r(float(values[-1])),
+            "recovered": not diverged,
+        },
+        marks=tuple(int(s) for s in steps[spikes[:20]]),
+    )
 
 
 # ---------------------------------------------------------------- gradients
 
 
-def exploding_gradients(grad: Series | None, clip: float | None, *, min_points: int = 10, window: int = 10,
-                        spike_ratio: float = 50.0, trend_orders: float = 2.0,
-                        clip_ratio: float = 10.0) -> Result:
+def exploding_gradients(
+    grad: Series | None,
+    clip: float | None,
+    *,
+    min_points: int = 10,
+    window: int = 10,
+    spike_ratio: float = 50.0,
+    trend_orders: float = 2.0,
+    clip_ratio: float = 10.0,
+) -> Result:
     """Logged gradient norm that is non-finite, jumps `spike_ratio`x its recent median, rises by
     `trend_orders` orders of magnitude from the first to the last fifth of the run, or stays
     above `clip_ratio` x the configured clip over the second half (clipping on nearly every step).
@@ -194,37 +243,66 @@ def exploding_gradients(grad: Series | None, clip: float | None, *, min_points: 
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
         first = int(steps[bad[0]])
-        return Signal("non-finite", first, {"first_bad_step": first, "bad_points": int(len(bad))}, marks=(first,))
+        return Signal(
+            "non-finite", first, {"first_bad_step": first, "bad_points": int(len(bad))}, marks=(first,)
+        )
     logs = np.log10(np.maximum(values, 1e-30))
     med, _ = _trailing_median(logs, window)
     spikes = np.flatnonzero(logs - med > math.log10(spike_ratio))
     if len(spikes):
         i = int(spikes[0])
-        return Signal("spike", int(steps[i]), {
-            "step": int(steps[i]), "grad_norm": _r(float(values[i])), "median_before": _r(10 ** float(med[i])),
-            "jump": _r(float(values[i]) / 10 ** float(med[i]), 3), "spikes": int(len(spikes)),
-            "clip": clip,
-        }, marks=tuple(int(s) for s in steps[spikes[:20]]))
+        return Signal(
+            "spike",
+            int(steps[i]),
+            {
+                "step": int(steps[i]),
+                "grad_norm": _r(float(values[i])),
+                "median_before": _r(10 ** float(med[i])),
+                "jump": _r(float(values[i]) / 10 ** float(med[i]), 3),
+                "spikes": int(len(spikes)),
+                "clip": clip,
+            },
+            marks=tuple(int(s) for s in steps[spikes[:20]]),
+        )
     fifth = max(len(values) // 5, 2)
     early, late = float(np.median(logs[:fifth])), float(np.median(logs[-fifth:]))
     if late - early >= trend_orders:
-        return Signal("rising", int(steps[-fifth]), {
-            "early_median": _r(10**early), "late_median": _r(10**late), "orders": _r(late - early, 3),
-        }, marks=(int(steps[0]), int(steps[-1])))
+        return Signal(
+            "rising",
+            int(steps[-fifth]),
+            {
+                "early_median": _r(10**early),
+                "late_median": _r(10**late),
+                "orders": _r(late - early, 3),
+            },
+            marks=(int(steps[0]), int(steps[-1])),
+        )
     if clip and clip > 0:
-        half = values[len(values) // 2:]
+        half = values[len(values) // 2 :]
         level = float(np.median(half))
         share = float(np.mean(half > clip))
         if level >= clip_ratio * clip:
-            return Signal("over-clip", int(steps[len(values) // 2]), {
-                "median_second_half": _r(level), "clip": clip, "ratio": _r(level / clip, 3),
-                "share_clipped": _r(share, 3),
-            })
+            return Signal(
+                "over-clip",
+                int(steps[len(values) // 2]),
+                {
+                    "median_second_half": _r(level),
+                    "clip": clip,
+                    "ratio": _r(level / clip, 3),
+                    "share_clipped": _r(share, 3),
+                },
+            )
     return None
 
 
-def vanishing_gradients(grad: Series | None, layers: dict[str, Series] | None = None, *, min_points: int = 10,
-                        layer_ratio: float = 1e-3, decay_orders: float = 3.0) -> Result:
+def vanishing_gradients(
+    grad: Series | None,
+    layers: dict[str, Series] | None = None,
+    *,
+    min_points: int = 10,
+    layer_ratio: float = 1e-3,
+    decay_orders: float = 3.0,
+) -> Result:
     """Gradients that vanish: a layer whose median gradient norm is below `layer_ratio` of the
     largest layer's (per-layer norms, when logged), or a total norm that falls `decay_orders`
     orders of magnitude from the first to the last fifth of the run."""
@@ -239,10 +317,19 @@ def vanishing_gradients(grad: Series | None, layers: dict[str, Series] | None = 
         if weak:
             ratio, name = weak[0]
             series = layers[name]
-            return Signal("layer", int(series.steps[0]), {
-                "layer": name, "median_grad_norm": _r(meds[name]), "largest_layer": top_name,
-                "largest_median": _r(top), "ratio": _r(ratio, 3), "layers_below": [k for _, k in weak],
-            }, marks=(int(series.steps[0]), int(series.steps[-1])))
+            return Signal(
+                "layer",
+                int(series.steps[0]),
+                {
+                    "layer": name,
+                    "median_grad_norm": _r(meds[name]),
+                    "largest_layer": top_name,
+                    "largest_median": _r(top),
+                    "ratio": _r(ratio, 3),
+                    "layers_below": [k for _, k in weak],
+                },
+                marks=(int(series.steps[0]), int(series.steps[-1])),
+            )
     if grad is None:
         return TooShort("no gradient norm logged") if not usable else None
     steps, values = _finite(grad)
@@ -252,9 +339,16 @@ def vanishing_gradients(grad: Series | None, layers: dict[str, Series] | None = 
     fifth = max(len(values) // 5, 2)
     early, late = float(np.median(logs[:fifth])), float(np.median(logs[-fifth:]))
     if early - late >= decay_orders:
-        return Signal("decay", int(steps[-fifth]), {
-            "early_median": _r(10**early), "late_median": _r(10**late), "orders": _r(early - late, 3),
-        }, marks=(int(steps[0]), int(steps[-1])))
+        return Signal(
+            "decay",
+            int(steps[-fifth]),
+            {
+                "early_median": _r(10**early),
+                "late_median": _r(10**late),
+                "orders": _r(early - late, 3),
+            },
+            marks=(int(steps[0]), int(steps[-1])),
+        )
     return None
 
 
@@ -266,8 +360,15 @@ def _smooth(series: Series, window: int) -> tuple[np.ndarray, np.ndarray]:
     return steps, _rolling_median(values, window)
 
 
-def plateau(train: Series | None, *, min_points: int = 20, min_fraction: float = 0.5,
-            min_rel_improvement: float = 0.01, still_high: float = 0.5, window: int = 5) -> Result:
+def plateau(
+    train: Series | None,
+    *,
+    min_points: int = 20,
+    min_fraction: float = 0.5,
+    min_rel_improvement: float = 0.01,
+    still_high: float = 0.5,
+    window: int = 5,
+) -> Result:
     """Training loss that stopped improving while still high: over a stretch covering at least
     `min_fraction` of the logged steps, the smoothed loss improved by less than
     `min_rel_improvement` of its initial level, and it stayed above `still_high` x that level
@@ -294,19 +395,35 @@ def plateau(train: Series | None, *, min_points: int = 20, min_fraction: float =
     covered = (steps[b] - steps[a]) / span if span else 0.0
     if covered < min_fraction or best[b] < still_high * initial:
         return None
-    return Signal("plateau", int(steps[a]), {
-        "from_step": int(steps[a]), "to_step": int(steps[b]), "fraction": _r(covered, 3),
-        "initial": _r(initial), "loss": _r(float(best[b])), "improvement": _r(float(best[a] - best[b])),
-    }, marks=(int(steps[a]), int(steps[b])))
+    return Signal(
+        "plateau",
+        int(steps[a]),
+        {
+            "from_step": int(steps[a]),
+            "to_step": int(steps[b]),
+            "fraction": _r(covered, 3),
+            "initial": _r(initial),
+            "loss": _r(float(best[b])),
+            "improvement": _r(float(best[a] - best[b])),
+        },
+        marks=(int(steps[a]), int(steps[b])),
+    )
 
 
-def stopped_improving(evals: Series | None, train: Series | None, *, min_points: int = 6,
-                      tail_fraction: float = 0.25, min_tail_share: float = 0.2, window: int = 3) -> Result:
+def stopped_improving(
+    evals: Series | None,
+    train: Series | None,
+    *,
+    min_points: int = 6,
+    tail_fraction: float = 0.25,
+    min_tail_share: float = 0.2,
+    window: int = 3,
+) -> Result:
     """Training stopped while the loss was still falling: over the last `tail_fraction` of the
     logged steps the (smoothed) loss fell by at least `min_tail_share` of its total fall (0.2 of
     the fall in the last quarter: still falling at 80% of its average rate), and it was still
-    falling at the very end. Judged on the eval loss when it has `min_points`, else on
-    the training loss."""
+    falling at the very end, at (within 1% of) its lowest value. Judged on the eval loss when
+    it has `min_points`, else on the training loss."""
     series = evals if evals is not None and len(_finite(evals)[1]) >= min_points else train
     if series is None:
         return TooShort("no loss logged")
@@ -320,21 +437,37 @@ def stopped_improving(evals: Series | None, train: Series | None, *, min_points:
     i_tail = int(np.searchsorted(steps, cut))
     i_tail = min(i_tail, len(steps) - 2)
     tail_drop = float(smooth[i_tail] - smooth[-1])
-    still_falling = smooth[-1] < smooth[-2] or smooth[-1] <= smooth.min()
+    # still falling, and at its best: a loss recovering from a divergence is no "still improving"
+    still_falling = smooth[-1] < smooth[-2] and smooth[-1] <= smooth.min() * 1.01
     share = tail_drop / total
     if share < min_tail_share or not still_falling:
         return None
-    return Signal("still-improving", int(steps[-1]), {
-        "series": series.name, "last_step": int(steps[-1]), "tail_from_step": int(steps[i_tail]),
-        "tail_share": _r(share, 3), "loss_at_tail_start": _r(float(smooth[i_tail])), "loss_last": _r(float(smooth[-1])),
-    }, marks=(int(steps[i_tail]), int(steps[-1])))
+    return Signal(
+        "still-improving",
+        int(steps[-1]),
+        {
+            "series": series.name,
+            "last_step": int(steps[-1]),
+            "tail_from_step": int(steps[i_tail]),
+            "tail_share": _r(share, 3),
+            "loss_at_tail_start": _r(float(smooth[i_tail])),
+            "loss_last": _r(float(smooth[-1])),
+        },
+        marks=(int(steps[i_tail]), int(steps[-1])),
+    )
 
 
 # ---------------------------------------------------------------- schedule, checkpoints, evaluation
 
 
-def lr_schedule(lr: Series | None, *, warmup_configured: bool | None, decay_configured: bool | None,
-                min_points: int = 5, flat_tolerance: float = 0.05) -> Result:
+def lr_schedule(
+    lr: Series | None,
+    *,
+    warmup_configured: bool | None,
+    decay_configured: bool | None,
+    min_points: int = 5,
+    flat_tolerance: float = 0.05,
+) -> Result:
     """The logged learning rate contradicts the configured schedule: warmup configured but the
     first logged LR is already at its peak, or a decaying schedule configured but the LR never
     falls more than `flat_tolerance` below its peak."""
@@ -355,14 +488,29 @@ def lr_schedule(lr: Series | None, *, warmup_configured: bool | None, decay_conf
         missing.append("decay")
     if not missing:
         return None
-    return Signal("schedule", int(steps[0]), {
-        "missing": missing, "first_lr": _r(float(values[0])), "peak_lr": _r(peak), "last_lr": _r(float(values[-1])),
-        "first_step": int(steps[0]), "last_step": int(steps[-1]),
-    }, marks=(int(steps[0]), int(steps[-1])))
+    return Signal(
+        "schedule",
+        int(steps[0]),
+        {
+            "missing": missing,
+            "first_lr": _r(float(values[0])),
+            "peak_lr": _r(peak),
+            "last_lr": _r(float(values[-1])),
+            "first_step": int(steps[0]),
+            "last_step": int(steps[-1]),
+        },
+        marks=(int(steps[0]), int(steps[-1])),
+    )
 
 
-def best_not_shipped(evals: Series | None, best_step: int | None, last_step: int | None, *,
-                     min_gap: float = 0.01, greater_is_better: bool = False) -> Result:
+def best_not_shipped(
+    evals: Series | None,
+    best_step: int | None,
+    last_step: int | None,
+    *,
+    min_gap: float = 0.01,
+    greater_is_better: bool = False,
+) -> Result:
     """The last checkpoint is not the best one by the run's own eval metric: the metric at the
     last checkpoint's step is worse than at `best_step` by more than `min_gap` (relative)."""
     if evals is None:
@@ -379,9 +527,18 @@ def best_not_shipped(evals: Series | None, best_step: int | None, last_step: int
     rel = worse / abs(best) if best else math.inf
     if rel <= min_gap:
         return None
-    return Signal("not-best", last_step, {
-        "best_step": best_step, "best": _r(best), "last_step": last_step, "last": _r(last), "worse_by": _r(rel, 3),
-    }, marks=(best_step, last_step))
+    return Signal(
+        "not-best",
+        last_step,
+        {
+            "best_step": best_step,
+            "best": _r(best),
+            "last_step": last_step,
+            "last": _r(last),
+            "worse_by": _r(rel, 3),
+        },
+        marks=(best_step, last_step),
+    )
 
 
 EVAL_PREFIXES = ("eval", "val", "valid", "validation", "test")
@@ -396,16 +553,23 @@ def has_eval(names: Sequence[str]) -> bool:
     return False
 
 
-def no_evaluation(train: Series | None, names: Sequence[str], *, min_steps: int = 100,
-                  min_points: int = 10) -> Result:
+def no_evaluation(
+    train: Series | None, names: Sequence[str], *, min_steps: int = 100, min_points: int = 10
+) -> Result:
     """Training ran at least `min_steps` steps (`min_points` logged) and no eval metric was ever logged."""
     if train is None:
         return TooShort("no training loss logged")
     steps, _ = _arrays(train)
     if len(steps) < min_points or steps[-1] < min_steps:
-        return TooShort(f"{len(steps)} training-loss points up to step {int(steps[-1]) if len(steps) else 0}; "
-                        f"{min_points} points and step {min_steps} needed")
+        return TooShort(
+            f"{len(steps)} training-loss points up to step {int(steps[-1]) if len(steps) else 0}; "
+            f"{min_points} points and step {min_steps} needed"
+        )
     if has_eval(names):
         return None
-    return Signal("no-eval", int(steps[-1]), {"last_step": int(steps[-1]), "train_points": int(len(steps))},
-                  marks=(int(steps[-1]),))
+    return Signal(
+        "no-eval",
+        int(steps[-1]),
+        {"last_step": int(steps[-1]), "train_points": int(len(steps))},
+        marks=(int(steps[-1]),),
+    )

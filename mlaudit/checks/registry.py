@@ -55,6 +55,9 @@ RULE_MODULES: dict[str, tuple[str, ...]] = {
     "mlaudit.checks.tests_ci": ("MLX001", "MLX002", "MLX003", "MLX004"),
     "mlaudit.checks.versioning": ("MLV001", "MLV002", "MLV003"),
     "mlaudit.checks.code_smells": ("MLQ001", "MLQ002", "MLQ003", "MLQ004"),
+    "mlaudit.checks.run_history": (
+        "MLH001", "MLH002", "MLH003", "MLH004", "MLH005", "MLH006", "MLH007", "MLH008", "MLH009",
+    ),
 }  # fmt: skip
 
 

@@ -41,6 +41,7 @@ INPUT_KIND_MODULES: dict[str, str] = {
     "git-location": "mlaudit.inputs.git",
     "git-history": "mlaudit.inputs.git",
     "versioned": "mlaudit.inputs.git",
+    "run_history": "mlaudit.inputs.history.load",
 }
 
 

@@ -25,6 +25,7 @@ CHECKPOINT_SUFFIXES = frozenset({
 })  # fmt: skip
 CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 DOC_SUFFIXES = frozenset({".md", ".rst", ".txt", ".markdown", ""})
+RUN_LOG_FILES = frozenset({"trainer_state.json"})
 RUN_OUTPUT_DIRS = frozenset({"wandb", "mlruns", "lightning_logs", "runs", "outputs", "multirun"})
 DEPENDENCY_FILES = frozenset({
     "requirements.txt", "requirements-dev.txt", "pyproject.toml", "setup.py", "setup.cfg",
@@ -73,7 +74,9 @@ def classify(rel: str) -> str:
         lower.startswith(("requirements", "constraints")) or (len(parts) > 1 and parts[-2] == "requirements")
     ):
         return "deps"
-    if ".tfevents." in name or any(part in RUN_OUTPUT_DIRS for part in parts[:-1]):
+    # trainer_state.json is a run's log (issue 17), not a config: its logging_steps/max_steps keys
+    # made it pass for a Hugging Face TrainingArguments file
+    if ".tfevents." in name or name in RUN_LOG_FILES or any(part in RUN_OUTPUT_DIRS for part in parts[:-1]):
         return "runlog"
     if suffix in CHECKPOINT_SUFFIXES or lower.endswith(".safetensors.index.json"):
         return "checkpoint"

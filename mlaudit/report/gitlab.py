@@ -21,7 +21,7 @@ SEVERITY = {Severity.INFO: "info", Severity.WARNING: "minor", Severity.ERROR: "m
 CATEGORY = {
     "MLS": "Security", "MLC": "Performance", "MLG": "Bug Risk", "MLT": "Bug Risk",
     "MLR": "Bug Risk", "MLK": "Style", "MLX": "Bug Risk", "MLV": "Complexity",
-    "MLQ": "Style", "MLA": "Bug Risk",
+    "MLQ": "Style", "MLH": "Bug Risk", "MLA": "Bug Risk",
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import groupby
 from typing import IO, TYPE_CHECKING, Any
 
@@ -28,6 +29,8 @@ def format_value(value: Any) -> str:
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3e}"
         return f"{value:.4g}"
+    if isinstance(value, Mapping):  # structured report data (a curve): too long for a terminal line
+        return "{" + ", ".join(str(k) for k in list(value)[:6]) + (", ..." if len(value) > 6 else "") + "}"
     if isinstance(value, (list, tuple)):
         shown = ", ".join(format_value(v) for v in value[:6])
         return f"[{shown}{', ...' if len(value) > 6 else ''}]"
@@ -134,4 +137,7 @@ def render(
                                   f" ({escape(str(a.details.get('why', '')))})[/dim]")
         for note in report.notes:
             console.print(f"[dim]note: {escape(note)}[/dim]")
+        if verbose:
+            for line in report.skipped:
+                console.print(f"[dim]skipped: {escape(line)}[/dim]")
     console.print(summary_line(report))

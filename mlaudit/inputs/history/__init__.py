@@ -98,6 +98,12 @@ def build_series(points: Mapping[str, Iterable[tuple[int, float]]]) -> dict[str,
     """Series from (step, value) points per name: sorted by step, the last value per step kept."""
     out: dict[str, Series] = {}
     for name, pts in points.items():
+        pts = list(pts)
+        # the usual case: steps already ascending, one value each
+        if pts and all(a[0] < b[0] for a, b in zip(pts, pts[1:], strict=False)):
+            steps, values = zip(*pts, strict=True)
+            out[name] = Series(name, tuple(steps), tuple(values))
+            continue
         by_step: dict[int, float] = {}
         for step, value in pts:
             by_step[step] = value
@@ -111,12 +117,31 @@ def build_series(points: Mapping[str, Iterable[tuple[int, float]]]) -> dict[str,
 # Matched against the lower-cased name with "/" and "-" read as "_"; the first pattern that
 # matches any series wins, so the order is a preference (a per-step loss over an epoch mean).
 _ROLE_PATTERNS: dict[str, tuple[str, ...]] = {
-    "train_loss": (r"loss", r"train_loss_step", r"train_loss", r"training_loss", r"train_train_loss",
-                   r"loss_step", r"train_loss_epoch"),
-    "eval_loss": (r"eval_loss", r"val_loss", r"valid_loss", r"validation_loss", r"val_loss_epoch",
-                  r"test_loss", r"eval_eval_loss"),
-    "grad_norm": (r"grad_norm", r"train_grad_norm", r"grad_2\.0_norm_total", r"gradient_norm",
-                  r"grad_norm_total"),
+    "train_loss": (
+        r"loss",
+        r"train_loss_step",
+        r"train_loss",
+        r"training_loss",
+        r"train_train_loss",
+        r"loss_step",
+        r"train_loss_epoch",
+    ),
+    "eval_loss": (
+        r"eval_loss",
+        r"val_loss",
+        r"valid_loss",
+        r"validation_loss",
+        r"val_loss_epoch",
+        r"test_loss",
+        r"eval_eval_loss",
+    ),
+    "grad_norm": (
+        r"grad_norm",
+        r"train_grad_norm",
+        r"grad_2\.0_norm_total",
+        r"gradient_norm",
+        r"grad_norm_total",
+    ),
     "lr": (r"learning_rate", r"train_learning_rate", r"lr", r"lr_[a-z0-9_]+", r"lr_adam.*"),
 }
 _LAYER_GRAD = re.compile(r"^grad_[\d.]+_norm[/_](?!total$)(.+)$")
@@ -159,8 +184,11 @@ def check_size(path: Path, rel: str) -> int:
     except OSError as err:
         raise InputError(rel, f"cannot read: {err.strerror}") from None
     if size > MAX_BYTES:
-        raise InputError(rel, f"run history of {size / 2**20:.0f} MiB is over the {MAX_BYTES // 2**20} MiB "
-                              "read limit; not checked")
+        raise InputError(
+            rel,
+            f"run history of {size / 2**20:.0f} MiB is over the {MAX_BYTES // 2**20} MiB "
+            "read limit; not checked",
+        )
     return size
 
 
@@ -170,4 +198,6 @@ def count_points(series: Mapping[str, Series], rel: str) -> None:
 
     total = sum(len(s) for s in series.values())
     if total > MAX_POINTS:
-        raise InputError(rel, f"run history holds {total} logged values, over the {MAX_POINTS} limit; not checked")
+        raise InputError(
+            rel, f"run history holds {total} logged values, over the {MAX_POINTS} limit; not checked"
+        )

@@ -16,9 +16,20 @@ from mlaudit.inputs.history import RunHistory, assign_roles, build_series, check
 
 FILE_NAME = "trainer_state.json"
 # Keys of a log_history entry that are bookkeeping, not curves.
-_NOT_SERIES = frozenset({"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second",
-                         "train_steps_per_second", "eval_runtime", "eval_samples_per_second",
-                         "eval_steps_per_second", "num_input_tokens_seen"})
+_NOT_SERIES = frozenset(
+    {
+        "step",
+        "epoch",
+        "total_flos",
+        "train_runtime",
+        "train_samples_per_second",
+        "train_steps_per_second",
+        "eval_runtime",
+        "eval_samples_per_second",
+        "eval_steps_per_second",
+        "num_input_tokens_seen",
+    }
+)
 
 
 def read_trainer_state(path: Path, rel: str) -> RunHistory:
@@ -29,7 +40,9 @@ def read_trainer_state(path: Path, rel: str) -> RunHistory:
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(rel, f"cannot read trainer state: {err}") from None
     except json.JSONDecodeError as err:
-        raise InputError(rel, f"trainer state is not valid JSON (truncated?): {err.msg} at line {err.lineno}") from None
+        raise InputError(
+            rel, f"trainer state is not valid JSON (truncated?): {err.msg} at line {err.lineno}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("log_history"), list):
         raise InputError(rel, "trainer state has no log_history list")
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -50,7 +63,12 @@ def read_trainer_state(path: Path, rel: str) -> RunHistory:
     roles, layers = assign_roles(series)
     run_dir = path.parent.parent if path.parent.name.startswith("checkpoint-") else path.parent
     return RunHistory(
-        source="huggingface", path=path, rel=rel, run_dir=run_dir, series=series, roles=roles,
+        source="huggingface",
+        path=path,
+        rel=rel,
+        run_dir=run_dir,
+        series=series,
+        roles=roles,
         layer_grad_norms=layers,
         best_checkpoint=_str(data.get("best_model_checkpoint")),
         best_metric=to_float(data.get("best_metric")),

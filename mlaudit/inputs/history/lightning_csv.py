@@ -40,8 +40,9 @@ def read_metrics_csv(path: Path, rel: str) -> RunHistory | None:
             if not row:
                 continue
             if len(row) != len(header):
-                raise InputError(rel, f"line {reader.line_num}: {len(row)} cells, header has {len(header)} "
-                                      "(file cut off?)")
+                raise InputError(
+                    rel, f"line {reader.line_num}: {len(row)} cells, header has {len(header)} (file cut off?)"
+                )
             step = to_float(row[step_col])
             if step is None or step != step:
                 continue
@@ -58,8 +59,14 @@ def read_metrics_csv(path: Path, rel: str) -> RunHistory | None:
     count_points(series, rel)
     roles, layers = assign_roles(series)
     return RunHistory(
-        source="lightning", path=path, rel=rel, run_dir=path.parent, series=series, roles=roles,
-        layer_grad_norms=layers, params=read_hparams(path.parent / HPARAMS, rel),
+        source="lightning",
+        path=path,
+        rel=rel,
+        run_dir=path.parent,
+        series=series,
+        roles=roles,
+        layer_grad_norms=layers,
+        params=read_hparams(path.parent / HPARAMS, rel),
         checkpoint_steps=_checkpoint_steps(path.parent / "checkpoints"),
     )
 

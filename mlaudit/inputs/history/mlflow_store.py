@@ -44,7 +44,9 @@ def read_mlflow_run(meta_path: Path, rel: str) -> RunHistory:
         try:
             total += f.stat().st_size
             if total > MAX_BYTES:
-                raise InputError(frel, f"run metrics over the {MAX_BYTES // 2**20} MiB read limit; not checked")
+                raise InputError(
+                    frel, f"run metrics over the {MAX_BYTES // 2**20} MiB read limit; not checked"
+                )
             text = f.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as err:
             raise InputError(frel, f"cannot read MLflow metric file: {err}") from None
@@ -55,15 +57,22 @@ def read_mlflow_run(meta_path: Path, rel: str) -> RunHistory:
             value = to_float(cells[1]) if len(cells) == 3 else None
             step = to_float(cells[2]) if len(cells) == 3 else None
             if value is None or step is None or step != step or step != int(step):
-                raise InputError(frel, f"line {lineno}: expected 'timestamp value step', got {line[:60]!r} "
-                                       "(file cut off?)")
+                raise InputError(
+                    frel, f"line {lineno}: expected 'timestamp value step', got {line[:60]!r} (file cut off?)"
+                )
             points[name].append((int(step), value))
     series = build_series(points)
     count_points(series, rel)
     roles, layers = assign_roles(series)
     return RunHistory(
-        source="mlflow", path=meta_path, rel=rel, run_dir=run_dir, series=series, roles=roles,
-        layer_grad_norms=layers, params=_params(run_dir / "params"),
+        source="mlflow",
+        path=meta_path,
+        rel=rel,
+        run_dir=run_dir,
+        series=series,
+        roles=roles,
+        layer_grad_norms=layers,
+        params=_params(run_dir / "params"),
     )
 
 
@@ -75,7 +84,9 @@ def _params(folder: Path) -> dict[str, Any]:
     for f in sorted(folder.rglob("*")):
         try:
             if f.is_file() and f.stat().st_size <= MAX_PARAM_BYTES:
-                out[f.relative_to(folder).as_posix()] = f.read_text(encoding="utf-8", errors="replace").strip()
+                out[f.relative_to(folder).as_posix()] = f.read_text(
+                    encoding="utf-8", errors="replace"
+                ).strip()
         except OSError:
             continue
     return out

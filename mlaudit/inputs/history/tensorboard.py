@@ -40,8 +40,11 @@ def read_event_folder(folder: Path, rel: str) -> RunHistory:
     try:
         from tensorboard.compat.proto import event_pb2
     except ImportError:
-        raise InputError(rel, "TensorBoard event file not checked: the `tensorboard` package is not "
-                              "installed (pip install 'mlaudit[history]')") from None
+        raise InputError(
+            rel,
+            "TensorBoard event file not checked: the `tensorboard` package is not "
+            "installed (pip install 'mlaudit[history]')",
+        ) from None
     from google.protobuf.message import DecodeError
 
     points: dict[str, list[tuple[int, float]]] = defaultdict(list)
@@ -53,7 +56,9 @@ def read_event_folder(folder: Path, rel: str) -> RunHistory:
             size = path.stat().st_size
             total += size
             if total > MAX_BYTES:
-                raise InputError(frel, f"event files over the {MAX_BYTES // 2**20} MiB read limit; not checked")
+                raise InputError(
+                    frel, f"event files over the {MAX_BYTES // 2**20} MiB read limit; not checked"
+                )
             data = path.read_bytes()
         except OSError as err:
             raise InputError(frel, f"cannot read event file: {err.strerror}") from None
@@ -65,25 +70,39 @@ def read_event_folder(folder: Path, rel: str) -> RunHistory:
             length, _crc = _HEADER.unpack_from(data, pos)
             start = pos + _HEADER.size
             if length > end - start - 4:
-                raise InputError(frel, f"event file cut off inside record {n} (byte {pos}: "
-                                       f"{length} bytes announced, {max(end - start - 4, 0)} left)")
+                raise InputError(
+                    frel,
+                    f"event file cut off inside record {n} (byte {pos}: "
+                    f"{length} bytes announced, {max(end - start - 4, 0)} left)",
+                )
             try:
-                event.ParseFromString(data[start:start + length])
+                event.ParseFromString(data[start : start + length])
             except DecodeError:
                 raise InputError(frel, f"record {n} (byte {pos}) is not a TensorBoard event") from None
             pos = start + length + 4
             n += 1
             if not event.HasField("summary"):
                 continue
+            step = event.step
             for value in event.summary.value:
-                v = _scalar(value)
-                if v is not None:
-                    points[value.tag].append((int(event.step), v))
+                # simple_value is what torch / Lightning / HF write: the fast path (10k steps x
+                # several tags is a Python loop)
+                if value.WhichOneof("value") == "simple_value":
+                    points[value.tag].append((step, value.simple_value))
+                elif (v := _scalar(value)) is not None:
+                    points[value.tag].append((step, v))
     series = build_series(points)
     count_points(series, rel)
     roles, layers = assign_roles(series)
-    return RunHistory(source="tensorboard", path=folder / Path(rel).name, rel=rel, run_dir=folder,
-                      series=series, roles=roles, layer_grad_norms=layers)
+    return RunHistory(
+        source="tensorboard",
+        path=folder / Path(rel).name,
+        rel=rel,
+        run_dir=folder,
+        series=series,
+        roles=roles,
+        layer_grad_norms=layers,
+    )
 
 
 def _scalar(value) -> float | None:
