@@ -221,6 +221,13 @@ def divergence(
 # ---------------------------------------------------------------- gradients
 
 
+def _log_trend(values: np.ndarray) -> tuple[float, float, int]:
+    """log10 medians of the first and the last fifth of a positive series, and the fifth's size."""
+    logs = np.log10(np.maximum(values, 1e-30))
+    fifth = max(len(values) // 5, 2)
+    return float(np.median(logs[:fifth])), float(np.median(logs[-fifth:])), fifth
+
+
 def exploding_gradients(
     grad: Series | None,
     clip: float | None,
@@ -264,8 +271,7 @@ def exploding_gradients(
             },
             marks=tuple(int(s) for s in steps[spikes[:20]]),
         )
-    fifth = max(len(values) // 5, 2)
-    early, late = float(np.median(logs[:fifth])), float(np.median(logs[-fifth:]))
+    early, late, fifth = _log_trend(values)
     if late - early >= trend_orders:
         return Signal(
             "rising",
@@ -335,9 +341,7 @@ def vanishing_gradients(
     steps, values = _finite(grad)
     if len(values) < min_points:
         return TooShort(f"{len(values)} finite gradient-norm points, {min_points} needed")
-    logs = np.log10(np.maximum(values, 1e-30))
-    fifth = max(len(values) // 5, 2)
-    early, late = float(np.median(logs[:fifth])), float(np.median(logs[-fifth:]))
+    early, late, fifth = _log_trend(values)
     if early - late >= decay_orders:
         return Signal(
             "decay",

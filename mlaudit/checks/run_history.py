@@ -41,7 +41,7 @@ def curve(series: Series, marks: tuple[int, ...] = ()) -> dict[str, Any]:
 
 
 def _emit(
-    run: PairedRun, ctx: RuleContext, result: sig.Result, series: Series | None, message: str, hint: str
+    run: PairedRun, ctx: RuleContext, result: sig.Result, series: Series | None, message: str
 ) -> Iterator[Finding]:
     h = run.history
     if isinstance(result, sig.TooShort):
@@ -62,7 +62,7 @@ def _emit(
         message,
         Location(h.rel, pointer=series.name if series else None),
         evidence=evidence,
-        fix_hint=hint,
+        fix_hint=ctx.meta.instead or None,
         key=result.kind,
     )
 
@@ -86,14 +86,7 @@ def overfitting(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
         )
     else:
         msg = ""
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        evals,
-        msg,
-        "stop early at the eval minimum (or keep that checkpoint); add data or regularization",
-    )
+    yield from _emit(run, ctx, res, evals, msg)
 
 
 @rule("MLH002", needs="run_history")
@@ -119,14 +112,7 @@ def loss_divergence(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
                 f"{train.name} {what} at step {res.step}: {e['loss']:g}, {e['jump']:g}x the level "
                 f"{e['level_before']:g} before it, {tail}; last value {e['last']:g}"
             )
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        train,
-        msg,
-        "lower or warm up the learning rate, clip gradients, check the data at that step",
-    )
+    yield from _emit(run, ctx, res, train, msg)
 
 
 @rule("MLH003", needs="run_history")
@@ -156,14 +142,7 @@ def exploding_gradients(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
                 f"{e.get('share_clipped', 0):.0%} of logged steps"
             ),
         }[res.kind]
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        grad,
-        msg,
-        "clip gradients (max_grad_norm / gradient_clip_val) and lower the learning rate",
-    )
+    yield from _emit(run, ctx, res, grad, msg)
 
 
 @rule("MLH004", needs="run_history")
@@ -188,14 +167,7 @@ def vanishing_gradients(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
                 f"{grad.name} fell {e['orders']:g} orders of magnitude over the run "
                 f"({e['early_median']:g} -> {e['late_median']:g})"
             )
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        series,
-        msg,
-        "use ReLU-family activations, residual connections or normalization; check the initialization",
-    )
+    yield from _emit(run, ctx, res, series, msg)
 
 
 @rule("MLH005", needs="run_history")
@@ -212,14 +184,7 @@ def training_plateau(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
             f"to {e['to_step']} ({e['fraction']:.0%} of the run) and stayed at {e['loss']:g} "
             f"(initial {e['initial']:g})"
         )
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        train,
-        msg,
-        "check the learning rate, initialization, activations and labels; overfit one batch first",
-    )
+    yield from _emit(run, ctx, res, train, msg)
 
 
 @rule("MLH006", needs="run_history")
@@ -238,7 +203,7 @@ def stopped_while_improving(run: PairedRun, ctx: RuleContext) -> Iterator[Findin
             f"{e['tail_share']:.0%} of its total fall came after step {e['tail_from_step']} "
             f"({e['loss_at_tail_start']:g} -> {e['loss_last']:g})"
         )
-    yield from _emit(run, ctx, res, series, msg, "train longer (or until early stopping triggers)")
+    yield from _emit(run, ctx, res, series, msg)
 
 
 @rule("MLH007", needs="run_history")
@@ -270,14 +235,7 @@ def lr_schedule_mismatch(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
             f"{s.source} configures {' and '.join(e['missing'])}, but the logged {lr.name} shows "
             + "; ".join(parts)
         )
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        lr,
-        msg,
-        "wire the configured scheduler into the trainer, or make the config say what ran",
-    )
+    yield from _emit(run, ctx, res, lr, msg)
 
 
 @rule("MLH008", needs="run_history")
@@ -309,14 +267,7 @@ def best_checkpoint_not_shipped(run: PairedRun, ctx: RuleContext) -> Iterator[Fi
             f"worse than the run's best (checkpoint-{e['best_step']}, {e['best']:g}) and "
             "load_best_model_at_end is off"
         )
-    yield from _emit(
-        run,
-        ctx,
-        res,
-        evals,
-        msg,
-        f"set load_best_model_at_end: true (with metric_for_best_model), or ship checkpoint-{best_step}",
-    )
+    yield from _emit(run, ctx, res, evals, msg)
 
 
 def _checkpoint_step(path: str) -> int | None:
@@ -335,4 +286,4 @@ def evaluation_never_run(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
             f"{res.evidence['train_points']} training-loss points up to step {res.step} and no evaluation "
             f"metric logged ({', '.join(sorted(h.series))[:120]})"
         )
-    yield from _emit(run, ctx, res, train, msg, "evaluate on a held-out split during training")
+    yield from _emit(run, ctx, res, train, msg)

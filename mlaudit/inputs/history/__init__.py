@@ -175,6 +175,31 @@ def assign_roles(names: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
     return roles, layers
 
 
+def make_history(
+    source: str,
+    path: Path,
+    rel: str,
+    run_dir: Path,
+    points: Mapping[str, Iterable[tuple[int, float]]],
+    **extra: Any,
+) -> RunHistory:
+    """The RunHistory of a reader's (step, value) points per name: series built, bounded by
+    MAX_POINTS, roles assigned. `extra`: the source-specific RunHistory fields."""
+    series = build_series(points)
+    count_points(series, rel)
+    roles, layers = assign_roles(series)
+    return RunHistory(
+        source=source,
+        path=path,
+        rel=rel,
+        run_dir=run_dir,
+        series=series,
+        roles=roles,
+        layer_grad_norms=layers,
+        **extra,
+    )
+
+
 def check_size(path: Path, rel: str) -> int:
     """File size, or InputError when it is over MAX_BYTES (never read, never judged)."""
     from mlaudit.inputs import InputError

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs.history import RunHistory, assign_roles, build_series, check_size, count_points, to_float
+from mlaudit.inputs.history import RunHistory, check_size, make_history, to_float
 
 FILE_NAME = "trainer_state.json"
 # Keys of a log_history entry that are bookkeeping, not curves.
@@ -58,18 +58,13 @@ def read_trainer_state(path: Path, rel: str) -> RunHistory:
             v = to_float(value)
             if key not in _NOT_SERIES and v is not None:
                 points[key].append((step, v))
-    series = build_series(points)
-    count_points(series, rel)
-    roles, layers = assign_roles(series)
     run_dir = path.parent.parent if path.parent.name.startswith("checkpoint-") else path.parent
-    return RunHistory(
-        source="huggingface",
+    return make_history(
+        "huggingface",
         path=path,
         rel=rel,
         run_dir=run_dir,
-        series=series,
-        roles=roles,
-        layer_grad_norms=layers,
+        points=points,
         best_checkpoint=_str(data.get("best_model_checkpoint")),
         best_metric=to_float(data.get("best_metric")),
         checkpoint_steps=_checkpoint_steps(run_dir),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs.history import RunHistory, assign_roles, build_series, check_size, count_points, to_float
+from mlaudit.inputs.history import RunHistory, check_size, make_history, to_float
 
 FILE_NAME = "metrics.csv"
 HPARAMS = "hparams.yaml"
@@ -55,17 +55,12 @@ def read_metrics_csv(path: Path, rel: str) -> RunHistory | None:
                 points[name].append((int(step), v))
     except csv.Error as err:
         raise InputError(rel, f"line {reader.line_num}: malformed CSV: {err}") from None
-    series = build_series(points)
-    count_points(series, rel)
-    roles, layers = assign_roles(series)
-    return RunHistory(
-        source="lightning",
+    return make_history(
+        "lightning",
         path=path,
         rel=rel,
         run_dir=path.parent,
-        series=series,
-        roles=roles,
-        layer_grad_norms=layers,
+        points=points,
         params=read_hparams(path.parent / HPARAMS, rel),
         checkpoint_steps=_checkpoint_steps(path.parent / "checkpoints"),
     )

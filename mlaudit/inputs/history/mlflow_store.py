@@ -12,14 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs.history import (
-    MAX_BYTES,
-    RunHistory,
-    assign_roles,
-    build_series,
-    count_points,
-    to_float,
-)
+from mlaudit.inputs.history import MAX_BYTES, RunHistory, make_history, to_float
 
 META = "meta.yaml"
 MAX_PARAM_BYTES = 64 * 1024
@@ -61,17 +54,12 @@ def read_mlflow_run(meta_path: Path, rel: str) -> RunHistory:
                     frel, f"line {lineno}: expected 'timestamp value step', got {line[:60]!r} (file cut off?)"
                 )
             points[name].append((int(step), value))
-    series = build_series(points)
-    count_points(series, rel)
-    roles, layers = assign_roles(series)
-    return RunHistory(
-        source="mlflow",
+    return make_history(
+        "mlflow",
         path=meta_path,
         rel=rel,
         run_dir=run_dir,
-        series=series,
-        roles=roles,
-        layer_grad_norms=layers,
+        points=points,
         params=_params(run_dir / "params"),
     )
 

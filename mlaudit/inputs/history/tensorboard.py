@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs.history import MAX_BYTES, RunHistory, assign_roles, build_series, count_points
+from mlaudit.inputs.history import MAX_BYTES, RunHistory, make_history
 
 MARKER = ".tfevents."
 _HEADER = struct.Struct("<QI")
@@ -91,17 +91,12 @@ def read_event_folder(folder: Path, rel: str) -> RunHistory:
                     points[value.tag].append((step, value.simple_value))
                 elif (v := _scalar(value)) is not None:
                     points[value.tag].append((step, v))
-    series = build_series(points)
-    count_points(series, rel)
-    roles, layers = assign_roles(series)
-    return RunHistory(
-        source="tensorboard",
+    return make_history(
+        "tensorboard",
         path=folder / Path(rel).name,
         rel=rel,
         run_dir=folder,
-        series=series,
-        roles=roles,
-        layer_grad_norms=layers,
+        points=points,
     )
 
 
