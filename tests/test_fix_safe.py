@@ -219,3 +219,30 @@ def test_lightning_checkpoint_gets_its_optimizer_states_stripped(run_cli, tmp_pa
     fixed = load_file(str(tmp_path / "last-fixed" / "last.safetensors"))
     assert sorted(fixed) == ["model.bias", "model.weight"]
     assert torch.equal(fixed["model.weight"], net.weight.detach())
+
+
+def test_fix_leaves_global_state_as_it_found_it(run_cli, tmp_path):
+    import logging
+
+    import torch
+
+    root, threads = logging.getLogger(), torch.get_num_threads()
+    root_level, onnx_level = root.level, logging.getLogger("torch.onnx").level
+    shutil.copyfile(TRAINED / "mlp.pt", tmp_path / "mlp.pt")
+    code, _, err = run_cli("fix", tmp_path / "mlp.pt", "--apply", "strip-optimizer,safetensors",
+                           "--threads", str(threads + 1), "--out", tmp_path / "o")
+    assert code == 0, err
+    assert torch.get_num_threads() == threads
+    assert (root.level, logging.getLogger("torch.onnx").level) == (root_level, onnx_level)
+
+
+def test_logger_level_is_restored_after_the_block():
+    import logging
+
+    from mlaudit.fixers.base import logger_level
+
+    root = logging.getLogger()
+    before = root.level
+    with logger_level(None, logging.CRITICAL):
+        assert root.level == logging.CRITICAL
+    assert root.level == before

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from mlaudit.checks.checkpoint_size import mb
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 from mlaudit.inputs.memory_estimate import GIB, TrainingMemory, memory_summary
 from mlaudit.model import Finding, Location
+from mlaudit.units import format_bytes
 
 
 @rule("MLC006", needs="checkpoint_memory")
@@ -31,10 +31,11 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
     budget_txt = f"{cfg.device_memory_gb:g} GiB device x {ctx.params.usable_fraction} usable"
     trains = cfg.optimizer is not None or layout.optimizer is not None
     if layout.role != "inference" and trains and train.total > usable:
-        parts = ", ".join(f"{k} {mb(v)}" for k, v in train.breakdown().items())
+        parts = ", ".join(f"{k} {format_bytes(v)}" for k, v in train.breakdown().items())
         act_note = "" if train.activations is not None else "; activations not included (needs --run-model)"
         yield ctx.finding(
-            f"estimated training memory {mb(train.total)} exceeds {budget_txt} = {mb(usable)} "
+            f"estimated training memory {format_bytes(train.total)} exceeds {budget_txt} = "
+            f"{format_bytes(usable)} "
             f"({parts}; {train.accounting}{act_note})",
             where, key="training",
             evidence={"training_bytes": int(train.total), "usable_bytes": int(usable),
@@ -45,8 +46,9 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
         )
     if inference > usable:
         yield ctx.finding(
-            f"estimated inference weight memory {mb(inference)} ({inf_key}) exceeds "
-            f"{budget_txt} = {mb(usable)} (int8 would need {mb(summary['inference']['int8'])})",
+            f"estimated inference weight memory {format_bytes(inference)} ({inf_key}) exceeds "
+            f"{budget_txt} = {format_bytes(usable)} "
+            f"(int8 would need {format_bytes(summary['inference']['int8'])})",
             where, key="inference",
             evidence={"inference_bytes": inference, "usable_bytes": int(usable),
                       **{f"{k}_bytes": v for k, v in summary["inference"].items()}},

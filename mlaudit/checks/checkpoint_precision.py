@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mlaudit.checks.checkpoint_size import mb
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.checkpoint.stats import FP16_MAX, CheckpointStats
 from mlaudit.model import Finding, Location
+from mlaudit.units import format_bytes
 
 
 def _model_names(stats: CheckpointStats) -> set[str]:
@@ -22,7 +22,7 @@ def float64_tensor(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding
     for st in stats.tensors.values():
         if st.dtype == "float64" and st.numel >= min_el and st.alias_of is None:
             yield ctx.finding(
-                f"float64 tensor of {st.numel:,} elements ({mb(st.numel * 8)}): "
+                f"float64 tensor of {st.numel:,} elements ({format_bytes(st.numel * 8)}): "
                 f"half the bytes in fp32, a quarter in bf16; GPUs run fp64 far slower",
                 Location(stats.info.rel, pointer=st.name),
                 evidence={"elements": st.numel, "bytes": st.numel * 8,
@@ -44,9 +44,9 @@ def lossless_bf16(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]
     if share < ctx.params.min_share:
         return
     yield ctx.finding(
-        f"{len(exact)} of {len(fp32)} fp32 model tensors ({mb(exact_bytes)}, {share:.0%} of fp32 "
+        f"{len(exact)} of {len(fp32)} fp32 model tensors ({format_bytes(exact_bytes)}, {share:.0%} of fp32 "
         "bytes) hold only bf16-representable values: storing them as bf16 is lossless and "
-        f"saves {mb(exact_bytes / 2)}",
+        f"saves {format_bytes(exact_bytes / 2)}",
         Location(stats.info.rel),
         evidence={"tensors": len(exact), "fp32_tensors": len(fp32), "lossless_bytes": exact_bytes,
                   "share": round(share, 4), "examples": [st.name for st in exact[:5]]},
@@ -61,7 +61,7 @@ def int64_fits_int32(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findi
         if st.dtype == "int64" and st.fits_int32 and st.numel >= min_el and st.alias_of is None:
             yield ctx.finding(
                 f"int64 tensor of {st.numel:,} elements whose values lie in [{st.min:.0f}, {st.max:.0f}] "
-                f"and fit int32: {mb(st.numel * 4)} wasted",
+                f"and fit int32: {format_bytes(st.numel * 4)} wasted",
                 Location(stats.info.rel, pointer=st.name),
                 evidence={"elements": st.numel, "min": st.min, "max": st.max, "wasted_bytes": st.numel * 4},
             )

@@ -10,14 +10,7 @@ from mlaudit.context import RuleContext
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 from mlaudit.inputs.checkpoint.stats import CheckpointStats
 from mlaudit.model import Finding, Location
-
-
-def mb(n: float) -> str:
-    """Bytes in the largest decimal unit that keeps the number >= 1 (B, KB, MB, GB)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f} B"
+from mlaudit.units import format_bytes
 
 
 @rule("MLC001", needs="checkpoint_layout")
@@ -55,9 +48,10 @@ def saved_slice(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]
         extra = t.storage_nbytes - used
         if t.nbytes and t.storage_nbytes >= ratio_min * used and extra >= min_extra:
             yield ctx.finding(
-                f"tensor is a view of a {mb(t.storage_nbytes)} storage but uses only {mb(used)} "
+                f"tensor is a view of a {format_bytes(t.storage_nbytes)} storage but uses only "
+                f"{format_bytes(used)} "
                 f"({t.storage_nbytes / max(used, 1):.1f}x): the whole storage is saved "
-                f"(a slice or view saved without .clone()), {mb(extra)} wasted",
+                f"(a slice or view saved without .clone()), {format_bytes(extra)} wasted",
                 Location(layout.info.rel, pointer=t.name),
                 evidence={"storage_bytes": t.storage_nbytes, "tensor_bytes": t.nbytes,
                           "used_bytes": used, "wasted_bytes": extra},
@@ -74,8 +68,8 @@ def duplicate_bytes(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
         if nbytes < min_bytes:
             continue
         yield ctx.finding(
-            f"the same {mb(nbytes)} of tensor data is stored {len(group)} times in separate "
-            f"storages ({', '.join(group[1:])}): {mb(nbytes * (len(group) - 1))} duplicated",
+            f"the same {format_bytes(nbytes)} of tensor data is stored {len(group)} times in separate "
+            f"storages ({', '.join(group[1:])}): {format_bytes(nbytes * (len(group) - 1))} duplicated",
             Location(stats.info.rel, pointer=group[0]),
             evidence={"copies": len(group), "tensor_bytes": nbytes, "tensors": list(group),
                       "duplicated_bytes": nbytes * (len(group) - 1), "shape": list(first.shape)},
@@ -100,7 +94,7 @@ def optimizer_in_inference_artifact(layout: CheckpointLayout, ctx: RuleContext) 
                                          ("scheduler", bool(layout.scheduler_keys))) if on)
     yield ctx.finding(
         f"inference artifact ({layout.role_source}) carries {what} state: "
-        f"{mb(training)} of {mb(total)} tensor bytes ({share:.0%}) are training-only",
+        f"{format_bytes(training)} of {format_bytes(total)} tensor bytes ({share:.0%}) are training-only",
         Location(layout.info.rel),
         evidence={"training_state_bytes": training, "tensor_bytes": total, "share": round(share, 4),
                   "role_source": layout.role_source, **{f"{k}_bytes": v for k, v in sections.items()}},

@@ -10,19 +10,10 @@ from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.git import GitHistory, GitTree, VersionedFiles
 from mlaudit.model import Finding, Location
+from mlaudit.units import format_bytes
 
 # The Git LFS specification caps pointer files below 1024 bytes.
 LFS_POINTER_MAX = 1024
-
-
-def human(n: int) -> str:
-    """Bytes as a short human-readable size (binary units)."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover
 
 
 def _matches(rel: str, patterns: list[str]) -> bool:
@@ -40,14 +31,15 @@ def artifact_without_lfs(tree: GitTree, ctx: RuleContext) -> Iterator[Finding]:
             continue  # an empty placeholder file adds nothing to the history
         if not t.lfs:
             yield ctx.finding(
-                f"model artifact tracked by git without LFS: its {human(t.size)} blob goes into every "
+                f"model artifact tracked by git without LFS: its {format_bytes(t.size)} blob goes into every "
                 "clone's history (no filter=lfs attribute in .gitattributes)",
                 Location(t.rel),
                 evidence={"blob_bytes": t.size, "lfs_attribute": False},
             )
         elif t.size >= LFS_POINTER_MAX:
             yield ctx.finding(
-                f"marked filter=lfs in .gitattributes, but the committed blob is {human(t.size)}, not an "
+                f"marked filter=lfs in .gitattributes, but the committed blob is "
+                f"{format_bytes(t.size)}, not an "
                 f"LFS pointer (< {LFS_POINTER_MAX} B): it was committed before LFS was set up "
                 "or without git-lfs",
                 Location(t.rel),
@@ -65,7 +57,8 @@ def large_file_in_history(history: GitHistory, ctx: RuleContext) -> Iterator[Fin
             per_path.setdefault(b.rel, []).append(b.size)
     for rel, sizes in sorted(per_path.items()):
         yield ctx.finding(
-            f"{len(sizes)} version(s) in git history exceed {human(limit)} (largest {human(max(sizes))}); "
+            f"{len(sizes)} version(s) in git history exceed {format_bytes(limit)} "
+            f"(largest {format_bytes(max(sizes))}); "
             "every clone downloads them even if the file was deleted since",
             Location(rel),
             evidence={"versions": len(sizes), "largest_bytes": max(sizes), "threshold_bytes": limit},
@@ -97,7 +90,7 @@ def run_outputs_committed(files: VersionedFiles, ctx: RuleContext) -> Iterator[F
     how = "tracked by git" if files.source == "git" else "in the project and not git-ignored"
     for root, sizes in sorted(groups.items()):
         yield ctx.finding(
-            f"run outputs {how}: {len(sizes)} file(s), {human(sum(sizes))} under {root}/",
+            f"run outputs {how}: {len(sizes)} file(s), {format_bytes(sum(sizes))} under {root}/",
             Location(root),
             evidence={"files": len(sizes), "bytes": sum(sizes), "source": files.source},
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,17 @@ def strip_prefixes(names: list[str], prefixes: tuple[str, ...] = ("module.", "_o
     if len(set(out.values())) != len(out):
         raise FixError("stripping prefixes would make two tensor names collide")
     return out
+
+
+@contextlib.contextmanager
+def logger_level(name: str | None, level: int) -> Iterator[None]:
+    """Set a logger's level (None: the root logger) for the block, then restore it: the
+    quantization and export libraries log chatter the report already states, and mlaudit
+    must not change a caller's logging for good."""
+    log = logging.getLogger(name)
+    before = log.level
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.setLevel(before)

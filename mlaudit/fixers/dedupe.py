@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from mlaudit.fixers import fixer
 from mlaudit.fixers.base import FixState, StepResult
 from mlaudit.fixers.verify import bit_equal
+from mlaudit.units import format_bytes
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
         "dedupe",
         "safe",
         "applied",
-        f"{len(aliases)} duplicate tensors stored once ({merged_bytes / 1e6:.3f} MB), "
+        f"{len(aliases)} duplicate tensors stored once ({format_bytes(merged_bytes)}), "
         f"{compacted_bytes / 1e6:.3f} MB of oversized slices compacted",
         evidence={"aliases": len(aliases), "merged_bytes": merged_bytes, "compacted_bytes": compacted_bytes},
     )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.fixers import FixError, fixer
-from mlaudit.fixers.base import FixState, StepResult
+from mlaudit.fixers.base import FixState, StepResult, logger_level
 from mlaudit.fixers.metrics import fidelity, ort_runner
 
 FAMILIES = {"MatMul": "matmul", "Gemm": "matmul", "Gather": "gather", "Conv": "conv",
@@ -176,8 +176,11 @@ def _quantize(
     )
 
     sink = io.StringIO()
-    logging.getLogger().setLevel(logging.ERROR)
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+    with (
+        logger_level(None, logging.ERROR),  # onnxruntime.quantization logs through the root logger
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(sink),
+    ):
         if recipe == "dynamic":
             quantize_dynamic(
                 str(src),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.fixers import FixError, fixer
-from mlaudit.fixers.base import FixState, StepResult
+from mlaudit.fixers.base import FixState, StepResult, logger_level
 from mlaudit.fixers.metrics import onnx_files, ort_runner, torch_runner
 from mlaudit.fixers.verify import check_onnx, parity
 
@@ -86,17 +87,15 @@ def _export(
 ) -> int:
     """Export; returns how many attention modules were exported batch-first (see
     export_attention.py; only when `rewrite_attention`)."""
-    import logging
-
     import torch
 
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # registration chatter on stderr
     args = tuple(torch.from_numpy(a) for a in example)
     from mlaudit.fixers.export_attention import batch_first_attention
 
     sink = io.StringIO()
     rewrite = batch_first_attention(model) if rewrite_attention else contextlib.nullcontext(0)
     with (
+        logger_level("torch.onnx", logging.ERROR),  # registration chatter on stderr
         warnings.catch_warnings(),
         contextlib.redirect_stdout(sink),
         contextlib.redirect_stderr(sink),

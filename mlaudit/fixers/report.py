@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.fsutil import atomic_write_text
+from mlaudit.units import format_bytes
 
 COLUMNS = (
     "size",
@@ -30,7 +31,7 @@ def _fmt(v: Any, kind: str = "") -> str:
     if v is None:
         return "-"
     if kind == "bytes":
-        return f"{v / 1e6:.3f} MB" if v >= 1e5 else f"{v / 1e3:.1f} kB"
+        return format_bytes(v)
     if kind == "pct":
         return f"{v:.2%}"
     if kind == "cos":

@@ -140,7 +140,9 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
     if kind != "onnx":
         import torch
 
-        torch.set_num_threads(threads)  # PyTorch and ONNX Runtime timed with the same thread count
+        # PyTorch and ONNX Runtime timed with the same thread count; run_fix restores it
+        ctx.setdefault("torch_threads_before", torch.get_num_threads())
+        torch.set_num_threads(threads)
     state.extras["threads"] = threads
     state.extras["large_batch"] = opts.large_batch
     state.extras["measure_seconds"] = opts.measure_seconds
@@ -515,6 +517,10 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
         outcome.report, outcome.out_dir, outcome.kept = report, out, True
         return outcome
     finally:
+        if "torch_threads_before" in ctx:
+            import torch
+
+            torch.set_num_threads(ctx["torch_threads_before"])
         if not moved:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -116,9 +116,18 @@ def _gradient_run(model: Any, cfg: Any, probe: ModelProbe) -> None:
     """One forward+backward on a seeded synthetic batch with a random-projection loss."""
     import torch
 
+    # seeded, without touching the caller's global RNG state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        _seeded_gradient_run(model, cfg, probe)
+
+
+def _seeded_gradient_run(model: Any, cfg: Any, probe: ModelProbe) -> None:
+    """The run itself (the caller owns the RNG state)."""
+    import torch
+
     from mlaudit.inputs.model_builder import example_inputs
 
-    torch.manual_seed(0)
     model.train()
     relu_out: dict[str, tuple[int, bool]] = {}
     hooks = []

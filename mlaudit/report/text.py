@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlaudit.model import Finding, Report, Severity
+from mlaudit.units import format_bytes
 
 if TYPE_CHECKING:  # rich.table is imported only when there is a table to print
     from rich.table import Table
@@ -102,7 +103,7 @@ def _artifact_table(report: Report) -> Table | None:
             str(d.get("format", "?")),
             format_value(d["tensors"]) if "tensors" in d else "-",
             format_value(params) if params is not None else "-",
-            f"{size / 1e6:.2f} MB" if isinstance(size, int) else "-",
+            format_bytes(size) if isinstance(size, int) else "-",
         )
     return table
 
