@@ -1,7 +1,9 @@
 """Small text helpers shared by the repo-level checks: headings, front matter, word counts.
 
-Pure functions on strings (no I/O); the leading underscore keeps the module out of rule
-discovery.
+Pure functions on strings (no I/O). Markdown block structure (headings, code blocks) comes
+from markdown-it-py (`mlaudit.inputs.markdown`); the heuristics here add what Markdown does
+not call a heading but READMEs use as one: reStructuredText underlines, bold-only lines and
+HTML `<hN>` tags.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_ATX = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+from mlaudit.inputs.markdown import outline, split_lines
+
 _UNDERLINE = re.compile(r"^\s*([=\-~^*+#`'\".:_])\1{2,}\s*$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)([^*_]{2,80})(?:\*\*|__)\s*:?\s*$")
 _HTML_HEADING = re.compile(r"<h[1-6][^>]*>(.*?)</h[1-6]>", re.I)
-_FENCE = re.compile(r"^\s*(```|~~~)")
 _WORD = re.compile(r"[A-Za-z\u00c0-\u024f][A-Za-z0-9\u00c0-\u024f'_-]*")
 _LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _URL = re.compile(r"https?://\S+")
@@ -60,20 +62,18 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
 def headings(text: str, line_offset: int = 0) -> list[Heading]:
     """Section headings in Markdown (ATX, setext, bold-only lines, <hN>) or reStructuredText."""
     out: list[Heading] = []
-    lines = text.splitlines()
-    in_fence = False
+    lines = split_lines(text)
+    structure = outline(text)
+    markdown = {h.line: h for h in structure.headings}
+    heading_lines = {n for h in structure.headings for n in range(h.line, h.end)}
     for i, line in enumerate(lines):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
-            continue
         lineno = i + 1 + line_offset
-        m = _ATX.match(line)
-        if m:
-            out.append(Heading(normalize(m.group(2)), lineno))
+        if i in markdown:
+            out.append(Heading(normalize(markdown[i].text), lineno))
             continue
-        # setext / reST: a text line followed by an underline of one repeated character
+        if i in structure.code_lines or i in heading_lines:
+            continue
+        # reST: a text line followed by an underline of one repeated character
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
         if line.strip() and not _UNDERLINE.match(line) and _UNDERLINE.match(nxt):
             out.append(Heading(normalize(line), lineno))
@@ -90,14 +90,8 @@ def headings(text: str, line_offset: int = 0) -> list[Heading]:
 def prose_words(text: str) -> int:
     """Words of prose: code blocks, HTML comments, tags, URLs and link targets left out."""
     text = _COMMENT.sub(" ", text)
-    kept: list[str] = []
-    in_fence = False
-    for line in text.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            continue
-        if not in_fence:
-            kept.append(line)
+    code = outline(text).code_lines
+    kept = [line for i, line in enumerate(split_lines(text)) if i not in code]
     body = _URL.sub(" ", _TAG.sub(" ", _LINK.sub(r"\1", "\n".join(kept))))
     return len(_WORD.findall(body))
 

@@ -8,10 +8,11 @@ import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from mlaudit.checks._text import headings, matches_any, prose_words, split_front_matter
+from mlaudit.checks._text import headings, matches_any, normalize, prose_words, split_front_matter
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs import InputError
+from mlaudit.inputs.markdown import outline, split_lines
 from mlaudit.inputs.repo import ProjectSnapshot, RepoFile
 from mlaudit.model import Finding, Location
 
@@ -231,7 +232,6 @@ def missing_model_card(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[F
             )
 
 
-_ATX_LEVEL = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 # What an untouched template leaves in a section (the Hugging Face card template writes
 # "[More Information Needed]" under every heading): not content.
 _PLACEHOLDER = re.compile(r"\[?more information needed\]?|\btbd\b|\btodo\b|\bcoming soon\b|\{\{.*?\}\}"
@@ -243,37 +243,30 @@ def _empty_headings(body: str) -> set[str]:
     """Normalized texts of ATX headings whose section (down to the next heading of the same or
     a higher level, subsections included) holds only template placeholders, comments and
     labels without values."""
-    from mlaudit.checks._text import _FENCE, normalize
-
-    lines = re.sub(r"<!--.*?-->", "", body, flags=re.S).splitlines()
-    heads, fenced, in_fence = [], set(), False
-    for i, line in enumerate(lines):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-            fenced.add(i)
-        elif in_fence:
-            fenced.add(i)  # `# comment` in a code block is content, not a heading
-        elif m := _ATX_LEVEL.match(line):
-            heads.append((i, len(m.group(1)), m.group(2)))
+    text = re.sub(r"<!--.*?-->", "", body, flags=re.S)
+    lines = split_lines(text)
+    structure = outline(text)  # `# comment` in a code block is content, not a heading
+    heads = [(h.line, h.level, h.text) for h in structure.headings if h.end == h.line + 1]  # ATX
+    heading_lines = {n for h in structure.headings for n in range(h.line, h.end)}
     empty: set[str] = set()
-    for n, (i, level, text) in enumerate(heads):
+    for n, (i, level, text_) in enumerate(heads):
         end = next((j for j, lv, _ in heads[n + 1:] if lv <= level), len(lines))
         content = False
         for k in range(i + 1, end):
             line = lines[k]
-            if k in fenced:
-                if not _FENCE.match(line) and line.strip():
+            if k in structure.code_lines:
+                if k not in structure.fence_lines and line.strip():
                     content = True
                     break
                 continue
-            if _ATX_LEVEL.match(line):
+            if k in heading_lines:
                 continue
             rest = _LABEL.sub("", _PLACEHOLDER.sub("", line.strip()), count=1)
             if re.search(r"\w", rest):
                 content = True
                 break
         if not content:
-            empty.add(normalize(text))
+            empty.add(normalize(text_))
     return empty
 
 
