@@ -61,6 +61,6 @@ def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
         "safe",
         "applied",
         f"{len(aliases)} duplicate tensors stored once ({format_bytes(merged_bytes)}), "
-        f"{compacted_bytes / 1e6:.3f} MB of oversized slices compacted",
+        f"{format_bytes(compacted_bytes)} of oversized slices compacted",
         evidence={"aliases": len(aliases), "merged_bytes": merged_bytes, "compacted_bytes": compacted_bytes},
     )

@@ -30,6 +30,7 @@ from typing import Any
 from mlaudit.fixers import FixError, fixer
 from mlaudit.fixers.base import FixState, StepResult, logger_level
 from mlaudit.fixers.metrics import fidelity, ort_runner
+from mlaudit.units import format_bytes
 
 FAMILIES = {"MatMul": "matmul", "Gemm": "matmul", "Gather": "gather", "Conv": "conv",
             "LSTM": "recurrent", "GRU": "recurrent"}  # fmt: skip
@@ -436,7 +437,7 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     }
     fam_text = ", ".join(
         f"{k} {v['nodes_quantized']}/{v['nodes']} "
-        f"({v['bytes_quantized'] / 1e6:.2f}/{v['bytes'] / 1e6:.2f} MB)"
+        f"({format_bytes(v['bytes_quantized'])} of {format_bytes(v['bytes'])})"
         for k, v in fams.items()
     )
     detail = (

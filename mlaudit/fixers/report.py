@@ -88,7 +88,8 @@ def markdown(report: dict[str, Any]) -> str:
             why = f" — {f['not_quantized_because']}" if f.get("not_quantized_because") else ""
             lines.append(
                 f"  - {family}: {f['nodes_quantized']}/{f['nodes']} nodes, "
-                f"{f['bytes_quantized'] / 1e6:.2f}/{f['bytes'] / 1e6:.2f} MB of weights quantized{why}"
+                f"{format_bytes(f['bytes_quantized'])} of {format_bytes(f['bytes'])} of weights "
+                f"quantized{why}"
             )
         for kept in s.get("evidence", {}).get("kept_fp32", []):
             lines.append(

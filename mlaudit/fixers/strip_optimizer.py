@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mlaudit.fixers import fixer
 from mlaudit.fixers.base import OPTIMIZER_KEYS, FixState, StepResult, state_dict_of
+from mlaudit.units import format_bytes
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,6 @@ def strip_optimizer(state: FixState, config: StripOptimizerConfig) -> StepResult
         "safe",
         "applied",
         f"kept {len(state.tensors)} model tensors under {key or 'the top level'!r}, dropped "
-        f"{dropped} other tensors ({(before_bytes - after_bytes) / 1e6:.2f} MB)",
+        f"{dropped} other tensors ({format_bytes(before_bytes - after_bytes)})",
         evidence={"tensors_dropped": dropped, "bytes_dropped": before_bytes - after_bytes},
     )
