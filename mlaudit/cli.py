@@ -133,7 +133,7 @@ def scan(
             from mlaudit.inputs.training_config import read_training_config
 
             try:
-                read_training_config(config, str(config), strict=True, require=True)
+                read_training_config(config, str(config), require=True)
             except InputError as err:
                 raise CliError(str(err)) from None
         if run_model:

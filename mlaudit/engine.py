@@ -18,6 +18,7 @@ from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.repo import RepoFile, classify, is_excluded, project_root, relative_prefix, walk
 from mlaudit.inputs.session import ScanOptions, ScanSession
+from mlaudit.inputs.training_config import referenced_configs
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
 from mlaudit.params import RuleParams
 from mlaudit.progress import progress
@@ -54,7 +55,16 @@ def _targets_for(path: Path, options: ScanOptions) -> tuple[Path, list[RepoFile]
     if not path.exists():
         raise ScanAbort(f"{path}: no such file or directory")
     if path.is_file():
-        return path.parent, [RepoFile(path, path.name, classify(path.name), path.stat().st_size)], True
+        kind = classify(path.name)
+        # A launcher or training config named on its own brings the DeepSpeed JSON it hands to
+        # the engine: values are judged in the file where they take effect, reported there.
+        refs = referenced_configs(path) if kind == "config" else []
+        if not refs:
+            return path.parent, [RepoFile(path, path.name, kind, path.stat().st_size)], True
+        named = path.resolve()
+        root = Path(os.path.commonpath([named.parent, *(r.parent for r in refs)]))
+        return root, [RepoFile(p, p.relative_to(root).as_posix(), classify(p.name), p.stat().st_size)
+                      for p in [named, *refs]], True
     return path, walk(path, options.exclude, options.respect_gitignore), False
 
 

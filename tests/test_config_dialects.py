@@ -191,3 +191,24 @@ def test_empty_clip_key_in_a_project_schema_means_off(run_cli, tmp_path):
                         "--exit-zero")
     findings = json.loads(out)["findings"]
     assert [(f["location"]["line"], f["location"]["pointer"]) for f in findings] == [(7, "optim.max_norm")]
+
+
+def test_named_launcher_brings_its_deepspeed_file(run_cli, tmp_path):
+    """accelerate (infrastructure, no training rules) is followed to the DeepSpeed JSON it names;
+    that file's values are judged and reported there."""
+    (tmp_path / "launch").mkdir()
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "zero3.json").write_text(
+        '{\n  "train_micro_batch_size_per_gpu": "auto",\n  "fp16": {"enabled": true},\n'
+        '  "gradient_clipping": 0\n}\n')
+    launcher = tmp_path / "launch" / "accelerate.yaml"
+    launcher.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: DEEPSPEED\n"
+                        "deepspeed_config:\n  deepspeed_config_file: ../ds/zero3.json\nnum_processes: 8\n")
+    code, out, _ = run_cli("scan", str(launcher), "--isolated", "--select", "MLT", "--format", "json")
+    report = json.loads(out)
+    found = [(f["code"], Path(f["location"]["path"]).name, f["location"]["line"]) for f in report["findings"]]
+    assert found == [("MLT002", "zero3.json", 4)]
+    dialects = {Path(a["path"]).name: a["details"]["dialect"]
+                for a in report["artifacts"] if a["kind"] == "config"}
+    assert dialects == {"accelerate.yaml": "accelerate", "zero3.json": "deepspeed"}
+    assert code != 2  # the launcher and its DeepSpeed file were both read

@@ -25,7 +25,8 @@ _PLACEHOLDER = re.compile(
     r"|/?path/to(/.*)?|.*/path/to/.*"             # /path/to/checkpoint
     r"|path_to_\S+"                               # path_to_last_stage1.ckpt
     r"|(YOUR|your)[_-]\S+"                        # YOUR_BUCKET
-    r"|([A-Z0-9]+[_-])*(PATH|DIR|CKPT|CHECKPOINT|FILE|ROOT)([_-][A-Z0-9]+)*"  # DATA_PATH, CKPT_PATH
+    r"|([A-Z0-9]+[_-])+(PATH|DIR|CKPT|CHECKPOINT|FILE|ROOT)([_-][A-Z0-9]+)*"  # DATA_PATH, CKPT_PATH
+    r"|(PATH|DIR|CKPT|CHECKPOINT|FILE|ROOT)[_-][A-Z0-9]+([_-][A-Z0-9]+)*"  # PATH_TO_DATA
     r")$"
 )
 
@@ -174,7 +175,8 @@ def _unquoted_none(cfg: TrainingConfig, path: str) -> bool:
 
 @rule("MLT018", needs="training_config")
 def yaml_none_string(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    if cfg.path.suffix.lower() == ".json":
+    # YACS/fvcore run literal_eval on string values, so `None` there does become None.
+    if cfg.path.suffix.lower() == ".json" or cfg.dialect == "yacs":
         return
     for path, value in walk_values(dict(cfg.raw)):
         if value == "None" and _unquoted_none(cfg, path):
@@ -222,9 +224,10 @@ def hub_revision_unpinned(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Fin
                 "code) change whenever the branch moves",
                 key_loc(cfg, path), evidence={"revision": value}, key=path)
     pinned = any(isinstance(v, str) and _PINNED.match(v.strip()) for v in revisions.values())
+    on_branch = any(isinstance(v, str) and v.strip().lower() in BRANCHES for v in revisions.values())
     hub = _hub_ids(raw)
-    if pinned or not hub:
-        return
+    if pinned or on_branch or not hub:
+        return  # a branch revision is the one fact already reported above
     for path, value in walk_values(raw):
         if path.rsplit(".", 1)[-1] == "trust_remote_code" and value is True:
             yield ctx.finding(
@@ -251,6 +254,8 @@ def random_seed_per_run(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Findi
 # ----------------------------------------------------------------------------- MLR006
 _ARCHIVE = re.compile(r"^https?://\S+\.(zip|tar|tar\.gz|tgz|tar\.bz2|tar\.xz|7z|pt|pth|bin|ckpt|safetensors|"
                       r"onnx|h5|npz|pkl|gguf)(\?\S*)?$", re.I)
+# `resnet50-0676ba61.pth`: torch.hub's check_hash (and OpenMMLab's loaders) verify this prefix
+_HASHED_NAME = re.compile(r"[-_][0-9a-f]{8,64}\.[A-Za-z0-9.]+(\?\S*)?$")
 CHECKSUM_WORDS = ("sha256", "sha1", "md5", "checksum", "hash", "digest", "sha")
 
 
@@ -261,7 +266,7 @@ def unverified_download(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Findi
         if has_checksum:
             continue
         for key, value in mapping.items():
-            if isinstance(value, str) and _ARCHIVE.match(value.strip()):
+            if isinstance(value, str) and _ARCHIVE.match(value.strip()) and not _HASHED_NAME.search(value):
                 path = f"{prefix}.{key}" if prefix else str(key)
                 yield ctx.finding(
                     f"`{path}` downloads {value.strip()} with no checksum beside it: a changed or "

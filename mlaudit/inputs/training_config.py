@@ -217,14 +217,6 @@ def build_training_config(
     )
 
 
-class NotTrainingConfig(Exception):
-    """A file named directly that is no training config: not an error (exit 0), one line why."""
-
-    def __init__(self, rel: str, why: str) -> None:
-        super().__init__(f"{rel}: not a training config ({why})")
-        self.rel, self.why = rel, why
-
-
 def read_config_verdict(path: Path, rel: str) -> tuple[Any, Verdict]:
     """Parse a YAML/JSON file and decide what it is. A file that does not parse but is
     recognizably something else (Kubernetes stream, Helm template, CloudFormation, mkdocs,
@@ -245,13 +237,11 @@ def read_config_verdict(path: Path, rel: str) -> tuple[Any, Verdict]:
     return doc, config_verdict(path, doc)
 
 
-def read_training_config(path: Path, rel: str, *, strict: bool = False, require: bool = False,
+def read_training_config(path: Path, rel: str, *, require: bool = False,
                          dialect: str | None = None) -> TrainingConfig | None:
-    """Parse a YAML/JSON file; None when it is no config we judge.
-
-    `strict` (the file was named directly): a file that is no training config raises
-    NotTrainingConfig (reported, exit 0). `require` (named with `--config`): matching no
-    dialect is an InputError."""
+    """Parse a YAML/JSON file; None when it is no config we judge (what it is instead:
+    `read_config_verdict`). `require` (named with `--config`): matching no dialect is an
+    InputError; otherwise a file that is no training config is never an error (issue 12)."""
     from mlaudit.inputs.yaml_lines import read_config_file
 
     if dialect is None:
@@ -263,10 +253,33 @@ def read_training_config(path: Path, rel: str, *, strict: bool = False, require:
         if require:
             raise InputError(rel, f"line 1: not a training config ({verdict.why}); force a dialect "
                              "with `# mlaudit: dialect=NAME` (docs/dialects.md)")
-        if strict:
-            raise NotTrainingConfig(rel, verdict.why)
         return None
     return build_training_config(path, rel, doc, verdict=verdict)
+
+
+def referenced_configs(path: Path) -> list[Path]:
+    """Configs a launcher or training config hands to DeepSpeed and that exist on disk:
+    accelerate's `deepspeed_config.deepspeed_config_file`, a `deepspeed:` JSON path (HF
+    TrainingArguments, LLaMA-Factory). Relative paths are tried from the file's folder, then
+    from each enclosing folder (launchers usually run from the repository root). Never raises."""
+    try:
+        doc, verdict = read_config_verdict(path, path.name)
+    except (InputError, OSError):
+        return []
+    data = doc.data if doc is not None else None
+    if not isinstance(data, Mapping) or verdict.dialect is None:
+        return []
+    refs = [dialects.get_path(data, "deepspeed_config.deepspeed_config_file"), data.get("deepspeed")]
+    found = []
+    for ref in refs:
+        if not isinstance(ref, str) or not ref.endswith(".json"):
+            continue
+        for base in [path.parent, *path.parent.parents][:6]:
+            candidate = (base / ref).resolve()
+            if candidate.is_file():
+                found.append(candidate)
+                break
+    return found
 
 
 def config_for_checkpoint(session: Any, file: Any) -> TrainingConfig | None:
@@ -282,7 +295,7 @@ def load_explicit_config(session: Any, _file: Any) -> TrainingConfig | None:
     explicit = session.options.training_config
     if explicit is None:
         return None
-    return read_training_config(Path(explicit), Path(explicit).name, strict=True, require=True)
+    return read_training_config(Path(explicit), Path(explicit).name, require=True)
 
 
 @input_kind("paired_training_config", scope="file", file_kinds=("checkpoint",))
@@ -339,12 +352,14 @@ def load_training_config(session, file) -> TrainingConfig | None:
 
     if not session.single_file and file.size > MAX_BYTES:
         return None
-    try:
-        cfg = read_training_config(file.path, file.rel, strict=session.single_file)
-    except NotTrainingConfig as err:
-        session.add_artifact(ArtifactSummary(file.rel, "config", {"dialect": "not-training", "why": err.why}))
-        session.notes.append(f"{file.rel}: not a training config ({err.why})")
+    doc, verdict = read_config_verdict(file.path, file.rel)
+    if verdict.kind == OTHER or doc is None or not isinstance(doc.data, Mapping):
+        if session.single_file:  # named directly: say what it is (exit 0); a directory scan is silent
+            session.add_artifact(ArtifactSummary(file.rel, "config", {"dialect": "not-training",
+                                                                       "why": verdict.why}))
+            session.notes.append(f"{file.rel}: not a training config ({verdict.why})")
         return None
+    cfg = build_training_config(file.path, file.rel, doc, verdict=verdict)
     if cfg is not None:
         session.add_artifact(ArtifactSummary(file.rel, "config", {
             "dialect": cfg.dialect, "kind": cfg.kind, "why": cfg.why, "regime": cfg.regime}))
