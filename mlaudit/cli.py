@@ -299,10 +299,16 @@ def fix(
                           eval_data=eval_data, force=force, keep_failed=keep_failed, run_model=run_model,
                           measure_seconds=measure_seconds, threads=threads)
 
-        def show(step: Any) -> None:
-            console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
+        from mlaudit.progress import progress
 
-        outcome = run_fix(opts, on_step=None if dry_run else show)
+        # On a terminal, after ~1 s: the step that finished last; a fixer's own
+        # `progress(...)` (export, int8 layer i of N, timing) shows as a sub-line of this one.
+        with progress(f"fix {checkpoint.name}") as bar:
+            def show(step: Any) -> None:
+                console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
+                bar.step(f"{step.name} {step.status}")
+
+            outcome = run_fix(opts, on_step=None if dry_run else show)
     except FixError as err:
         raise CliError(str(err)) from None
     plan = outcome.plan

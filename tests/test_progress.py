@@ -94,3 +94,34 @@ def test_a_scan_shows_files_done_on_a_terminal_and_keeps_stdout_clean(monkeypatc
     assert code == 0
     n = json.loads(out)["summary"]["files_scanned"]  # stdout stays machine-readable
     assert f"/{n} files)" in buf.getvalue() and "scan " in buf.getvalue()
+
+
+def test_fix_steps_show_on_a_terminal_and_fixers_can_add_sub_steps(monkeypatch, run_cli, tmp_path):
+    pytest.importorskip("torch")
+    import shutil
+
+    from tests.fixhelp import FAST, TRAINED
+
+    if not (TRAINED / "mlp.pt").exists():
+        pytest.skip("fixtures not generated")
+    src = tmp_path / "mlp.pt"
+    shutil.copyfile(TRAINED / "mlp.pt", src)
+    console, buf = _console()
+    monkeypatch.setattr(prog, "enabled", lambda stream=None: True)
+    monkeypatch.setattr(prog, "_stderr_console", lambda: console)
+    monkeypatch.setattr(prog, "DELAY_S", 0.0)
+    from mlaudit.fixers import runner
+
+    real = runner.run_fix
+
+    def with_sub_steps(*args, **kwargs):  # what a fixer does for its sub-steps
+        with prog.progress("int8", total=3, unit="layers") as layers:
+            layers.advance(label="layer 1 of 3")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "run_fix", with_sub_steps)
+    code, out, err = run_cli("fix", src, *FAST)
+    assert code == 0, err
+    assert "safetensors" in out  # the step lines still reach stdout
+    drawn = buf.getvalue()
+    assert "fix mlp.pt" in drawn and "layer 1 of 3" in drawn
