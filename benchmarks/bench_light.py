@@ -32,6 +32,24 @@ CORPUS = ROOT / "fixtures" / "build" / "corpus"
 MB = 1024 * 1024
 REPEATS = int(os.environ.get("BENCH_REPEATS", "7"))
 HEAVY = ("torch", "onnx", "onnxruntime")
+# Children may cache bytecode, as any installed package does (pip compiles on install); this
+# build machine sets PYTHONDONTWRITEBYTECODE, which made every run recompile all of mlaudit.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+# The statistics as mlaudit computed them before issue 13 (torch), for the same file: the
+# "before" column, measured side by side. Prints wall seconds and this process's VmHWM.
+_TORCH_PATH = r"""
+import sys, time
+t = time.perf_counter()
+from pathlib import Path
+from mlaudit.inputs.checkpoint import read_checkpoint
+from mlaudit.inputs.checkpoint.layout import build_layout
+from mlaudit.inputs.checkpoint.torch_stats import compute_stats
+p = Path(sys.argv[1])
+stats = compute_stats(build_layout(read_checkpoint(p, p.name), None))
+hwm = next(int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith("VmHWM:"))
+print(len(stats.tensors), time.perf_counter() - t, hwm)
+"""
 
 _WRITE_SMALL = r"""
 import sys, torch
@@ -75,12 +93,14 @@ finally:
 """.replace("HEAVY", repr(HEAVY))
 
 
-def _child_rss(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Like _timed, with the child's own peak RSS (VmHWM via wait4)."""
+def _child_rss(cmd: list[str], keep_output: bool = False) -> tuple[float, int, subprocess.CompletedProcess]:
+    """(wall seconds, peak RSS bytes, process) of one child. Output is discarded unless asked
+    for: read into this process it would grow this process, and a forked child's ru_maxrss
+    starts from its parent's size (cat of 1 GiB into a pipe made every later child "1 GB")."""
+    sink = subprocess.PIPE if keep_output else subprocess.DEVNULL
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
+    proc = subprocess.Popen(cmd, stdout=sink, stderr=sink, cwd=ROOT, env=ENV)
+    out, err = proc.communicate() if keep_output else (b"", b"")
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     code = os.waitstatus_to_exitcode(status)
@@ -90,6 +110,8 @@ def _child_rss(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess]
 def _side_by_side(cmds: dict[str, list[str]], repeats: int = REPEATS) -> dict[str, list[float]]:
     """Run the commands interleaved `repeats` times; wall seconds per command."""
     times: dict[str, list[float]] = {k: [] for k in cmds}
+    for cmd in cmds.values():  # warm-up: bytecode caches, page cache
+        _child_rss(cmd)
     for _ in range(repeats):
         for key, cmd in cmds.items():
             wall, _, _ = _child_rss(cmd)
@@ -107,7 +129,7 @@ def _scan_cmd(*args: str) -> list[str]:
 
 def _imported(path: Path) -> list[str]:
     proc = subprocess.run([sys.executable, "-c", _IMPORTS, "scan", str(path), "--isolated", "-q"],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=ROOT, env=ENV)
     line = [x for x in proc.stderr.splitlines() if x.startswith("IMPORTED=")]
     return [m for m in line[-1].removeprefix("IMPORTED=").split(",") if m] if line else ["?"]
 
@@ -169,12 +191,17 @@ def stats_1gib(tmp: Path) -> dict:
         cmd = _scan_cmd(str(path), "--select", "MLC,MLG")
         walls: dict[str, list[float]] = {"cat": [], "startup": [], "scan": []}
         rss = []
+        torch_runs = []
         for _ in range(3):
             walls["cat"].append(_child_rss(["cat", str(path)])[0])
             walls["startup"].append(_child_rss(base_cmd)[0])
             wall, peak, proc = _child_rss(cmd)
             walls["scan"].append(wall)
             rss.append(peak)
+            before = subprocess.run([sys.executable, "-c", _TORCH_PATH, str(path)], capture_output=True,
+                                    text=True, cwd=ROOT, env=ENV)
+            if before.returncode == 0:
+                torch_runs.append([float(x) for x in before.stdout.split()])
         ref = statistics.median(walls["cat"]) + statistics.median(walls["startup"])
         # the statistics must really have run (a refused or failed file would be fast)
         check = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, cwd=ROOT)
@@ -188,6 +215,9 @@ def stats_1gib(tmp: Path) -> dict:
                       "peak_rss_mb": round(min(rss) / MB, 1),
                       "rss_within_budget": min(rss) <= largest + 150 * MB,
                       "exit_code": proc.returncode}
+        if torch_runs:  # before: torch imports + torch statistics, in-process wall and VmHWM
+            out[label]["torch_path_s"] = round(statistics.median(r[1] for r in torch_runs), 3)
+            out[label]["torch_path_peak_rss_mb"] = round(min(r[2] for r in torch_runs) / MB, 1)
         path.unlink()
     return out
 
@@ -215,8 +245,9 @@ def core_install(tmp: Path) -> dict:
     project = tmp / "project"
     project.mkdir()
     subprocess.run(["git", "init", "-q", str(project)], check=True)
-    (project / "w.npy").write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': False, "
-                                    b"'shape': (2,), }" + b" " * 57 + b"\n" + b"\x00" * 8)
+    import numpy as np
+
+    np.save(project / "w.npy", np.zeros((4, 4), dtype=np.float32))
     subprocess.run(["git", "-C", str(project), "add", "w.npy"], check=True)
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp / "pre-commit-home")}
     t = time.perf_counter()

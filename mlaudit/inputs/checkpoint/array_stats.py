@@ -26,7 +26,6 @@ from mlaudit.inputs.checkpoint.stats import (
     TensorStats,
     duplicate_candidates,
     equal_groups,
-    power_law_alpha,
 )
 from mlaudit.progress import progress
 
@@ -148,6 +147,31 @@ def tensor_stats(t: StoredTensor, *, want_subnormal: bool = False, rows: bool = 
     if st.dtype == "int64":
         st.fits_int32 = st.min is None or (st.min >= -(2**31) and st.max < 2**31)
     return st
+
+
+def power_law_alpha(eigs: Any) -> float | None:
+    """Power-law exponent of an eigenvalue spectrum's tail (continuous MLE, xmin chosen by
+    the smallest Kolmogorov-Smirnov distance over candidate quantiles; Clauset et al. 2009)."""
+    eigs = np.asarray(eigs, dtype=np.float64)
+    ev = np.sort(eigs[eigs > 0])
+    n = ev.size
+    if n < 10:
+        return None
+    best: tuple[float, float] | None = None
+    for q in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+        tail = ev[int(q * n):]
+        if tail.size < 5:
+            break
+        logs = float(np.log(tail / tail[0]).sum())
+        if logs <= 0:
+            continue
+        alpha = 1 + tail.size / logs
+        emp = np.arange(tail.size, dtype=np.float64) / tail.size
+        model = 1 - (tail / tail[0]) ** (1 - alpha)
+        ks = float(np.abs(emp - model).max())
+        if best is None or ks < best[0]:
+            best = (ks, alpha)
+    return None if best is None else best[1]
 
 
 def _spectral(st: TensorStats, t: StoredTensor, max_elements: int) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlaudit.inputs import InputError
+from mlaudit.inputs.checkpoint.array_stats import power_law_alpha
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout
 from mlaudit.inputs.checkpoint.read import iter_tensors
 from mlaudit.inputs.checkpoint.stats import (
@@ -28,7 +29,6 @@ from mlaudit.inputs.checkpoint.stats import (
     TensorStats,
     duplicate_candidates,
     equal_groups,
-    power_law_alpha,
 )
 from mlaudit.inputs.checkpoint.types import CheckpointInfo
 
