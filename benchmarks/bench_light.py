@@ -237,6 +237,16 @@ def core_install(tmp: Path) -> dict:
     has_torch = subprocess.run([str(venv / "bin" / "python"), "-c", "import torch"],
                                capture_output=True).returncode == 0
     out["torch_installed"] = has_torch
+    picklescan = shutil.which("picklescan", path=str(Path(sys.executable).parent))
+    if CORPUS.is_dir() and picklescan:
+        # the security corpus again, scanned by the core install (what the pre-commit hook and
+        # the Action run: fewer installed distributions, no torch) against picklescan
+        core_mlaudit = [str(venv / "bin" / "mlaudit"), "scan", str(CORPUS), "--isolated", "--exit-zero", "-q"]
+        times = _side_by_side({"mlaudit_core": core_mlaudit, "picklescan": [picklescan, "-p", str(CORPUS)]},
+                              max(3, REPEATS // 2))
+        ours, theirs = statistics.median(times["mlaudit_core"]), statistics.median(times["picklescan"])
+        out["corpus_scan_core_install"] = {"mlaudit_s": round(ours, 4), "picklescan_s": round(theirs, 4),
+                                           "ratio": round(ours / theirs, 2)}
     pre_commit = shutil.which("pre-commit", path=str(Path(sys.executable).parent))
     if not pre_commit:
         out["pre_commit"] = "pre-commit not installed in this venv (make bench installs it)"
