@@ -395,3 +395,21 @@ def test_scan_without_histories_does_not_import_tensorboard(tmp_path):
         [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT
     )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_rising_eval_loss_is_not_judged_when_the_selection_metric_kept_improving(run_cli, tmp_path):
+    # The shape of a real speech fine-tune: eval loss climbs from the first evaluation while WER,
+    # the metric the run selects checkpoints by, improves until a later checkpoint.
+    log = [{"loss": 0.3 * 0.97**i, "step": 25 * (i + 1)} for i in range(200)]
+    evals = [(1000, 0.321, 0.789), (2000, 0.358, 0.748), (3000, 0.394, 0.743), (4000, 0.412, 0.744),
+             (5000, 0.420, 0.745)]
+    log += [{"eval_loss": loss, "eval_wer": wer, "step": step} for step, loss, wer in evals]
+    d = tmp_path / "run"
+    d.mkdir()
+    state = {"best_metric": 0.743, "best_model_checkpoint": "/elsewhere/run/checkpoint-3000", "log_history": log}
+    (d / "trainer_state.json").write_text(json.dumps(state))
+    code, out, _ = run_cli("scan", str(d), "--isolated", "--select", "MLH001", "-v")
+    assert code == 0 and "selection metric eval_wer was best later (step 3000)" in out
+    state["best_metric"], state["best_model_checkpoint"] = 0.321, "/elsewhere/run/checkpoint-1000"
+    (d / "trainer_state.json").write_text(json.dumps(state))
+    assert [f["code"] for f in scan_json(run_cli, d, tmp_path, "MLH001")] == ["MLH001"]

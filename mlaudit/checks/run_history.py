@@ -77,6 +77,13 @@ def overfitting(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
     h = run.history
     evals, train = h.role("eval_loss"), h.role("train_loss")
     res = sig.overfitting(train, evals, **_p(ctx, "min-evals", "min-rise", "sustain-evals", "min-train-drop"))
+    selected = _selection_metric(h)
+    if isinstance(res, sig.Signal) and selected and selected[1] > res.step:
+        # e.g. Whisper fine-tunes: eval loss climbs (over-confidence) while WER keeps improving; the run
+        # picks checkpoints by that metric, so a rising loss alone does not show worse generalization
+        ctx.skip(Location(h.rel), f"not judged: {evals.name} rose after step {res.step}, but the run's own "
+                 f"selection metric {selected[0]} was best later (step {selected[1]})")
+        return
     if isinstance(res, sig.Signal):
         e = res.evidence
         msg = (
@@ -87,6 +94,21 @@ def overfitting(run: PairedRun, ctx: RuleContext) -> Iterator[Finding]:
     else:
         msg = ""
     yield from _emit(run, ctx, res, evals, msg)
+
+
+def _selection_metric(h) -> tuple[str, int] | None:
+    """(series, step) of the run's recorded best metric when it is an eval metric other than a
+    loss: the series whose value at the best checkpoint's step is `best_metric`."""
+    step = _checkpoint_step(h.best_checkpoint) if h.best_checkpoint else None
+    if step is None or h.best_metric is None:
+        return None
+    for name, series in h.series.items():
+        if name.endswith("loss") or not sig.has_eval([name]):
+            continue
+        at = dict(zip(series.steps, series.values, strict=True)).get(step)
+        if at is not None and abs(at - h.best_metric) <= 1e-9 * max(abs(at), 1.0):
+            return name, step
+    return None
 
 
 @rule("MLH002", needs="run_history")
