@@ -406,7 +406,8 @@ def test_rising_eval_loss_is_not_judged_when_the_selection_metric_kept_improving
     log += [{"eval_loss": loss, "eval_wer": wer, "step": step} for step, loss, wer in evals]
     d = tmp_path / "run"
     d.mkdir()
-    state = {"best_metric": 0.743, "best_model_checkpoint": "/elsewhere/run/checkpoint-3000", "log_history": log}
+    state = {"best_metric": 0.743, "best_model_checkpoint": "/elsewhere/run/checkpoint-3000",
+             "log_history": log}
     (d / "trainer_state.json").write_text(json.dumps(state))
     code, out, _ = run_cli("scan", str(d), "--isolated", "--select", "MLH001", "-v")
     assert code == 0 and "selection metric eval_wer was best later (step 3000)" in out
