@@ -185,7 +185,14 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
             unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix, root) if unused else None
             root_findings, inline = apply_to_session(root_findings, session, runnable, prefix, unused_ctx)
             suppressed += inline
+        # One finding per fact: a value inherited from a base config (YACS `_BASE_`) is judged
+        # in every config built on it but reported once, where it is written.
+        seen: set[tuple] = set()
         for f in root_findings:
+            fact = (f.code, f.location.path, f.location.line, f.location.pointer, f.message)
+            if fact in seen:
+                continue
+            seen.add(fact)
             rel = f.location.path[len(prefix):] if f.location.path.startswith(prefix) else f.location.path
             if options.exclude and is_excluded(rel, options.exclude):
                 continue  # excluded paths stay out whichever input found them (git index too)

@@ -212,3 +212,27 @@ def test_named_launcher_brings_its_deepspeed_file(run_cli, tmp_path):
                 for a in report["artifacts"] if a["kind"] == "config"}
     assert dialects == {"accelerate.yaml": "accelerate", "zero3.json": "deepspeed"}
     assert code != 2  # the launcher and its DeepSpeed file were both read
+
+
+def _yacs_project(root: Path) -> Path:
+    (root / "configs" / "K400").mkdir(parents=True)
+    (root / "configs" / "Base.yaml").write_text(
+        "MODEL:\n  WEIGHTS: /path/to/init.pkl\nSOLVER:\n  BASE_LR: 0.1\n  OPTIMIZING_METHOD: sgd\n"
+        "TRAIN:\n  BATCH_SIZE: 64\nRNG_SEED: 0\n")
+    child = root / "configs" / "K400" / "adamw.yaml"
+    child.write_text('_BASE_: "../Base.yaml"\nSOLVER:\n  OPTIMIZING_METHOD: adamw\n'
+                     'TRAIN:\n  BATCH_SIZE: 32\n')
+    (root / "configs" / "K400" / "sgd.yaml").write_text('_BASE_: "../Base.yaml"\nTRAIN:\n  BATCH_SIZE: 16\n')
+    return child
+
+
+def test_yacs_base_value_judged_where_it_takes_effect_reported_where_written(run_cli, tmp_path):
+    """The base's lr 0.1 is fine for its SGD; a child switching to AdamW makes it implausible.
+    The finding points at the base's line, once, whether the child is named or the folder scanned."""
+    child = _yacs_project(tmp_path)
+    for target in (child, tmp_path):
+        _, out, _ = run_cli("scan", str(target), "--isolated", "--select", "MLT005,MLT014",
+                            "--format", "json", "--exit-zero")
+        got = sorted((f["code"], Path(f["location"]["path"]).name, f["location"]["line"])
+                     for f in json.loads(out)["findings"])
+        assert got == [("MLT005", "Base.yaml", 4), ("MLT014", "Base.yaml", 2)], target

@@ -22,11 +22,18 @@ CPU_HINTS = (("accelerator", "cpu"), ("trainer.accelerator", "cpu"), ("use_cpu",
 
 def loc(cfg: TrainingConfig, name: str) -> Location:
     """Where a normalized field is (its key's line) or would be (pointer only)."""
-    return Location(cfg.rel, line=cfg.line_of(name), pointer=cfg.pointer_of(name))
+    pointer = cfg.pointer_of(name)
+    return Location(cfg.file_of(pointer), line=cfg.line_of(name), pointer=pointer)
+
+
+def via(cfg: TrainingConfig, pointer: str | None) -> str:
+    """` (in effect in child.yaml)` when the value is inherited from a base config."""
+    return f" (in effect in {cfg.rel})" if cfg.file_of(pointer) != cfg.rel else ""
 
 
 def key_loc(cfg: TrainingConfig, path: str) -> Location:
-    return Location(cfg.rel, line=cfg.key_lines.get(path), pointer=path)
+    """Where a dotted key is written (in a base config when inherited)."""
+    return Location(cfg.file_of(path), line=cfg.key_lines.get(path), pointer=path)
 
 
 def walk_values(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -62,7 +69,7 @@ def no_validation(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
         how = f"disabled ({_source(cfg, 'validation')})" if value is False else "not configured"
         yield ctx.finding(
             f"no validation/evaluation during training: `{pointer}` is {how}",
-            Location(cfg.rel, cfg.line_of("validation"), pointer=pointer),
+            Location(cfg.file_of(pointer), cfg.line_of("validation"), pointer=pointer),
             evidence={"dialect": cfg.dialect, "explicit": "validation" in cfg.explicit},
         )
 
@@ -130,7 +137,7 @@ def grad_clipping_off(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding
     yield ctx.finding(
         f"gradient clipping is off (`{pointer}` "
         + (f"= {shown}, {_source(cfg, 'grad_clip')}" if clip is not None else "not set") + f") but {reason}",
-        Location(cfg.rel, cfg.line_of("grad_clip"), pointer=pointer),
+        Location(cfg.file_of(pointer), cfg.line_of("grad_clip"), pointer=pointer),
         evidence={"grad_clip": clip, "architecture": found[0] if found else None,
                   "precision": precision or None},
     )
@@ -160,7 +167,7 @@ def full_precision(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
     yield ctx.finding(
         f"training in fp32 ({where}); bf16/fp16 mixed precision roughly halves activation memory "
         "on current GPUs",
-        Location(cfg.rel, cfg.line_of("precision"), pointer=pointer),
+        Location(cfg.file_of(pointer), cfg.line_of("precision"), pointer=pointer),
         evidence={"precision": "fp32", "explicit": "precision" in cfg.explicit},
     )
 
@@ -196,7 +203,7 @@ def adam_without_weight_decay(cfg: TrainingConfig, ctx: RuleContext) -> Iterable
         f"{opt} with weight decay {wd or 0} "
         f"({_source(cfg, 'weight_decay') if wd is not None else 'not set'}) "
         f"and no dropout (max dropout {dropout}): the model is unregularized",
-        Location(cfg.rel, cfg.line_of("weight_decay"), pointer=pointer),
+        Location(cfg.file_of(pointer), cfg.line_of("weight_decay"), pointer=pointer),
         evidence={"optimizer": opt, "weight_decay": wd or 0.0, "dropout": dropout},
     )
 
@@ -221,7 +228,8 @@ def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
         return
     side = "above" if lr > high else "below"
     yield ctx.finding(
-        f"learning rate {lr:g} is {side} the plausible range [{low:g}, {high:g}] for {opt}",
+        f"learning rate {lr:g} is {side} the plausible range [{low:g}, {high:g}] for {opt}"
+        + via(cfg, cfg.pointer_of("lr")),
         loc(cfg, "lr"),
         evidence={"lr": lr, "optimizer": opt, "low": low, "high": high},
     )
@@ -295,7 +303,7 @@ def no_checkpoint_policy(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Find
         state = "disabled" if value is False else "missing"
         yield ctx.finding(
             f"no checkpoints are saved during training (`{pointer}` {state})",
-            Location(cfg.rel, cfg.line_of("save_checkpoints"), pointer=pointer),
+            Location(cfg.file_of(pointer), cfg.line_of("save_checkpoints"), pointer=pointer),
             evidence={"save_checkpoints": value},
         )
 

@@ -194,7 +194,7 @@ def key_with_whitespace(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Findi
         if leaf and leaf != leaf.strip():
             yield ctx.finding(
                 f"the key {leaf!r} has surrounding whitespace, so it never matches `{leaf.strip()}`",
-                Location(cfg.rel, line, pointer=path[: len(path) - len(leaf)] + leaf.strip()),
+                Location(cfg.file_of(path), line, pointer=path[: len(path) - len(leaf)] + leaf.strip()),
                 evidence={"key": leaf}, key=path)
 
 

@@ -59,7 +59,8 @@ def determinism_not_configured(setup: TrainingSetup, ctx: RuleContext) -> Iterab
         if gaps:
             yield ctx.finding(
                 f"deterministic training is requested but not configured: {'; '.join(gaps)}",
-                Location(cfg.rel, cfg.line_of("deterministic"), pointer=cfg.pointer_of("deterministic")),
+                Location(cfg.file_of(cfg.pointer_of("deterministic")), cfg.line_of("deterministic"),
+                         pointer=cfg.pointer_of("deterministic")),
                 evidence={"gaps": len(gaps)},
             )
 

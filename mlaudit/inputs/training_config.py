@@ -12,6 +12,7 @@ Public API (used by checks and fixers; keep it stable):
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from mlaudit.inputs.config_verdict import (
     unparsable_other,
 )
 from mlaudit.inputs.library_dialects import LIBRARY_MAPPERS
+from mlaudit.inputs.yaml_lines import read_config_file
 from mlaudit.model import ArtifactSummary
 
 
@@ -78,6 +80,8 @@ class TrainingConfig:
     save_checkpoints: bool | None = None
     cudnn_benchmark: bool | None = None
     unknown_keys: tuple[tuple[str, str | None], ...] = ()  # (dotted key, nearest known key)
+    # dotted key -> root-relative file that wrote it, for keys inherited from a base (_BASE_)
+    key_files: Mapping[str, str] = field(default_factory=dict)
     duplicates: tuple[tuple[str, int, int], ...] = ()  # (dotted key, line, first line)
 
     def effective(self, name: str) -> Any:
@@ -88,6 +92,10 @@ class TrainingConfig:
     def line_of(self, name: str) -> int | None:
         """Line of the key that set normalized field `name` (None when the file left it out)."""
         return self.lines.get(name)
+
+    def file_of(self, key: str | None) -> str:
+        """The file a dotted key was written in: a base config's, or this one."""
+        return self.key_files.get(key or "", self.rel)
 
     def pointer_of(self, name: str) -> str | None:
         """Dotted source key of a field: where it is, or where the dialect would put it."""
@@ -152,6 +160,55 @@ def config_verdict(path: Path, doc: Any, dialect: str | None = None) -> Verdict:
     return verdict
 
 
+def _deep_merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def merge_bases(path: Path, rel: str, doc: Any, max_depth: int = 5) -> tuple[dict, dict, dict] | None:
+    """YACS/fvcore `_BASE_` inheritance (detectron2, SlowFast): the base files' values under
+    the file's own, each key remembering the file (root-relative) and line it was written in,
+    so a value is judged where it takes effect and reported where it is written.
+    Returns (data, key -> line, key -> file for inherited keys), or None without a base."""
+    chain: list[tuple[str, Any]] = []  # nearest base first
+    seen = {path.resolve()}
+    cur_path, cur_rel, cur = path, rel, doc
+    for _ in range(max_depth):
+        ref = cur.data.get("_BASE_") if isinstance(cur.data, Mapping) else None
+        if not isinstance(ref, str) or not ref.strip():
+            break
+        base_path = (cur_path.parent / ref).resolve()
+        if base_path in seen or not base_path.is_file():
+            break  # a cycle or a base outside what we can read: judged as written
+        seen.add(base_path)
+        base_rel = posixpath.normpath(posixpath.join(posixpath.dirname(cur_rel), ref))
+        try:
+            base = read_config_file(base_path, base_rel)
+        except InputError:
+            break
+        if not isinstance(base.data, Mapping):
+            break
+        chain.append((base_rel, base))
+        cur_path, cur_rel, cur = base_path, base_rel, base
+    if not chain:
+        return None
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    files: dict[str, str] = {}
+    for base_rel, base in reversed(chain):
+        _deep_merge(data, {k: v for k, v in base.data.items() if k != "_BASE_"})
+        for key, line in base.lines.items():
+            lines[key], files[key] = line, base_rel
+    _deep_merge(data, {k: v for k, v in doc.data.items() if k != "_BASE_"})
+    for key, line in doc.lines.items():
+        lines[key] = line
+        files.pop(key, None)
+    return data, lines, files
+
+
 def build_training_config(
     path: Path, rel: str, doc: Any, dialect: str | None = None, verdict: Verdict | None = None
 ) -> TrainingConfig | None:
@@ -163,6 +220,12 @@ def build_training_config(
     if verdict.dialect is None:
         return None
     dialect = verdict.dialect
+    doc_lines: dict[str, int] = dict(doc.lines)
+    key_files: dict[str, str] = {}
+    if dialect == "yacs" and "_BASE_" in data:
+        merged = merge_bases(path, rel, doc)
+        if merged is not None:
+            data, doc_lines, key_files = merged
     resolved = dialects.resolve_interpolations(dict(data))
     mapped = MAPPERS[dialect](resolved)
     regime = mapped.values.pop("regime", None)
@@ -170,7 +233,7 @@ def build_training_config(
     lines: dict[str, int] = {}
     for name, value in mapped.values.items():
         key = mapped.keys.get(name, "")
-        line = doc.lines.get(key)
+        line = doc_lines.get(key)
         if isinstance(value, str) and "${" in value:
             continue  # an interpolation that cannot be resolved statically: unknown, not wrong
         try:
@@ -183,8 +246,8 @@ def build_training_config(
             lines[name] = line
     for name in mapped.auto:
         key = mapped.keys.get(name, "")
-        if doc.lines.get(key):
-            lines[name] = doc.lines[key]
+        if doc_lines.get(key):
+            lines[name] = doc_lines[key]
     kwargs, spec = _model_section(resolved, dialect)
     if dialect in {"mlaudit", "hydra"} and isinstance(resolved.get("model"), Mapping):
         values.setdefault("model_target", resolved["model"].get("_target_"))
@@ -205,7 +268,8 @@ def build_training_config(
         artifact_role=role if isinstance(role := resolved.get("artifact_role"), str) else None,
         explicit=explicit,
         lines=lines,
-        key_lines=dict(doc.lines),
+        key_lines=doc_lines,
+        key_files=key_files,
         key_paths=dict(mapped.keys),
         defaults=dict(mapped.defaults),
         default_keys=dict(mapped.default_keys),
@@ -221,8 +285,6 @@ def read_config_verdict(path: Path, rel: str) -> tuple[Any, Verdict]:
     """Parse a YAML/JSON file and decide what it is. A file that does not parse but is
     recognizably something else (Kubernetes stream, Helm template, CloudFormation, mkdocs,
     JSONC) gets an "other" verdict instead of an error; a broken config stays an InputError."""
-    from mlaudit.inputs.yaml_lines import read_config_file
-
     try:
         doc = read_config_file(path, rel)
     except InputError:
@@ -242,8 +304,6 @@ def read_training_config(path: Path, rel: str, *, require: bool = False,
     """Parse a YAML/JSON file; None when it is no config we judge (what it is instead:
     `read_config_verdict`). `require` (named with `--config`): matching no dialect is an
     InputError; otherwise a file that is no training config is never an error (issue 12)."""
-    from mlaudit.inputs.yaml_lines import read_config_file
-
     if dialect is None:
         doc, verdict = read_config_verdict(path, rel)
     else:
@@ -258,7 +318,7 @@ def read_training_config(path: Path, rel: str, *, require: bool = False,
 
 
 def referenced_configs(path: Path) -> list[Path]:
-    """Configs a launcher or training config hands to DeepSpeed and that exist on disk:
+    """Configs a file builds on or hands on, that exist on disk: YACS `_BASE_` files, and
     accelerate's `deepspeed_config.deepspeed_config_file`, a `deepspeed:` JSON path (HF
     TrainingArguments, LLaMA-Factory). Relative paths are tried from the file's folder, then
     from each enclosing folder (launchers usually run from the repository root). Never raises."""
@@ -269,8 +329,12 @@ def referenced_configs(path: Path) -> list[Path]:
     data = doc.data if doc is not None else None
     if not isinstance(data, Mapping) or verdict.dialect is None:
         return []
-    refs = [dialects.get_path(data, "deepspeed_config.deepspeed_config_file"), data.get("deepspeed")]
     found = []
+    if verdict.dialect == "yacs":  # the _BASE_ chain, judged with the file and reported in place
+        merged = merge_bases(path, path.name, doc)
+        for base_rel in sorted(set(merged[2].values())) if merged else ():
+            found.append((path.parent / base_rel).resolve())
+    refs = [dialects.get_path(data, "deepspeed_config.deepspeed_config_file"), data.get("deepspeed")]
     for ref in refs:
         if not isinstance(ref, str) or not ref.endswith(".json"):
             continue
