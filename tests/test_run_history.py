@@ -401,16 +401,43 @@ def test_rising_eval_loss_is_not_judged_when_the_selection_metric_kept_improving
     # The shape of a real speech fine-tune: eval loss climbs from the first evaluation while WER,
     # the metric the run selects checkpoints by, improves until a later checkpoint.
     log = [{"loss": 0.3 * 0.97**i, "step": 25 * (i + 1)} for i in range(200)]
-    evals = [(1000, 0.321, 0.789), (2000, 0.358, 0.748), (3000, 0.394, 0.743), (4000, 0.412, 0.744),
-             (5000, 0.420, 0.745)]
+    evals = [
+        (1000, 0.321, 0.789),
+        (2000, 0.358, 0.748),
+        (3000, 0.394, 0.743),
+        (4000, 0.412, 0.744),
+        (5000, 0.420, 0.745),
+    ]
     log += [{"eval_loss": loss, "eval_wer": wer, "step": step} for step, loss, wer in evals]
     d = tmp_path / "run"
     d.mkdir()
-    state = {"best_metric": 0.743, "best_model_checkpoint": "/elsewhere/run/checkpoint-3000",
-             "log_history": log}
+    state = {
+        "best_metric": 0.743,
+        "best_model_checkpoint": "/elsewhere/run/checkpoint-3000",
+        "log_history": log,
+    }
     (d / "trainer_state.json").write_text(json.dumps(state))
     code, out, _ = run_cli("scan", str(d), "--isolated", "--select", "MLH001", "-v")
     assert code == 0 and "selection metric eval_wer was best later (step 3000)" in out
     state["best_metric"], state["best_model_checkpoint"] = 0.321, "/elsewhere/run/checkpoint-1000"
     (d / "trainer_state.json").write_text(json.dumps(state))
     assert [f["code"] for f in scan_json(run_cli, d, tmp_path, "MLH001")] == ["MLH001"]
+
+
+def test_history_named_directly(run_cli):
+    code, out, _ = run_cli(
+        "scan", str(RUNS / "hf_overfit" / "trainer_state.json"), "--isolated", "--select", "MLH"
+    )
+    assert code in (0, 1) and "MLH001" in out
+    cut = (
+        ROOT
+        / "fixtures"
+        / "build"
+        / "cases"
+        / "MLA002"
+        / "fire_run_histories"
+        / "hf_run"
+        / "trainer_state.json"
+    )
+    code, out, err = run_cli("scan", str(cut), "--isolated")
+    assert code == 2 and "not valid JSON (truncated?)" in err and len(err.strip().splitlines()) == 1
