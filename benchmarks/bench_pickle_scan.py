@@ -33,7 +33,9 @@ def _mlaudit(path: Path) -> str:
         info = read_checkpoint(path, path.name)
     except InputError:
         return "error"
-    return "flagged" if info.error_issues else "clean"
+    if info.error_issues:
+        return "flagged"
+    return "error" if info.inconclusive else "clean"  # read, but MLA002: never clean
 
 
 def _picklescan(path: Path) -> str:

@@ -288,7 +288,7 @@ def fix(
     line = need_line("mlaudit fix")
     if line:
         raise CliError(line)
-    from mlaudit.fixers import FixError
+    from mlaudit.fixers import FixError, outdir
     from mlaudit.fixers.base import Budget
     from mlaudit.fixers.runner import FixOptions, default_out, run_fix
 
@@ -303,7 +303,8 @@ def fix(
 
         # On a terminal, after ~1 s: the step that finished last; a fixer's own
         # `progress(...)` (export, int8 layer i of N, timing) shows as a sub-line of this one.
-        with progress(f"fix {checkpoint.name}") as bar:
+        # SIGTERM is handled like Ctrl-C (issue 11): the runner cleans up, exit 143.
+        with progress(f"fix {checkpoint.name}") as bar, outdir.sigterm_as_interrupt():
             def show(step: Any) -> None:
                 console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
                 bar.step(f"{step.name} {step.status}")
@@ -311,6 +312,9 @@ def fix(
             outcome = run_fix(opts, on_step=None if dry_run else show)
     except FixError as err:
         raise CliError(str(err)) from None
+    except outdir.Terminated:  # the runner removed its work directory on the way out
+        print("mlaudit: terminated (SIGTERM); nothing written", file=sys.stderr)
+        return outdir.EXIT_TERMINATED
     plan = outcome.plan
     if dry_run or not plan.steps:
         if not plan.steps:

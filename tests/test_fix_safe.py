@@ -107,9 +107,15 @@ def test_refuses_to_overwrite_without_force(run_cli, tmp_path):
     code, _, err = run_cli("fix", tmp_path / "mlp.pt", "--out", out_dir, *FAST)
     assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
     assert (out_dir / "keep.txt").read_text() == "mine"
+    # --force replaces only what an earlier mlaudit fix wrote (issue 11): never the user's folder
     code, _, err = run_cli("fix", tmp_path / "mlp.pt", "--out", out_dir, "--force", *FAST)
+    assert code == 2 and "no mlaudit marker" in err and len(err.strip().splitlines()) == 1
+    assert (out_dir / "keep.txt").read_text() == "mine"
+    fixed = tmp_path / "fixed"
+    assert run_cli("fix", tmp_path / "mlp.pt", "--out", fixed, *FAST)[0] == 0
+    code, _, err = run_cli("fix", tmp_path / "mlp.pt", "--out", fixed, "--force", *FAST)
     assert code == 0, err
-    assert not (out_dir / "keep.txt").exists() and (out_dir / "mlp.safetensors").is_file()
+    assert (fixed / "mlp.safetensors").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp leftovers
 
 
@@ -207,11 +213,19 @@ def test_lightning_checkpoint_gets_its_optimizer_states_stripped(run_cli, tmp_pa
     opt.step()
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1)
     src = tmp_path / "last.ckpt"
-    torch.save({"epoch": 1, "global_step": 1, "pytorch-lightning_version": "2.4.0",
-                "state_dict": {f"model.{k}": v for k, v in net.state_dict().items()},
-                "callbacks": {"ModelCheckpoint{}": {"kth_value": torch.tensor(float("inf"))}},
-                "optimizer_states": [opt.state_dict()], "lr_schedulers": [sched.state_dict()],
-                "hyper_parameters": {"lr": 1e-3}}, src)
+    torch.save(
+        {
+            "epoch": 1,
+            "global_step": 1,
+            "pytorch-lightning_version": "2.4.0",
+            "state_dict": {f"model.{k}": v for k, v in net.state_dict().items()},
+            "callbacks": {"ModelCheckpoint{}": {"kth_value": torch.tensor(float("inf"))}},
+            "optimizer_states": [opt.state_dict()],
+            "lr_schedulers": [sched.state_dict()],
+            "hyper_parameters": {"lr": 1e-3},
+        },
+        src,
+    )
     code, out, err = run_cli("fix", src, *FAST)
     assert code == 0, err
     from safetensors.torch import load_file

@@ -37,9 +37,6 @@ def test_operators_are_seeded_and_change_bytes(seeds):
     assert ops == set(OPERATORS)
 
 
-@pytest.mark.xfail(
-    reason="issue 11: false cleans before phase 2 (legacy CUDA files, .jit, 0x80 0x02)", strict=True
-)
 def test_mutants_never_falsely_clean_nor_traceback(seeds, tmp_path):
     stats = run_campaign(seeds, SLICE, seed=20261202, work=tmp_path)
     assert stats.mutants == SLICE

@@ -11,13 +11,12 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlaudit.fixers import FixError, all_fixers
+from mlaudit.fixers import FixError, all_fixers, outdir
 from mlaudit.fixers.base import Budget, FixState, StepResult, state_dict_of, strip_prefixes
 from mlaudit.fixers.plan import Plan, make_plan, unsafe_steps_allowed
 
@@ -126,6 +125,7 @@ def _resolve_out(opts: FixOptions) -> Path:
         raise FixError(f"{out} already exists (use --force to replace it)")
     if out.exists() and not out.is_dir():
         raise FixError(f"{out} exists and is not a directory")
+    outdir.check_out(out, src, opts.force)  # --force replaces only what an mlaudit fix wrote
     return out
 
 
@@ -435,7 +435,8 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
     before_hash = sha256(opts.checkpoint)
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    outdir.sweep_leftovers(out)  # work dirs of runs killed with SIGKILL
+    tmp = outdir.make_workdir(out)
     moved = False
     try:
         state = FixState(input_path=opts.checkpoint, workdir=tmp, budget=opts.budget, config=ctx["cfg"])
@@ -514,6 +515,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
         write_reports(report, tmp)
         _move_into_place(tmp, out)
         moved = True
+        outdir.unmark(out)  # a finished output is recognised by its fix-report.json
         outcome.report, outcome.out_dir, outcome.kept = report, out, True
         return outcome
     finally:

@@ -11,6 +11,8 @@ Public API:
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +34,11 @@ SEED_CALLS = frozenset({
 
 def parse_python(path: Path, rel: str, kind: str = "python") -> PythonModule:
     """Parse one file; a syntax error is an InputError naming its line."""
-    from mlaudit.inputs.yaml_lines import decode_config_bytes
-
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise InputError(rel, f"cannot read: {err.strerror}") from None
-    text = decode_config_bytes(raw, rel)
+    text = decode_python_bytes(raw, rel)
     try:
         tree = ast.parse(text, filename=rel)
     except SyntaxError as err:
@@ -46,6 +46,25 @@ def parse_python(path: Path, rel: str, kind: str = "python") -> PythonModule:
     except (RecursionError, MemoryError, ValueError) as err:
         raise InputError(rel, f"cannot parse: {type(err).__name__}") from None
     return PythonModule(path, rel, tree, text, kind)
+
+
+def decode_python_bytes(raw: bytes, rel: str) -> str:
+    """Source text decoded as Python does (PEP 263: a `coding:` declaration in the first two
+    lines, else UTF-8); InputError naming the problem when the bytes do not decode."""
+    from mlaudit.inputs.yaml_lines import decode_config_bytes
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+    except SyntaxError as err:
+        raise InputError(rel, f"line 1: {err.msg if hasattr(err, 'msg') else err}") from None
+    if encoding in ("utf-8", "utf-8-sig"):
+        return decode_config_bytes(raw, rel)
+    if b"\x00" in raw[:8192]:
+        raise InputError(rel, "NUL byte: binary data, not Python source")
+    try:
+        return raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as err:
+        raise InputError(rel, f"not valid {encoding} as its coding declaration says ({err})") from None
 
 
 def call_name(node: ast.AST) -> str:

@@ -12,17 +12,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from mlaudit.inputs import input_kind
+from mlaudit.inputs import InputError, input_kind
+from mlaudit.inputs.checkpoint.sniff import sniff
 
 DEFAULT_EXCLUDES = (
     ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs", "site-packages", ".ipynb_checkpoints",
 )  # fmt: skip
 
+# .zip/.tar/.tgz/.tar.gz: release bundles whose members are scanned like files (issue 11);
+# .jit: TorchScript archives.
 CHECKPOINT_SUFFIXES = frozenset({
     ".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".onnx", ".pt2", ".npy", ".npz",
-    ".pkl", ".pickle", ".joblib", ".h5", ".tar", ".model", ".mar",
+    ".pkl", ".pickle", ".joblib", ".h5", ".tar", ".model", ".mar", ".jit", ".zip", ".tgz",
 })  # fmt: skip
+UNREADABLE = "unreadable"  # the kind of a file or folder the walk could not read (MLA002)
 CONFIG_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
 DOC_SUFFIXES = frozenset({".md", ".rst", ".txt", ".markdown", ""})
 RUN_LOG_FILES = frozenset({"trainer_state.json"})
@@ -78,7 +82,7 @@ def classify(rel: str) -> str:
     # made it pass for a Hugging Face TrainingArguments file
     if ".tfevents." in name or name in RUN_LOG_FILES or any(part in RUN_OUTPUT_DIRS for part in parts[:-1]):
         return "runlog"
-    if suffix in CHECKPOINT_SUFFIXES or lower.endswith(".safetensors.index.json"):
+    if suffix in CHECKPOINT_SUFFIXES or lower.endswith((".safetensors.index.json", ".tar.gz")):
         return "checkpoint"
     if suffix == ".py":
         is_test = lower.startswith("test_") or lower.endswith("_test.py") or lower == "conftest.py"
@@ -90,6 +94,31 @@ def classify(rel: str) -> str:
     if suffix in CONFIG_SUFFIXES:
         return "config"
     return "other"
+
+
+# Formats that content alone identifies beyond doubt (a guess from a few bytes, like protocol-0
+# pickles or ONNX, does not make a file the user named a checkpoint).
+_SURE_FORMATS = frozenset({"zip", "numpy", "safetensors", "pickle", "tar", "gzip", "lfs-pointer"})
+
+
+def classify_named(path: Path) -> str:
+    """Kind of a file named on the command line: by name, and by content when the name says
+    nothing (a TorchScript archive called `model.jit`, weights without a suffix): a file the
+    user names is never skipped because of its extension."""
+    kind = classify(path.name)
+    if kind != "other":
+        return kind
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+        size = path.stat().st_size
+    except OSError:
+        return kind
+    try:
+        found = sniff(head, path.name, size)
+    except InputError:
+        return kind
+    return "checkpoint" if found in _SURE_FORMATS else kind
 
 
 def is_excluded(rel: str, patterns: Sequence[str]) -> bool:
@@ -124,14 +153,21 @@ def relative_prefix(path: Path, base: Path) -> str:
 def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True) -> list[RepoFile]:
     """All files under `root`, minus default excludes, `exclude` globs and .gitignore'd paths.
 
-    Symlinked directories are not followed (they can loop or leave the project).
+    Symlinked directories are not followed (they can loop or leave the project). A file or
+    folder that cannot be read is returned with kind "unreadable" (never skipped silently).
     """
     import pathspec  # local: only scans pay for it
 
     patterns = (*DEFAULT_EXCLUDES, *exclude)
     ignore_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     found: list[RepoFile] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable_dir(err: OSError) -> None:
+        where = Path(err.filename) if err.filename else root
+        rel = os.path.relpath(where, root).replace(os.sep, "/")
+        found.append(RepoFile(where, "." if rel == "." else rel, UNREADABLE, 0))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_dir):
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir
         if respect_gitignore and ".gitignore" in filenames:
@@ -161,9 +197,17 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
         for f in sorted(filenames):
             rel = f"{rel_dir}/{f}" if rel_dir else f
             full = Path(dirpath) / f
-            if ignored(rel, False) or not full.is_file():
+            if ignored(rel, False):
                 continue
-            found.append(RepoFile(full, rel, classify(rel), full.stat().st_size))
+            try:
+                if not full.is_file():
+                    continue
+                size = full.stat().st_size
+            except OSError:
+                found.append(RepoFile(full, rel, UNREADABLE, 0))
+                continue
+            kind = classify(rel) if os.access(full, os.R_OK) else UNREADABLE
+            found.append(RepoFile(full, rel, kind, size))
     return found
 
 

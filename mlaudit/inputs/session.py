@@ -64,6 +64,9 @@ class ScanSession:
         self.artifacts: list[ArtifactSummary] = []
         self.notes: list[str] = []  # one-line facts for the report (a named file that is no config)
         self.input_errors: dict[str, InputError] = {}
+        # Files read but not to the end (reported as MLA002 beside their other findings; unlike
+        # input_errors they never stop a single-file scan).
+        self.inconclusive: dict[str, InputError] = {}
         self._cache: dict[tuple[str, str], Any] = {}
         self._texts: dict[str, str] = {}
         # Files read so far, for the progress display (files done / total) on a terminal.
@@ -88,7 +91,10 @@ class ScanSession:
             self._read.add(file.rel)
             self.progress.step(file.rel)
         try:
-            value = loader(self, file)
+            try:
+                value = loader(self, file)
+            except OSError as err:  # unreadable (permissions, I/O): inconclusive, never a crash
+                raise InputError(file.rel if file else ".", f"cannot read: {err.strerror or err}") from None
         except InputError as err:
             self._cache[key] = err
             self.input_errors.setdefault(err.path, err)
@@ -122,6 +128,10 @@ class ScanSession:
             except OSError as err:
                 raise InputError(file.rel, f"cannot read: {err.strerror}") from None
         return self._texts[file.rel]
+
+    def add_inconclusive(self, err: InputError) -> None:
+        """Record that a file was read but its verdict cannot be clean (MLA002)."""
+        self.inconclusive.setdefault(err.path, err)
 
     def add_artifact(self, artifact: ArtifactSummary) -> None:
         self.artifacts.append(artifact)

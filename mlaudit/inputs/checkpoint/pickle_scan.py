@@ -120,7 +120,12 @@ MAX_ISSUES = 10_000
 
 
 class PickleScanError(Exception):
-    """The pickle could not be interpreted to the end: the verdict is inconclusive."""
+    """The pickle could not be interpreted to the end: the verdict is inconclusive.
+
+    `partial` holds what was learned before the failure (globals, issues): a payload met
+    before the point where parsing fails is still reported."""
+
+    partial: PickleResult | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,6 +213,16 @@ class PickleResult:
     globals: list[tuple[str, str]] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     opcodes: int = 0
+    # every persistent id the pickle pushes (in torch files: the storage records it uses)
+    persistent_ids: list[PersId] = field(default_factory=list)
+    # every torch._utils._rebuild_* call: the tensors (and their parts) torch would build
+    rebuilds: list[Call] = field(default_factory=list)
+    # names of the opcodes used (torch's weights_only unpickler supports only some)
+    opcode_names: set[str] = field(default_factory=set)
+    # constructs no loader can execute (a constant called, a global TorchScript cannot
+    # resolve): the file is not unsafe, but its verdict cannot be clean
+    oddities: list[str] = field(default_factory=list)
+    member: str = ""  # where the pickle sits (zip member, stacked pickle), for messages
 
 
 # Inside TorchScript archives, data.pkl/constants.pkl are read by TorchScript's own C++
@@ -216,6 +231,25 @@ class PickleResult:
 TORCHSCRIPT_BUILDERS = frozenset({
     "build_intlist", "build_tensorlist", "build_doublelist", "build_boollist", "build_tensor_from_id",
     "restore_type_tag",
+})  # fmt: skip
+
+
+# Python-level globals seen in TorchScript archives written by torch 2.x (the generated case and
+# silero-vad's model); torch.jit.load's C++ unpickler resolves no arbitrary Python name.
+TORCHSCRIPT_GLOBALS = frozenset({
+    ("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_qtensor"),
+    *(("torch", f"{t}Storage") for t in ("Float", "Double", "Half", "BFloat16", "Long", "Int", "Short",
+                                          "Char", "Byte", "Bool", "QInt8", "QUInt8", "QInt32")),
+})  # fmt: skip
+# The opcodes torch.load(weights_only=True) executes (torch/_weights_only_unpickler.py, 2.13);
+# a torch checkpoint using another one is refused by torch, so it is never "clean".
+WEIGHTS_ONLY_OPCODES = frozenset({
+    "GLOBAL", "NEWOBJ", "REDUCE", "BUILD", "APPEND", "APPENDS", "SETITEM", "SETITEMS", "MARK",
+    "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE",
+    "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "BININT", "BININT1", "BININT2", "BINFLOAT",
+    "BINUNICODE", "SHORT_BINSTRING", "BINPERSID", "BINGET", "LONG_BINGET", "BINPUT",
+    "LONG_BINPUT", "LONG1", "PROTO", "STOP",
 })  # fmt: skip
 
 
@@ -268,7 +302,7 @@ class _Interp:
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
-        self.result = PickleResult(root=None, protocol=0, end=0)
+        self.result = PickleResult(root=None, protocol=0, end=0, member=member)
         self._seen_globals: set[tuple[str, str]] = set()
         self._issue_set: set[Issue] = set()
 
@@ -306,6 +340,9 @@ class _Interp:
         if key not in self._seen_globals:
             self._seen_globals.add(key)
             self.result.globals.append(key)
+            foreign = not _torchscript_internal(module, name) and key not in TORCHSCRIPT_GLOBALS
+            if self.torchscript and foreign:
+                self.result.oddities.append(f"{g.dotted} is not a global TorchScript archives resolve")
             verdict = classify_global(module, name, self.torchscript)
             if verdict:
                 self.issue(verdict[0], g.dotted, verdict[1])
@@ -324,6 +361,17 @@ class _Interp:
                     self.issue("call", func.dotted, "_codecs.encode called with other than (str, 'latin1')")
                 elif isinstance(args[0], str):
                     return args[0].encode("latin1")  # type: ignore[return-value]
+            if func.module == "torch" and (
+                func.name in TORCH_DTYPES or func.name in _QSCHEMES or func.name.endswith("Storage")
+            ):
+                self.result.oddities.append(f"{how} calls {func.dotted}, not a callable: loading fails")
+            most = _MAX_ARGS.get((func.module, func.name))
+            if most is not None and (not isinstance(args, tuple) or len(args) > most):
+                self.result.oddities.append(f"{how} calls {func.dotted} with arguments it does not take")
+            if func.module == "torch._utils" and func.name.startswith("_rebuild"):
+                rebuilt = Call(func, args)
+                self.result.rebuilds.append(rebuilt)  # each must end up in the tensor listing
+                return rebuilt
         else:
             # The callable was itself computed (e.g. getattr(...) result): never plain data.
             self.issue("dynamic", _describe(func), f"{how} of a value computed at load time")
@@ -388,7 +436,9 @@ class _Interp:
     def run(self, stream: io.BufferedIOBase | Any) -> PickleResult:
         ops = self.result
         try:
+            names = ops.opcode_names
             for op, arg, _pos in pickletools.genops(stream):
+                names.add(op.name)
                 ops.opcodes += 1
                 if ops.opcodes > MAX_OPCODES:
                     raise PickleScanError(f"more than {MAX_OPCODES:,} opcodes")
@@ -462,6 +512,8 @@ class _Interp:
             self.stack_after_mark(SList(self.pop_mark()))
         elif name == "DICT":
             items = self.pop_mark()
+            if len(items) % 2:
+                raise PickleScanError("DICT with an odd number of items")
             self.stack_after_mark(SDict(list(zip(items[::2], items[1::2], strict=False))))
         elif name == "FROZENSET":
             self.stack_after_mark(SSet(self.pop_mark(), frozen=True))
@@ -476,6 +528,8 @@ class _Interp:
             self.setitems(st[-1] if st else None, [(key, value)])
         elif name == "SETITEMS":
             items = self.pop_mark()
+            if len(items) % 2:
+                raise PickleScanError("SETITEMS with an odd number of items")
             self.setitems(
                 self.stack[-1] if self.stack else None, list(zip(items[::2], items[1::2], strict=False))
             )
@@ -526,10 +580,10 @@ class _Interp:
             if not st:
                 raise PickleScanError("stack underflow")
             self.build(st[-1], state)
-        elif name == "PERSID":
-            st.append(PersId(arg))
-        elif name == "BINPERSID":
-            st.append(PersId(self.pop()))
+        elif name in ("PERSID", "BINPERSID"):
+            pid = PersId(arg if name == "PERSID" else self.pop())
+            self.result.persistent_ids.append(pid)
+            st.append(pid)
         elif name in ("EXT1", "EXT2", "EXT4"):
             self.issue(
                 "dynamic",
@@ -589,7 +643,12 @@ def scan_pickle(stream: Any, member: str = "", torchscript: bool = False) -> Pic
     forged length field can never make the reader allocate more than the file holds).
     Raises PickleScanError when the pickle cannot be interpreted to its end.
     """
-    return _Interp(member, stream, torchscript).run(stream)
+    interp = _Interp(member, stream, torchscript)
+    try:
+        return interp.run(stream)
+    except PickleScanError as err:
+        err.partial = interp.result
+        raise
 
 
 def scan_bytes(data: bytes, member: str = "", torchscript: bool = False) -> PickleResult:
@@ -624,7 +683,7 @@ _DTYPE_ALIASES = {
     "cdouble": "complex128",
 }
 
-_REBUILD_TENSOR = {"_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_qtensor"}
+_REBUILD_TENSOR = {"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_tensor_v3", "_rebuild_qtensor"}
 _REBUILD_PARAM = {"_rebuild_parameter", "_rebuild_parameter_with_state"}
 
 
@@ -639,6 +698,12 @@ class StaticTensor:
     storage_offset: int
     storage_numel: int  # elements of the storage's own dtype (bytes for UntypedStorage)
     storage_dtype: str
+    # bytes of the storage the tensor spans (offset + last strided element + 1), -1 if unknown
+    span_bytes: int = -1
+    # every storage the tensor is rebuilt from (more than one for sparse tensors), and the ids
+    # of the symbolic calls that build it (for "every rebuild is listed")
+    storage_keys: frozenset[str] = frozenset()
+    calls: frozenset[int] = frozenset()
 
 
 def _numpy_itemsize(dtype: Any) -> tuple[int | None, bool]:
@@ -705,11 +770,26 @@ def tensor_of(value: Any) -> tuple[str, tuple[int, ...], tuple[str, str, int], i
     fn = value.func
     args = value.args if isinstance(value.args, tuple) else ()
     if fn.module == "torch._utils" and fn.name in _REBUILD_PARAM and args:
+        arity = 4 if fn.name == "_rebuild_parameter_with_state" else 3
+        if len(args) != arity or not isinstance(args[1], bool) or not _empty_hooks(args[2]):
+            return None  # torch would fail to call it: no tensor
         return tensor_of(args[0])
-    if fn.module == "torch._utils" and fn.name in _REBUILD_TENSOR and len(args) >= 4:
+    if fn.module == "torch._utils" and fn.name == "_rebuild_sparse_tensor" and len(args) >= 2:
+        return _sparse_of(args[1])
+    if fn.module == "torch._utils" and fn.name in _REBUILD_TENSOR and len(args) in _REBUILD_ARITY[fn.name]:
         storage = _storage_info(args[0])
-        shape = _as_tuple(args[2])
-        if storage is None or shape is None or not all(isinstance(s, int) for s in shape):
+        shape, stride = _as_tuple(args[2]), _as_tuple(args[3])
+        if storage is None or shape is None or not all(isinstance(s, int) and s >= 0 for s in shape):
+            return None
+        if stride is None or len(stride) != len(shape) or not all(isinstance(s, int) for s in stride):
+            return None
+        if not isinstance(args[1], int) or args[1] < 0:
+            return None
+        if fn.name == "_rebuild_qtensor" and not (_valid_qparams(args[4]) and _empty_hooks(args[6])):
+            return None
+        if fn.name in ("_rebuild_tensor_v2", "_rebuild_tensor_v3") and not (
+            isinstance(args[4], bool) and _empty_hooks(args[5])
+        ):
             return None
         dtype = storage[1]
         if fn.name == "_rebuild_tensor_v3" and len(args) >= 7 and isinstance(args[6], Global):
@@ -718,6 +798,119 @@ def tensor_of(value: Any) -> tuple[str, tuple[int, ...], tuple[str, str, int], i
         offset = args[1] if isinstance(args[1], int) else 0
         return dtype, tuple(shape), storage, offset
     return None
+
+
+# Allowlisted callables with a fixed most-arguments count (more arguments: loading fails).
+_MAX_ARGS = {
+    ("collections", "OrderedDict"): 1, ("torch", "Size"): 1, ("torch", "device"): 2,
+    **{(m, "set"): 1 for m in ("builtins", "__builtin__")},
+    **{(m, "complex"): 2 for m in ("builtins", "__builtin__")},
+    **{(m, "bytearray"): 3 for m in ("builtins", "__builtin__")},
+}  # fmt: skip
+# Argument counts torch's rebuild functions accept (a call with another count fails to load).
+_REBUILD_ARITY = {
+    "_rebuild_tensor": (4,),
+    "_rebuild_tensor_v2": (6, 7),
+    "_rebuild_tensor_v3": (7, 8),
+    "_rebuild_qtensor": (7,),
+}
+_QSCHEMES = {
+    "per_tensor_affine": 3, "per_tensor_symmetric": 3, "per_channel_affine": 4,
+    "per_channel_symmetric": 4, "per_channel_affine_float_qparams": 4,
+}  # fmt: skip
+
+
+def _empty_hooks(value: Any) -> bool:
+    """The backward-hooks argument torch writes: `OrderedDict()` (old files: None, or
+    `OrderedDict([])` through REDUCE)."""
+    if value is None:
+        return True
+    if isinstance(value, SDict):
+        return not value.items
+    if not (isinstance(value, Call) and isinstance(value.func, Global)):
+        return False
+    empty_args = value.args == () or (
+        isinstance(value.args, tuple)
+        and len(value.args) == 1
+        and (value.args[0] == () or (isinstance(value.args[0], SList) and not value.args[0].items))
+    )
+    return value.func.dotted == "collections.OrderedDict" and empty_args and not value.items
+
+
+def _valid_qparams(params: Any) -> bool:
+    """(qscheme, scale, zero_point) or (qscheme, scales, zero_points, axis), as torch writes."""
+    if not isinstance(params, tuple) or not params or not isinstance(params[0], Global):
+        return False
+    q = params[0]
+    if q.module != "torch" or _QSCHEMES.get(q.name) != len(params):
+        return False
+    if len(params) == 3:
+        return isinstance(params[1], float) and isinstance(params[2], int) and not isinstance(params[2], bool)
+    return isinstance(params[3], int)
+
+
+def _sparse_of(data: Any) -> tuple[str, tuple[int, ...], tuple[str, str, int], int] | None:
+    """A sparse tensor's (dtype, shape, storage, offset): its values' dtype and storage, the
+    dense shape it declares. torch writes (indices, values, size, ...) for COO layouts and
+    (compressed, plain, values, size) for CSR/CSC/BSR/BSC."""
+    if not isinstance(data, tuple):
+        return None
+    for i, item in enumerate(data[1:], start=1):
+        shape = _as_tuple(item)
+        if shape is not None and all(isinstance(n, int) for n in shape):
+            values = tensor_of(data[i - 1])
+            if values is None:
+                return None
+            return values[0], tuple(shape), values[2], 0
+    return None
+
+
+def parts_within(value: Any, limit: int = 64) -> tuple[set[str], set[int]]:
+    """(storage keys, ids of calls) inside one tensor rebuild: a sparse tensor holds two or
+    three storages, a Parameter wraps a tensor, a per-channel qtensor holds scale tensors."""
+    keys: set[str] = set()
+    calls: set[int] = set()
+    todo = [value]
+    while todo and limit > 0:
+        limit -= 1
+        item = todo.pop()
+        if isinstance(item, PersId):
+            info = _storage_info(item)
+            if info is not None:
+                keys.add(info[0])
+        elif isinstance(item, Call):
+            calls.add(id(item))
+            todo.append(item.args)
+        elif isinstance(item, tuple):
+            todo.extend(item)
+    return keys, calls
+
+
+def tensor_span_bytes(value: Any, dtype: str) -> int:
+    """Bytes of its storage a symbolic tensor rebuild spans: (offset + the last element its
+    strides reach + 1) x item size; 0 for an empty tensor, -1 when sizes or strides are not
+    plain integers (then nothing is claimed)."""
+    rebuilt = value
+    while (
+        isinstance(rebuilt, Call)
+        and isinstance(rebuilt.func, Global)
+        and rebuilt.func.name in _REBUILD_PARAM
+        and isinstance(rebuilt.args, tuple)
+        and rebuilt.args
+    ):
+        rebuilt = rebuilt.args[0]
+    args = rebuilt.args if isinstance(rebuilt, Call) and isinstance(rebuilt.args, tuple) else ()
+    if len(args) < 4:
+        return -1
+    offset, shape, stride = args[1], _as_tuple(args[2]), _as_tuple(args[3])
+    if not isinstance(offset, int) or shape is None or stride is None or len(shape) != len(stride):
+        return -1
+    if not all(isinstance(v, int) for v in (*shape, *stride)):
+        return -1
+    if any(n == 0 for n in shape):
+        return 0
+    last = offset + sum((n - 1) * st for n, st in zip(shape, stride, strict=True))
+    return (last + 1) * DTYPE_SIZES.get(dtype, 1)
 
 
 def array_of(value: Any) -> tuple[str, tuple[int, ...]] | None:
@@ -751,8 +944,25 @@ def _dict_items(value: Any) -> list | None:
         and isinstance(value.func, Global)
         and value.func.dotted == "collections.OrderedDict"
     ):
-        return value.items
+        return _constructor_pairs(value.args) + value.items
     return None
+
+
+def _constructor_pairs(args: Any) -> list:
+    """The (key, value) pairs of `OrderedDict(iterable)`: old torch (Python 2's
+    OrderedDict.__reduce__) writes state dicts as `OrderedDict([[k, v], ...])` through REDUCE,
+    so the items are in the argument list, not in SETITEMS."""
+    if not isinstance(args, tuple) or len(args) != 1:
+        return []
+    seq = args[0].items if isinstance(args[0], SList) else args[0]
+    if not isinstance(seq, tuple | list):
+        return []
+    pairs = []
+    for item in seq:
+        pair = item.items if isinstance(item, SList) else item
+        if isinstance(pair, tuple | list) and len(pair) == 2:
+            pairs.append((pair[0], pair[1]))
+    return pairs
 
 
 def walk_tensors(
@@ -823,7 +1033,10 @@ def static_tensors(
                 meta[name] = leaf
             continue
         dtype, shape, (key, sdtype, numel), offset = t
-        tensors.append(StaticTensor(name, dtype, shape, key, offset, numel, sdtype))
+        span = tensor_span_bytes(leaf, dtype)
+        keys, calls = parts_within(leaf)
+        parts = (frozenset(keys), frozenset(calls))
+        tensors.append(StaticTensor(name, dtype, shape, key, offset, numel, sdtype, span, *parts))
     return tensors, meta
 
 

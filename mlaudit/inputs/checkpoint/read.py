@@ -77,7 +77,8 @@ def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
         top_level_keys=parsed.top_level_keys,
         safe_to_load=parsed.format in LOADABLE
         and not any(i.is_error for i in parsed.issues)
-        and not parsed.layout_problems,
+        and not parsed.layout_problems
+        and not parsed.inconclusive,
         issues=tuple(parsed.issues),
         globals_used=tuple(parsed.globals_used),
         header_bytes=parsed.header_bytes,
@@ -85,6 +86,7 @@ def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
         external_data=tuple(parsed.external_data),
         container=_container(path),
         notes=tuple(parsed.notes),
+        inconclusive=tuple(dict.fromkeys(parsed.inconclusive)),
     )
 
 
@@ -141,6 +143,9 @@ def _metadata_classes(info: CheckpointInfo) -> list[Any]:
 
         core = getattr(np, "_core", None) or np.core
         out += [core.multiarray.scalar, core.multiarray._reconstruct, np.dtype, np.ndarray]
+        # files written under numpy < 2 name numpy.core.*: the same functions, another path
+        out += [(core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+                (core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct")]
         out += [
             type(np.dtype(c))
             for c in ("f2", "f4", "f8", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "b1", "c8", "c16")
@@ -252,7 +257,12 @@ def artifact_details(info: CheckpointInfo) -> dict[str, Any]:
     if info.container:
         details["container"] = info.container
     errors = info.error_issues
-    details["verdict"] = "unsafe" if errors else ("metadata" if info.issues else "clean")
+    if errors:
+        details["verdict"] = "unsafe"
+    elif info.inconclusive:
+        details["verdict"] = "inconclusive"
+    else:
+        details["verdict"] = "metadata" if info.issues else "clean"
     return details
 
 
@@ -260,4 +270,7 @@ def artifact_details(info: CheckpointInfo) -> dict[str, Any]:
 def load_checkpoint(session, file) -> CheckpointInfo:
     info = read_checkpoint(file.path, file.rel)
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint", artifact_details(info)))
+    if info.inconclusive:
+        # read, but not to the end of what a loader uses: MLA002 beside the file's other findings
+        session.add_inconclusive(InputError(file.rel, "; ".join(info.inconclusive)))
     return info

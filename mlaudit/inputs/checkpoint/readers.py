@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
-from mlaudit.inputs.checkpoint import onnx_proto
+from mlaudit.inputs.checkpoint import accounting, archives, onnx_proto
 from mlaudit.inputs.checkpoint import pickle_scan as ps
-from mlaudit.inputs.checkpoint.sniff import sniff
+from mlaudit.inputs.checkpoint.sniff import MAX_SAFETENSORS_HEADER, data_kind, looks_like_pickle, sniff
 from mlaudit.inputs.checkpoint.types import (
     DTYPE_BYTES,
     LayoutProblem,
@@ -35,9 +35,9 @@ MAX_DEPTH = 3  # archives inside archives inside archives
 MAX_PICKLE_BYTES = 512 * 1024 * 1024  # one pickle member, decompressed
 MAX_NESTED_BYTES = 256 * 1024 * 1024  # one nested archive read into memory
 MAX_TOTAL_INFLATE = 1024 * 1024 * 1024  # everything decompressed for one file
-MAX_SAFETENSORS_HEADER = 256 * 1024 * 1024  # beyond this the header is not even read
 MAX_JSON_BYTES = 64 * 1024 * 1024
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+PARTIAL_NOTE = "the unsafe globals met before that point are reported"
 # After the magic number, torch's legacy format stacks these pickles, then raw storages.
 LEGACY_PICKLES = (
     "legacy protocol pickle",
@@ -60,10 +60,28 @@ EXPORT_DTYPES = {
 }  # fmt: skip
 
 
+# Formats whose files exist to hold tensors: a non-empty one in which the scan finds none has
+# nothing the verdict could stand on (issue 11), so it is inconclusive. Plain pickles and joblib
+# files are left out: their whole content is the pickle, parsed to the end (a vocabulary or
+# label encoder holds no tensor by nature), and tensors hidden in them still surface through
+# storage accounting. Bundles (zip, archive) of text or images are not model files either.
+TENSOR_FORMATS = frozenset({"torch-zip", "torch-legacy", "lightning", "safetensors", "numpy", "npz"})
+
+
 def read_any(buf: Any, path: Path, rel: str, size: int) -> Parsed:
     """Dispatch on content. `buf` is an mmap of the whole file (nothing is copied up front)."""
+    out = _read_by_kind(buf, path, size)
+    if out.format in TENSOR_FORMATS and not out.tensors and not any(i.is_error for i in out.issues):
+        out.inconclusive.append(
+            f"{out.format} file of {size:,} bytes in which the scan found no tensor: nothing a loader "
+            "reads could be checked (empty, or tensors stored in a way mlaudit cannot follow)"
+        )
+    return out
+
+
+def _read_by_kind(buf: Any, path: Path, size: int) -> Parsed:
     try:
-        kind = sniff(bytes(buf[:512]), path.name, size)
+        kind = sniff(bytes(buf[:512]), path.name, size, buf)
     except InputError as err:
         raise ReadError(err.reason) from None
     if kind == "lfs-pointer":
@@ -81,20 +99,27 @@ def read_any(buf: Any, path: Path, rel: str, size: int) -> Parsed:
     if kind == "safetensors":
         out = Parsed("safetensors")
         out.tensors = _read_safetensors(buf, size, out, prefix="")
+        if looks_like_pickle(bytes(buf[:2])):
+            _second_reading_as_pickle(buf, out)
         return out
     if kind == "safetensors-index":
         return _read_index(buf, path)
+    if kind == "tar":
+        out = Parsed("archive")
+        archives.read_tar(buf, out, "", 0, _scan_member, MAX_NESTED_BYTES, MAX_TOTAL_INFLATE)
+        return out
     if kind in ("gzip", "zlib"):
         data = _inflate(buf, kind)
+        if archives.is_tar(data[:512]):
+            out = Parsed("archive")
+            out.inflated = len(data)
+            archives.read_tar(data, out, "", 0, _scan_member, MAX_NESTED_BYTES, MAX_TOTAL_INFLATE)
+            return out
         out = _read_pickle_file(data, len(data), strict=True)
         out.notes.append(f"{kind}-compressed pickle")
         if out.format == "pickle" and kind in ("gzip", "zlib"):
             out.format = "joblib" if any(g.startswith("joblib.") for g in out.globals_used) else "pickle"
         return out
-    if kind == "tar":
-        raise ReadError(
-            "legacy tar checkpoint (torch < 0.4) is not scanned; it is the format behind CVE-2025-32434"
-        )
     if kind == "onnx?":
         return _read_onnx(buf, path)
     raise ReadError(f"unsupported format {kind}")
@@ -103,11 +128,39 @@ def read_any(buf: Any, path: Path, rel: str, size: int) -> Parsed:
 # --- pickles -------------------------------------------------------------------------------
 
 
-def _scan(stream: Any, member: str, torchscript: bool = False) -> ps.PickleResult:
+def _second_reading_as_pickle(buf: Any, out: Parsed) -> None:
+    """A valid safetensors file that starts like a pickle: torch.load would unpickle it if it
+    parses. Scan that reading too; if it parses, the stricter reading decides."""
+    stream = buf if hasattr(buf, "seek") else io.BytesIO(bytes(buf))
+    stream.seek(0)
+    try:
+        res = ps.scan_pickle(stream, "pickle reading")
+    except ps.PickleScanError:
+        out.notes.append("starts like a pickle (0x80 0x0N) but is none: read as safetensors by its structure")
+        return
+    out.absorb(res)
+    out.inconclusive.append(
+        "the bytes read two ways, as safetensors and as a pickle torch.load would unpickle; "
+        "the stricter reading decides"
+    )
+
+
+def _scan(
+    stream: Any, member: str, torchscript: bool = False, out: Parsed | None = None
+) -> ps.PickleResult | None:
+    """Scan one pickle. On a parse error: when `out` is given and the part before the error
+    already named something unsafe, that is reported (absorbed into `out`) beside the parse
+    error (inconclusive) and None is returned; otherwise ReadError."""
     try:
         return ps.scan_pickle(stream, member, torchscript)
     except ps.PickleScanError as err:
-        raise ReadError(f"{member or 'pickle'} cannot be fully parsed: {err}") from None
+        message = f"{member or 'pickle'} cannot be fully parsed: {err}"
+        partial = err.partial
+        if out is not None and partial is not None and any(i.is_error for i in partial.issues):
+            out.absorb(partial)
+            out.inconclusive.append(f"{message} ({PARTIAL_NOTE})")
+            return None
+        raise ReadError(message) from None
 
 
 def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
@@ -121,17 +174,33 @@ def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
             raise ReadError(
                 f"unrecognized checkpoint format (not a pickle, zip, safetensors, numpy or ONNX file: {err})"
             ) from None
+        partial = err.partial
+        if partial is not None and any(i.is_error for i in partial.issues):
+            out = Parsed("pickle")
+            out.absorb(partial)
+            out.inconclusive.append(f"pickle cannot be fully parsed: {err} ({PARTIAL_NOTE})")
+            return out
         raise ReadError(f"pickle cannot be fully parsed: {err}") from None
     if first.root == LEGACY_MAGIC and not first.issues:
         out = Parsed("torch-legacy")
         out.absorb(first)
         results = []
         for label in LEGACY_PICKLES:
-            res = _scan(stream, label)
+            res = _scan(stream, label, out=out)
+            if res is None:
+                return out
             out.absorb(res)
             results.append(res)
+        for res in (first, *results):
+            _weights_only_opcodes(res, out)
+        if results[0].root != 1001:  # torch refuses any other legacy protocol version
+            out.inconclusive.append(f"legacy protocol version {results[0].root!r} (torch reads only 1001)")
         main = results[2].root
-        _torch_tensors(out, main, member_prefix="")
+        named = _torch_tensors(out, main, member_prefix="")
+        refs = accounting.storage_refs(results[2].persistent_ids)
+        records, problems = accounting.legacy_records(buf, stream.tell(), size, results[3].root, refs)
+        out.inconclusive += problems
+        out.inconclusive += accounting.check_storages(refs, records, named, "", results[2].rebuilds)
         return out
     out = Parsed("pickle")
     out.absorb(first)
@@ -141,9 +210,11 @@ def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
     out.tensors = [_tinfo(t) for t in tensors]
     out.metadata = meta
     out.top_level_keys = ps.top_level_keys(first.root)
-    # A second pickle right after the first is loaded by tools that call load() twice.
+    # A second pickle right after the first is loaded by tools that call load() twice (and a
+    # legacy torch file whose magic number is damaged looks like this): bytes the scan did not read.
     if stream.tell() < size:
-        out.notes.append(f"{size - stream.tell():,} bytes after the pickle's STOP opcode")
+        unread = size - stream.tell()
+        out.inconclusive.append(f"{unread:,} bytes after the pickle's STOP opcode were not read")
     return out
 
 
@@ -153,24 +224,31 @@ def _tinfo(t: ps.StaticTensor) -> Any:
     return TensorInfo(t.name, t.dtype, t.shape, t.storage_key, t.storage_offset, t.storage_numel * per)
 
 
-def _torch_tensors(out: Parsed, root: Any, member_prefix: str, objects: bool = False) -> None:
+def _torch_tensors(
+    out: Parsed, root: Any, member_prefix: str, objects: bool = False
+) -> list[ps.StaticTensor]:
+    """List the tensors of a torch pickle's root object (names prefixed with the archive member
+    they sit in, when nested); returns the static records for storage accounting."""
     tensors, meta = ps.static_tensors(root, objects=objects)
     for t in tensors:
         info = _tinfo(t)
         if member_prefix:
-            info = replace(info, storage_key=f"{member_prefix}:{info.storage_key}")
+            info = replace(
+                info, name=f"{member_prefix}:{info.name}", storage_key=f"{member_prefix}:{info.storage_key}"
+            )
         out.tensors.append(info)
     out.metadata.update(meta)
     keys = ps.top_level_keys(root)
     if keys and not out.top_level_keys:
         out.top_level_keys = keys
     if out.format not in ("torch-zip", "torch-legacy"):
-        return
+        return tensors
     if "pytorch-lightning_version" in keys or (
         "state_dict" in keys
         and {"optimizer_states", "hyper_parameters", "loops", "lr_schedulers"} & set(keys)
     ):
         out.format = "lightning"
+    return tensors
 
 
 # --- zip archives ----------------------------------------------------------------------------
@@ -203,7 +281,7 @@ def _read_member(z: TolerantZip, m: Member, out: Parsed, limit: int) -> bytes:
     return data
 
 
-def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
+def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool = True) -> None:
     """Scan every pickle in a zip (by central-directory name, like torch) and recurse into
     nested archives. Sets out.format from the layout when this is the outermost archive."""
     if depth > MAX_DEPTH:
@@ -213,10 +291,24 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
     except ZipError as err:
         raise ReadError(f"{where + ': ' if where else ''}{err}") from None
     out.notes.extend(z.notes)
+    at = f"{where}: " if where else ""
+    if z.notes:
+        # torch trusts the central directory, Python's zipfile (numpy, scanners) refuses: the
+        # file reads differently depending on the loader, so no reading is "the" file
+        out.inconclusive.append(f"{at}{z.notes[0]}: loaders disagree on which member they read")
     names = [m.name for m in z.members]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        out.inconclusive.append(
+            f"{at}member(s) {dupes[:3]} appear more than once: loaders differ on which they read"
+        )
     layout = _zip_layout(names)
     if depth == 0:
         out.format = layout
+    torch_layout = layout in ("torch-zip", "torchscript")
+    # storage records per directory ("data", "constants"), and the pickle that references them
+    records: dict[str, dict[str, int]] = {"data": {}, "constants": {}}
+    pickles: dict[str, tuple[ps.PickleResult, list[ps.StaticTensor] | None]] = {}
     for m in z.members:
         if m.is_dir:
             continue
@@ -224,20 +316,41 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
         lower = m.name.lower()
         if lower.endswith(".pkl"):
             data = _read_member(z, m, out, MAX_PICKLE_BYTES)
-            res = _scan(io.BytesIO(data), label, torchscript=layout == "torchscript")
-            out.absorb(res)
+            res = _scan(io.BytesIO(data), label, torchscript=layout == "torchscript", out=out)
             out.pickles += 1
-            if depth == 0 and lower.endswith("data.pkl") and layout in ("torch-zip", "torchscript"):
-                _torch_tensors(out, res.root, member_prefix=where, objects=layout == "torchscript")
+            if res is None:
+                continue
+            out.absorb(res)
+            stem = m.name.rsplit("/", 1)[-1][: -len(".pkl")]
+            if torch_layout and stem in records and _at_archive_root(m.name):
+                if layout == "torch-zip":
+                    _weights_only_opcodes(res, out)
+                named = None
+                if stem == "data" and list_tensors:
+                    named = _torch_tensors(
+                        out, res.root, member_prefix=where, objects=layout == "torchscript"
+                    )
+                pickles[stem] = (res, named)
             continue
-        if layout in ("torch-zip", "torchscript") and STORAGE_MEMBER.search(m.name):
+        parts = m.name.split("/")
+        if layout == "torchscript" and len(parts) >= 2 and parts[-2] == "constants" and len(parts) <= 3:
+            records["constants"][parts[-1]] = m.size  # TorchScript constants' raw storages
+            continue
+        if torch_layout and STORAGE_MEMBER.search(m.name):
+            if len(parts) >= 2 and parts[-2] in records and _at_archive_root("/".join(parts[:-1]) + ".pkl"):
+                records[parts[-2]][parts[-1]] = m.size
             continue  # raw tensor bytes: never unpickled by torch
+        if layout == "zip":
+            _read_bundle_member(z, m, out, label, depth)
+            continue
         head = _peek(z, m, 16)
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             inner = _read_member(z, m, out, MAX_NESTED_BYTES)
-            _read_zip(inner, out, label, depth + 1)
+            _read_zip(inner, out, label, depth + 1, list_tensors=False)  # e.g. export sample inputs
         elif head.startswith(b"\x93NUMPY"):
             data = _read_member(z, m, out, MAX_NESTED_BYTES)
+            if layout == "npz" and not z.crc_ok(m, data):  # numpy (zipfile) refuses a bad CRC
+                out.inconclusive.append(f"{label}: CRC mismatch: numpy refuses the archive")
             stem = m.name[:-4] if m.name.endswith(".npy") else m.name
             _read_npy(data, out, f"{where + '/' if where else ''}{stem}", label)
         elif head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
@@ -249,10 +362,130 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int) -> None:
                 continue
             out.absorb(res)
             out.pickles += 1
+    if torch_layout:
+        _torch_archive_shape(names, out, at)
+        _torch_small_records(z, out, at)
+        if "data" not in pickles and not any(i.is_error for i in out.issues):
+            out.inconclusive.append(f"{at}torch archive whose data.pkl could not be read")
+        for stem, (res, named) in pickles.items():
+            refs = accounting.storage_refs(res.persistent_ids)
+            # TorchScript lists module attributes, not every tensor its code holds: only the
+            # storages themselves are accounted for there
+            names = named if layout == "torch-zip" and list_tensors else None
+            out.inconclusive += accounting.check_storages(refs, records[stem], names, where, res.rebuilds)
     if layout == "torch-export" and depth == 0:
         _export_weights(z, out)
-    if depth == 0 and layout == "zip" and not out.pickles and not out.tensors:
-        raise ReadError("zip archive without a recognized checkpoint layout")
+
+
+def _torch_archive_shape(names: list[str], out: Parsed, at: str) -> None:
+    """torch's archive reader requires every member under one top folder and a version record."""
+    top = names[0].split("/", 1)[0] + "/" if names and "/" in names[0] else ""
+    outside = [n for n in names if not n.startswith(top)] if top else names
+    if outside:
+        out.inconclusive.append(f"{at}member(s) {outside[:3]} outside the archive's folder: torch refuses it")
+    if top and f"{top}version" not in names and f"{top}.data/version" not in names:
+        out.inconclusive.append(f"{at}no version record: torch refuses the file")
+
+
+# Small text records torch reads and parses when it opens an archive: what each must hold.
+_SMALL_RECORDS = {
+    "version": re.compile(r"\d+\n?"), ".data/version": re.compile(r"\d+\n?"),
+    "byteorder": re.compile(r"little|big"), ".format_version": re.compile(r"\d+\n?"),
+    ".storage_alignment": re.compile(r"\d+\n?"),
+}  # fmt: skip
+
+
+def _torch_small_records(z: TolerantZip, out: Parsed, at: str) -> None:
+    """version / byteorder records with content torch cannot parse make it refuse the file."""
+    for m in z.members:
+        rest = m.name.split("/", 1)[1] if "/" in m.name else m.name
+        pattern = _SMALL_RECORDS.get(rest)
+        if pattern is None or m.size > 64:
+            continue
+        try:
+            text = _read_member(z, m, out, 64).decode("ascii")
+        except (ReadError, UnicodeDecodeError):
+            text = "\x00"
+        if not pattern.fullmatch(text):
+            out.inconclusive.append(f"{at}record {m.name!r} holds {text[:16]!r}: torch cannot parse it")
+
+
+def _weights_only_opcodes(res: ps.PickleResult, out: Parsed) -> None:
+    """torch.load(weights_only=True) executes only some opcodes: a torch pickle using another
+    one is refused by torch, so the scan's reading is not what a loader gets."""
+    extra = sorted(res.opcode_names - ps.WEIGHTS_ONLY_OPCODES)
+    if extra:
+        where = f"{res.member}: " if res.member else ""
+        out.inconclusive.append(
+            f"{where}uses pickle opcode(s) {', '.join(extra[:4])} that torch.load(weights_only=True) "
+            "does not execute: torch refuses the file"
+        )
+
+
+def _at_archive_root(name: str) -> bool:
+    """`data.pkl` or `<one folder>/data.pkl`: where torch looks for a record (not deeper)."""
+    return name.count("/") <= 1
+
+
+def _read_bundle_member(z: TolerantZip, m: Member, out: Parsed, label: str, depth: int) -> None:
+    """A member of a zip that is no torch archive: a release bundle. Read it like a file."""
+    if m.size > MAX_NESTED_BYTES:
+        out.inconclusive.append(
+            f"{label}: {m.size:,} bytes, more than the {MAX_NESTED_BYTES:,} mlaudit reads"
+        )
+        return
+    _scan_member(_read_member(z, m, out, MAX_NESTED_BYTES), out, label, depth)
+
+
+def _scan_member(data: bytes, out: Parsed, label: str, depth: int) -> None:
+    """Scan one archive member as if it had been named on its own; every member must be
+    explained: a model file scanned, text, or a known data format (images, audio ...)."""
+    if not data:
+        return
+    if depth + 1 > MAX_DEPTH:
+        raise ReadError(f"archives nested deeper than {MAX_DEPTH} levels at {label}")
+    try:
+        kind = sniff(data[:512], label, len(data), data)
+    except InputError:
+        kind = "unknown"
+    if kind == "zip":
+        _read_zip(data, out, label, depth + 1)
+    elif kind == "tar":
+        archives.read_tar(data, out, label, depth + 1, _scan_member, MAX_NESTED_BYTES, MAX_TOTAL_INFLATE)
+    elif kind == "numpy":
+        _read_npy(data, out, label[:-4] if label.endswith(".npy") else label, label)
+    elif kind == "safetensors":
+        out.tensors += _read_safetensors(data, len(data), out, prefix=label)
+    elif kind in ("pickle", "gzip") or (kind == "pickle0" and data_kind(data[:4096]) is None):
+        try:
+            inner = _read_by_kind(data, Path(label), len(data)) if kind == "gzip" else None
+            if inner is None:
+                inner = _read_pickle_file(data, len(data), strict=True)
+        except ReadError as err:
+            out.inconclusive.append(f"{label}: {err}")
+            return
+        _merge(out, inner, label)
+    elif data_kind(data[:4096]) is not None:
+        return  # text or a known data format: explained, nothing a loader unpickles
+    else:
+        out.inconclusive.append(f"{label}: content not recognised (starts with {data[:8]!r}); not scanned")
+
+
+def _merge(out: Parsed, inner: Parsed, label: str) -> None:
+    """Fold what was read from one archive member into the archive's result."""
+    for issue in inner.issues:
+        moved = replace(issue, member=f"{label}:{issue.member}" if issue.member else label)
+        if moved not in out.issues:
+            out.issues.append(moved)
+    out.globals_used += [g for g in inner.globals_used if g not in out.globals_used]
+    out.tensors += [
+        replace(t, name=f"{label}:{t.name}", storage_key=f"{label}:{t.storage_key}") for t in inner.tensors
+    ]
+    out.inconclusive += [f"{label}: {r}" for r in inner.inconclusive]
+    out.notes += [f"{label}: {n}" for n in inner.notes]
+    out.layout_problems += inner.layout_problems
+    out.pickles += inner.pickles
+    out.inflated += inner.inflated
 
 
 def _zip_layout(names: list[str]) -> str:
@@ -432,6 +665,18 @@ def _read_safetensors(buf: Any, size: int, out: Parsed, prefix: str) -> list:
             out.layout_problems.append(
                 _problem(n2, f"bytes [{b2}, {e2}] overlap {n1} [{b1}, {e1}]", overlap_bytes=e1 - b2)
             )
+    # the tensors must cover the data section exactly (safetensors itself refuses gaps and
+    # trailing bytes): bytes no tensor explains are bytes the scan cannot account for
+    reached, unexplained = 0, 0
+    for begin, end, _ in spans:
+        unexplained += max(0, begin - reached)
+        reached = max(reached, end)
+    unexplained += max(0, data_len - reached)
+    if unexplained:
+        out.inconclusive.append(
+            f"{label}: {unexplained:,} bytes of the data section belong to no tensor "
+            "(safetensors refuses such files)"
+        )
     return tensors
 
 

@@ -91,6 +91,9 @@ class CheckpointInfo:
     container: str | None = None
     # Things the reader tolerated (bad CRCs, renamed local headers), for `-v` and tests.
     notes: tuple[str, ...] = ()
+    # Why the verdict cannot be "clean" although the file was read (bytes a loader would use
+    # that the scan could not account for, a parse error after a payload, 0 tensors): MLA002.
+    inconclusive: tuple[str, ...] = ()
 
     @property
     def parameters(self) -> int:
@@ -136,8 +139,10 @@ class Parsed:
     notes: list[str] = field(default_factory=list)
     inflated: int = 0
     pickles: int = 0  # pickles scanned (all archive levels)
+    inconclusive: list[str] = field(default_factory=list)  # see CheckpointInfo.inconclusive
 
     def absorb(self, result: PickleResult) -> None:
+        self.inconclusive += [f"{result.member}: {o}" if result.member else o for o in result.oddities]
         known, seen = set(self.issues), set(self.globals_used)
         for issue in result.issues:
             if issue not in known:

@@ -66,15 +66,35 @@ class TolerantZip:
         eocd = self._find_eocd()
         if eocd + 22 > self.size:
             raise ZipError("truncated end-of-central-directory record")
-        (_, _, _, _, count, cd_size, cd_offset, _) = struct.unpack("<4sHHHHIIH", self.buf[eocd : eocd + 22])
-        if count == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:
-            loc = eocd - 20
-            if loc < 0 or bytes(self.buf[loc : loc + 4]) != EOCD64_LOCATOR:
+        (_, disk, cd_disk, on_disk, count, cd_size, cd_offset, _) = struct.unpack(
+            "<4sHHHHIIH", self.buf[eocd : eocd + 22]
+        )
+        # What torch's reader (miniz) rejects is rejected here too: a file torch refuses is
+        # never "clean" (checks below mirror mz_zip_reader_read_central_dir).
+        loc = eocd - 20
+        has_zip64 = loc >= 0 and bytes(self.buf[loc : loc + 4]) == EOCD64_LOCATOR
+        if count == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF or has_zip64:
+            if not has_zip64:
                 raise ZipError("zip64 archive without a zip64 locator")
             (rec_off,) = struct.unpack("<Q", self.buf[loc + 8 : loc + 16])
             if rec_off + 56 > self.size or bytes(self.buf[rec_off : rec_off + 4]) != EOCD64:
                 raise ZipError("zip64 end-of-central-directory record out of range")
-            count, cd_size, cd_offset = struct.unpack("<QQQ", self.buf[rec_off + 32 : rec_off + 56])
+            short = (count, cd_size, cd_offset)
+            disk, cd_disk, on_disk, count, cd_size, cd_offset = struct.unpack(
+                "<IIQQQQ", self.buf[rec_off + 16 : rec_off + 56]
+            )
+            # where the classic record is not the zip64 escape value, both must agree (readers
+            # differ on which one they trust)
+            escapes = (0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+            for small, big, escape in zip(short, (count, cd_size, cd_offset), escapes, strict=True):
+                if small != escape and small != big:
+                    raise ZipError("the end record and the zip64 end record disagree")
+        if disk != 0 or cd_disk != 0 or on_disk != count:
+            raise ZipError("multi-disk or inconsistent end-of-central-directory record")
+        if cd_size < count * 46:
+            raise ZipError(f"central directory of {cd_size:,} bytes cannot hold {count:,} entries")
+        if cd_offset + cd_size != (rec_off if has_zip64 else eocd):
+            raise ZipError("the central directory does not end where the end record begins")
         if count > MAX_MEMBERS:
             raise ZipError(f"central directory claims {count:,} members (limit {MAX_MEMBERS:,})")
         if cd_offset + cd_size > self.size:
@@ -86,24 +106,48 @@ class TolerantZip:
         for _ in range(count):
             if pos + 46 > self.size or bytes(self.buf[pos : pos + 4]) != CENTRAL:
                 raise ZipError("corrupt central directory entry")
-            (method, _t, _d, crc, csize, usize, nlen, xlen, clen) = struct.unpack(
-                "<HHHIIIHHH", self.buf[pos + 10 : pos + 34]
+            (flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen, start_disk) = struct.unpack(
+                "<HHHHIIIHHHH", self.buf[pos + 8 : pos + 36]
             )
             (offset,) = struct.unpack("<I", self.buf[pos + 42 : pos + 46])
-            name = bytes(self.buf[pos + 46 : pos + 46 + nlen]).decode("utf-8", errors="replace")
+            if pos + 46 + nlen + xlen + clen > cd_offset + cd_size:
+                raise ZipError("central directory entry runs past the directory")
+            try:  # torch reads record names as UTF-8 and fails on anything else
+                name = bytes(self.buf[pos + 46 : pos + 46 + nlen]).decode("utf-8")
+            except UnicodeDecodeError:
+                raise ZipError("a member name is not valid UTF-8") from None
             extra = bytes(self.buf[pos + 46 + nlen : pos + 46 + nlen + xlen])
             usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+            if start_disk not in (0, 0xFFFF) or (start_disk == 0xFFFF and not has_zip64):
+                raise ZipError(f"member {name!r} is on another disk (multi-disk archive)")
+            if flags & 1:
+                raise ZipError(f"member {name!r} is encrypted")
+            if offset + 30 + csize > self.size:
+                raise ZipError(f"member {name!r} runs past the end of the archive (truncated?)")
+            if method not in (0, 8):
+                raise ZipError(f"member {name!r} uses compression method {method} (torch reads only 0 and 8)")
+            if method == 0 and csize != usize:
+                raise ZipError(f"stored member {name!r}: {csize:,} bytes stored but {usize:,} declared")
             local_name = self._local_name(offset, name)
             members.append(Member(name, method, csize, usize, offset, crc, local_name))
+            self._check_extent(members[-1])
             pos += 46 + nlen + xlen + clen
+        if pos != cd_offset + cd_size:
+            raise ZipError("the central directory holds more entries than the end record counts")
         return members
 
     def _local_name(self, offset: int, name: str) -> str | None:
         if offset + 30 > self.size or bytes(self.buf[offset : offset + 4]) != LOCAL:
             raise ZipError(f"member {name!r}: local header missing at offset {offset:,}")
-        nlen = struct.unpack("<H", self.buf[offset + 26 : offset + 28])[0]
+        nlen, xlen = struct.unpack("<HH", self.buf[offset + 26 : offset + 30])
         local = bytes(self.buf[offset + 30 : offset + 30 + nlen]).decode("utf-8", errors="replace")
         return None if local == name else local
+
+    def _check_extent(self, m: Member) -> None:
+        """The member's data, placed by its local header, must lie inside the file (miniz
+        refuses to extract it otherwise)."""
+        if self.data_offset(m) + m.compressed_size > self.size:
+            raise ZipError(f"member {m.name!r} runs past the end of the archive (local header sizes)")
 
     def data_offset(self, m: Member) -> int:
         nlen, xlen = struct.unpack("<HH", self.buf[m.header_offset + 26 : m.header_offset + 30])
