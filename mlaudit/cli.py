@@ -220,6 +220,7 @@ def _write_outputs(files: list[tuple[str, str]], report: Any, render_opts: dict[
 @app.command("rules")
 def list_rules(
     output_format: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of internal errors.")] = False,
 ) -> int:
     """List every rule: code, name, family, default severity, fixable."""
     from mlaudit.catalog import load_catalog
@@ -251,7 +252,10 @@ def list_rules(
 
 
 @app.command("rule")
-def show_rule(code: Annotated[str, typer.Argument(help="Rule code (MLK001) or name.")]) -> int:
+def show_rule(
+    code: Annotated[str, typer.Argument(help="Rule code (MLK001) or name.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of internal errors.")] = False,
+) -> int:
     """Print one rule's documentation."""
     from mlaudit.catalog import lookup
     from mlaudit.docs import rule_markdown
@@ -281,6 +285,7 @@ def fix(
     run_model: Annotated[bool, typer.Option("--run-model", help="Allow importing and running the config's model class.")] = False,
     measure_seconds: Annotated[float, typer.Option("--measure-seconds", help="Time spent timing each batch size.")] = 1.0,
     threads: Annotated[int | None, typer.Option("--threads", help="Threads for PyTorch and ONNX Runtime (default: min(4, cores)).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks of internal errors.")] = False,
 ) -> int:
     """Remediate a checkpoint with verified fixes and write a before/after report."""
     from mlaudit.extras import need_line

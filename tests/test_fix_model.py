@@ -410,3 +410,57 @@ def test_int8_that_quantizes_nothing_is_a_skip(run_cli, tmp_path):
     report = json.loads((tmp_path / "noweights-fixed" / "fix-report.json").read_text())
     assert next(s for s in report["steps"] if s["name"] == "int8")["status"] == "skipped"
     assert not (tmp_path / "noweights-fixed" / "noweights.int8.onnx").exists()
+
+
+def test_eval_data_with_named_inputs_and_any_sample_count(run_cli, tmp_path):
+    """A three-input encoder takes --eval-data with one array per input name; 540 samples (more
+    than the 512 fidelity uses) once crashed on reshaping the labels."""
+    transformers = pytest.importorskip("transformers")
+    import numpy as np
+
+    from fixtures.gen._text_encoder import build_minilm
+    from mlaudit.fixers.text_sample import texts
+
+    model_dir = build_minilm(tmp_path / "enc", layers=1, hidden=32, heads=2, intermediate=64, vocab_size=1000)
+    tok = transformers.AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    enc = tok(texts(540), padding="max_length", truncation=True, max_length=24, return_tensors="np")
+    data = tmp_path / "eval.npz"
+    np.savez(data, **{k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")})
+    code, _, err = run_cli("fix", model_dir, "--apply", "onnx", "--eval-data", data, *FAST)
+    assert code == 0, err
+    report = json.loads((tmp_path / "enc-fixed" / "fix-report.json").read_text())
+    assert report["inputs"] == "eval-data"
+    assert [
+        c["shape"] for c in next(s for s in report["steps"] if s["name"] == "onnx")["evidence"]["parity"]
+    ] == [
+        "2x24",
+        "5x12",
+    ]
+    np.savez(tmp_path / "partial.npz", input_ids=enc["input_ids"])
+    code, _, err = run_cli(
+        "fix", model_dir, "--apply", "onnx", "--eval-data", tmp_path / "partial.npz", "--out", tmp_path / "p"
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "attention_mask" in err
+
+
+def test_stateful_onnx_input_is_refused_with_the_reason(run_cli, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "x"], ["y"]), helper.make_node("Identity", ["state"], ["state_out"])],
+        "stateful",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "batch", 8]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
+            helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [2, "batch", 8]),
+        ],
+    )
+    path = tmp_path / "vad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    code, _, err = run_cli("fix", path, "--apply", "int8", *FAST)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "'state'" in err and "no batch axis first" in err and "internal error" not in err

@@ -84,8 +84,57 @@ def test_safetensors_keeps_tied_tensors_slices_and_metadata(run_cli, tmp_path):
         meta = fh.metadata()
         stored = set(fh.keys())
     assert json.loads(meta["mlaudit.metadata"]) == {"epoch": 3}
-    assert len(stored) == 5  # head.weight and copy_b are aliases, not copies
-    assert (tmp_path / "o" / "tied.safetensors").stat().st_size < 4096 * 4  # the slice was compacted
+    # default: a plain load_file sees every key of the checkpoint (tied/duplicate ones as copies)
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(tmp_path / "o" / "tied.safetensors"))) == set(ckpt) - {"epoch"}
+    tensor_bytes = sum(t.numel() * t.element_size() for t in ckpt.values() if isinstance(t, torch.Tensor))
+    # the slice was compacted (its 16 kB storage written whole would exceed this)
+    assert (tmp_path / "o" / "tied.safetensors").stat().st_size < tensor_bytes + 4096
+    # aliases=metadata: stored once, the dropped names listed in the metadata
+    code, _, err = run_cli(
+        "fix", src, "--apply", "dedupe,safetensors:aliases=metadata", "--out", tmp_path / "m", *FAST
+    )
+    assert code == 0, err
+    with safe_open(str(tmp_path / "m" / "tied.safetensors"), framework="pt") as fh:
+        stored = set(fh.keys())
+        aliases = json.loads(fh.metadata()["mlaudit.aliases"])
+    assert len(stored) == 5 and set(aliases) == {"head.weight", "copy_b"}
+    assert set(read_state_file(tmp_path / "m" / "tied.safetensors")) == set(ckpt) - {"epoch"}
+
+
+def test_dedupe_reports_real_savings_once_per_storage(run_cli, tmp_path):
+    """Several small views of one storage: the saving is the storage minus the views, once."""
+    base = torch.randn(1000, 256)  # 1.024 MB
+    ckpt = {f"part{i}": base[i * 10 : (i + 1) * 10] for i in range(20)}  # 20 views, 204.8 kB kept
+    src = tmp_path / "views.pt"
+    torch.save(ckpt, src)
+    code, _, err = run_cli("fix", src, "--apply", "dedupe", "--out", tmp_path / "o", *FAST)
+    assert code == 0, err
+    step = next(s for s in json.loads((tmp_path / "o" / "fix-report.json").read_text())["steps"]
+                if s["name"] == "dedupe")  # fmt: skip
+    assert step["evidence"]["compacted_bytes"] == 1000 * 256 * 4 - 200 * 256 * 4
+    assert step["evidence"]["compacted_bytes"] < src.stat().st_size
+
+
+def test_optimizer_state_under_any_key_is_stripped(run_cli, tmp_path):
+    """A `model_state` + `optimizer_state` checkpoint (the layout of a real speaker encoder):
+    planned without --apply, and the fixed file holds exactly the model tensors."""
+    model = torch.nn.LSTM(8, 16, num_layers=2)
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.randn(3, 2, 8))[0].sum().backward()
+    opt.step()
+    src = tmp_path / "encoder.pt"
+    torch.save({"step": 5, "model_state": model.state_dict(), "optimizer_state": opt.state_dict()}, src)
+    code, out, err = run_cli("fix", src, "--dry-run")
+    assert code == 0 and "strip-optimizer" in out and "optimizer_state" in out, out + err
+    code, _, err = run_cli("fix", src, "--out", tmp_path / "o", *FAST)
+    assert code == 0, err
+    from safetensors.torch import load_file
+
+    got = load_file(str(tmp_path / "o" / "encoder.safetensors"))
+    assert set(got) == set(model.state_dict())
+    assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(run_cli, tmp_path):

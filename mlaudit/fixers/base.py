@@ -10,11 +10,24 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.fixers import FixError
+from mlaudit.inputs.checkpoint.layout import MODEL_KEYS
 
-STATE_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "ema", "weights")
+# The scan's model containers (one list for scan and fix: `model_state`, `state_dict`, ...), plus
+# EMA weights, which a fix may keep when nothing else holds the model.
+STATE_KEYS = (*MODEL_KEYS, "ema")
 # Lightning saves `optimizer_states` and `lr_schedulers` (lists of state dicts).
-OPTIMIZER_KEYS = {"optimizer", "optimizer_state_dict", "optim", "scheduler", "lr_scheduler", "scaler",
-                  "optimizer_states", "lr_schedulers"}
+OPTIMIZER_KEYS = {
+    "optimizer",
+    "optimizer_state_dict",
+    "optimizer_state",
+    "optim",
+    "optim_state",
+    "scheduler",
+    "lr_scheduler",
+    "scaler",
+    "optimizer_states",
+    "lr_schedulers",
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,12 @@ def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:
         for key in STATE_KEYS:
             if is_state(obj.get(key)):
                 return dict(obj[key]), key
+        for key in STATE_KEYS:  # nested one level: {"model": {"state_dict": {...}}}
+            inner = obj.get(key)
+            if isinstance(inner, Mapping):
+                for sub in STATE_KEYS:
+                    if is_state(inner.get(sub)):
+                        return dict(inner[sub]), f"{key}.{sub}"
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors, None

@@ -31,13 +31,26 @@ def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
 
     groups: dict[tuple, str] = {}
     aliases: dict[str, str] = dict(state.extras.get("aliases", {}))
-    merged_bytes = compacted_bytes = 0
+    merged_bytes = 0
+    # torch.save writes each storage once, however many views share it: the real saving of
+    # compacting is per storage (its bytes minus the bytes of the distinct views kept), never
+    # per view (several views of one 17 MB storage once "saved" 59.7 MB)
+    views: dict[int, tuple[int, set]] = {}
+    for t in state.tensors.values():
+        ptr = t.untyped_storage().data_ptr()
+        nbytes = t.numel() * t.element_size()
+        views.setdefault(ptr, (t.untyped_storage().nbytes(), set()))[1].add((t.storage_offset(), nbytes))
+    compacted_bytes = 0
+    oversized = set()
+    for ptr, (storage, spans) in views.items():
+        kept = sum(n for _, n in spans)
+        if storage > kept:
+            compacted_bytes += storage - kept
+            oversized.add(ptr)
     out = {}
     for name, t in state.tensors.items():
         nbytes = t.numel() * t.element_size()
-        storage = t.untyped_storage().nbytes()
-        if storage > nbytes:  # torch.save would write the whole storage for this view
-            compacted_bytes += storage - nbytes
+        if t.untyped_storage().data_ptr() in oversized:  # written whole by torch.save: compact it
             t = t.clone()
         if nbytes >= config.min_bytes:
             raw = t.detach().contiguous().reshape(-1)

@@ -301,7 +301,7 @@ def held_out(src: Any, n_fid: int, n_cal: int) -> tuple[tuple, int]:
     if src.data is None:
         full = src.batch(n_fid + n_cal)
         return tuple(a[n_fid:] for a in full), n_fid
-    total = len(src.data)
+    total = src.samples
     cal = max(1, min(n_cal, total // 2))
     full = src.batch(total)
     return tuple(a[total - cal :] for a in full), max(1, min(n_fid, total - cal))

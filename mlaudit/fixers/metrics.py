@@ -101,13 +101,55 @@ def ort_session(path: Path, threads: int) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def ort_error(err: BaseException, path: Path) -> str:
+    """One line for an ONNX Runtime failure: the model, its opset, the op and node named in the
+    runtime's message, and the message's first line (without the `[ONNXRuntimeError] : n :`
+    prefix)."""
+    import re
+
+    text = str(err).strip()
+    op = re.search(r"Op \((\w+)\)|op_type[=: ]+(\w+)|Op type: (\w+)|(\w+)\(\d+\) node", text)
+    node = re.search(r"Node \(([^)]*)\)|node (\S+)|Node: (\S+)", text, flags=re.IGNORECASE)
+    try:
+        import onnx
+
+        opset = next(
+            (
+                o.version
+                for o in onnx.load(str(path), load_external_data=False).opset_import
+                if o.domain in ("", "ai.onnx")
+            ),
+            None,
+        )
+    except Exception:  # an unreadable file: the runtime's own message says why
+        opset = None
+    first = re.sub(
+        r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text.splitlines()[0] if text else type(err).__name__
+    )
+    where = ""
+    if op:
+        where += f" op {next(g for g in op.groups() if g)}"
+    if node:
+        where += f" (node {next(g for g in node.groups() if g)})"
+    return f"onnxruntime cannot run {Path(path).name} (opset {opset}){where}: {first[:300]}"
+
+
 def ort_runner(path: Path, threads: int) -> Callable:
-    """fn(tuple of numpy arrays) -> first output of an ONNX model."""
-    sess = ort_session(path, threads)
+    """fn(tuple of numpy arrays) -> first output of an ONNX model. Runtime failures (loading or
+    running) become a one-line FixError naming the op and the opset (ort_error)."""
+    from mlaudit.fixers import FixError
+
+    try:
+        sess = ort_session(path, threads)
+    except Exception as err:  # onnxruntime raises its own exception types, several of them
+        raise FixError(ort_error(err, path)) from None
     names = [i.name for i in sess.get_inputs()]
 
     def run(arrays: tuple) -> Any:
-        return sess.run(None, dict(zip(names, arrays, strict=False)))[0]
+        try:
+            return sess.run(None, dict(zip(names, arrays, strict=False)))[0]
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise FixError(ort_error(err, path)) from None
 
     return run
 

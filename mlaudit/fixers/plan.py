@@ -39,11 +39,24 @@ class Plan:
 
 
 def _safe_candidates(info: Any) -> dict[str, str]:
-    """Safe fixes this checkpoint needs, with the reason (from its metadata, no data read)."""
+    """Safe fixes this checkpoint needs, with the reason (from its metadata, no data read).
+    Optimizer state is found by the scan's own layout reader (param_groups under any key, e.g.
+    `optimizer_state`), whatever the file is called; a first step towards planning from the
+    scan's findings (docs/fix-planner.md)."""
+    from mlaudit.inputs.checkpoint.layout import build_layout
+
     out: dict[str, str] = {}
     keys = set(info.top_level_keys)
-    if keys & OPTIMIZER_KEYS:
-        out["strip-optimizer"] = f"the checkpoint carries {', '.join(sorted(keys & OPTIMIZER_KEYS))}"
+    layout = build_layout(info, None)
+    sections = layout.bytes_by_section()
+    training = sections["optimizer"] + sections["scheduler"]
+    if layout.optimizer is not None or layout.scheduler_keys or keys & OPTIMIZER_KEYS:
+        total = sum(sections.values()) or 1
+        what = sorted(keys & OPTIMIZER_KEYS) or [layout.optimizer.prefix.rstrip(".") or "optimizer state"]
+        out["strip-optimizer"] = (
+            f"the checkpoint carries {', '.join(what)} ({training / 1e6:.2f} MB, {training / total:.0%} "
+            "of the tensor bytes, training-only)"
+        )
     names = [t.name for t in info.tensors]
     prefixed = [n for n in names if ".module." in f".{n}" or "_orig_mod." in n]
     if prefixed:

@@ -192,8 +192,10 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         state.eval_labels = source.attach_eval_data(state.inputs, opts.eval_data)
     elif state.inputs.synthetic:
         state.warnings.append("fidelity measured on synthetic random inputs (pass --eval-data for real ones)")
-    n = min(len(state.inputs.data), 512) if state.inputs.data is not None else 256
+    n = min(state.inputs.samples, 512) if state.inputs.samples is not None else 256
     x = state.inputs.batch(n)
+    if state.eval_labels is not None:  # labels of the samples fidelity is measured on (any count)
+        state.eval_labels = state.eval_labels[:n]
     state.extras["fidelity_inputs"] = x
     ref_run = (
         metrics.torch_runner(state.reference)
@@ -367,7 +369,7 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
         lat = metrics.latency(state.runners, batches, seconds=opts.measure_seconds)
         for name, run in state.runners.items():
             row = by_name[name]
-            got = run(x)
+            got = ref if name == "input" else run(x)  # the reference was computed at setup
             row["fidelity"] = metrics.fidelity(ref, got, state.extras.get("class_scores"))
             if state.eval_labels is not None:
                 row.update(metrics.classification(got, state.eval_labels))

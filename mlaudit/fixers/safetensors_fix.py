@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mlaudit.fixers import fixer
+from mlaudit.fixers import FixError, fixer
 from mlaudit.fixers.base import FixState, StepResult
 from mlaudit.fixers.verify import ALIASES_KEY
 
 
 @dataclass(frozen=True)
 class SafetensorsConfig:
-    """`filename`: output name (default: the input's stem + .safetensors)."""
+    """`filename`: output name (default: the input's stem + .safetensors); `aliases`: `keep`
+    (default) writes every key as its own tensor, so that a plain `safetensors.load_file` sees
+    every name the checkpoint had (tied or deduplicated tensors cost their bytes again);
+    `metadata` stores them once and lists the dropped names in the `mlaudit.aliases` metadata
+    (loaders must resolve them, as `load_model` with tied weights does)."""
 
     filename: str = ""
+    aliases: str = "keep"
+
+    def __post_init__(self) -> None:
+        if self.aliases not in ("keep", "metadata"):
+            raise FixError(f"safetensors: aliases must be keep or metadata, not {self.aliases!r}")
 
 
 def _storage_key(t) -> tuple:
@@ -25,8 +34,8 @@ def _storage_key(t) -> tuple:
     "safetensors",
     "safe",
     "state",
-    "write the tensors as .safetensors: loading runs no code; shared "
-    "tensors kept as aliases, plain metadata kept",
+    "write the tensors as .safetensors: loading runs no code; every key kept (shared tensors "
+    "as copies unless aliases=metadata), plain metadata kept",
     SafetensorsConfig,
 )
 def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
@@ -61,6 +70,12 @@ def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
         )
         for k, v in plain.items()
     }
+    copied = 0
+    if config.aliases == "keep":  # every key a plain loader expects, as its own tensor
+        for alias, kept in sorted(aliases.items()):
+            plain[alias] = plain[kept].clone()
+            copied += plain[alias].numel() * plain[alias].element_size()
+        aliases = {}
     meta = {"format": "pt", ALIASES_KEY: json.dumps(aliases, sort_keys=True)}
     if state.metadata:
         meta["mlaudit.metadata"] = json.dumps(state.metadata, sort_keys=True, default=str)
@@ -74,6 +89,12 @@ def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
         "safe",
         "applied",
         f"wrote {name}: {len(plain)} tensors, {len(aliases)} aliases, "
-        f"{len(state.metadata)} metadata entries kept",
-        evidence={"tensors": len(plain), "aliases": len(aliases)},
+        f"{len(state.metadata)} metadata entries kept"
+        + (
+            f"; shared tensors written as copies ({copied / 1e6:.3f} MB) so that load_file sees every "
+            "key (safetensors:aliases=metadata stores them once)"
+            if copied
+            else ""
+        ),
+        evidence={"tensors": len(plain), "aliases": len(aliases), "alias_copy_bytes": copied},
     )

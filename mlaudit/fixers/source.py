@@ -46,7 +46,13 @@ class InputSource:
     shapes: list[list[int | str]]  # without batch; str = a named dynamic dim
     dtypes: list[str]
     defaults: dict[str, int] = field(default_factory=dict)  # dynamic dim -> default size
-    data: Any = None  # numpy x from --eval-data (single-input models)
+    data: tuple | None = None  # numpy arrays from --eval-data, one per input
+
+    @property
+    def samples(self) -> int | None:
+        """How many samples --eval-data holds (None for inputs made on demand)."""
+        return None if self.data is None else len(self.data[0])
+
     synthetic: bool = True
     int_ranges: list[tuple[int, int]] | None = None  # [low, high) per input, for integer inputs (token ids)
     # fn(n, dims) -> arrays: inputs made by the model's own preprocessing (a tokenizer)
@@ -55,7 +61,9 @@ class InputSource:
 
     @property
     def dynamic_dims(self) -> dict[str, int]:
-        return {d: self.defaults.get(d, 8) for s in self.shapes for d in s if isinstance(d, str)}
+        return {
+            d: self.defaults.get(d, DYNAMIC_DEFAULT) for s in self.shapes for d in s if isinstance(d, str)
+        }
 
     def batch(self, n: int, **dims: int) -> tuple:
         """n samples; named dims override their default size."""
@@ -64,18 +72,21 @@ class InputSource:
         if self.make is not None:
             return self.make(n, dims)
         if self.data is not None:
-            x = self.data
-            reps = -(-n // len(x))
-            x = np.concatenate([x] * reps)[:n] if reps > 1 else x[:n]
-            for axis, d in enumerate(self.shapes[0], start=1):
-                if isinstance(d, str) and d in dims:
-                    x = np.take(x, range(dims[d]), axis=axis)
-            return (np.ascontiguousarray(x),)
+            out_data = []
+            for x, shape in zip(self.data, self.shapes, strict=True):
+                reps = -(-n // len(x))
+                x = np.concatenate([x] * reps)[:n] if reps > 1 else x[:n]
+                for axis, d in enumerate(shape, start=1):
+                    if isinstance(d, str) and d in dims and dims[d] <= x.shape[axis]:
+                        x = np.take(x, range(dims[d]), axis=axis)
+                out_data.append(np.ascontiguousarray(x))
+            return tuple(out_data)
         rng = np.random.default_rng(0)
         out = []
         for i, (shape, dtype) in enumerate(zip(self.shapes, self.dtypes, strict=True)):
             full = [n] + [
-                int(dims.get(d, self.defaults.get(d, 8))) if isinstance(d, str) else int(d) for d in shape
+                int(dims.get(d, self.defaults.get(d, DYNAMIC_DEFAULT))) if isinstance(d, str) else int(d)
+                for d in shape
             ]
             if "int" in dtype:
                 low, high = self.int_ranges[i] if self.int_ranges else (0, 2)
@@ -222,48 +233,129 @@ def load_hf(path: Path) -> tuple[Any, InputSource]:
     return _hf_wrapper(model, names, output_name), src
 
 
+SPATIAL_DEFAULT = 64  # dynamic H/W of image-like (4-D float) inputs: conv strides need room
+DYNAMIC_DEFAULT = 8  # any other dynamic dim without a hint
+
+
+def _int_range_hints(model: Any, name: str) -> tuple[int, int] | None:
+    """[0, rows) for an integer input used (directly or through Cast) as the indices of a
+    Gather from a constant table: token or byte ids index an embedding of that many rows."""
+    from onnx import numpy_helper
+
+    tables = {i.name: i for i in model.graph.initializer}
+    consts = {
+        n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant" and n.attribute
+    }
+    aliases = {name}
+    for node in model.graph.node:  # follow Cast / Identity / Unsqueeze chains
+        if (
+            node.op_type in ("Cast", "Identity", "Unsqueeze", "Reshape")
+            and node.input
+            and node.input[0] in aliases
+        ):
+            aliases.add(node.output[0])
+
+    def table(name: str) -> Any:
+        return numpy_helper.to_array(tables[name] if name in tables else consts[name])
+
+    rows = [
+        int(table(n.input[0]).shape[0])
+        for n in model.graph.node
+        if n.op_type == "Gather" and len(n.input) > 1 and n.input[1] in aliases
+        and (n.input[0] in tables or n.input[0] in consts)
+    ]  # fmt: skip
+    return (0, min(rows)) if rows else None
+
+
 def from_onnx(path: Path) -> InputSource:
-    """Input names, shapes and dtypes declared by an ONNX graph."""
+    """Input names, shapes and dtypes declared by an ONNX graph. Dynamic dims (named, or
+    unnamed `?`) get a default size (SPATIAL_DEFAULT for the H/W of 4-D float inputs); integer
+    inputs feeding a Gather get ids in the table's range. Inputs without a leading batch axis
+    (recurrent state laid out [layers, batch, hidden], scalars such as a sample rate) are
+    refused with the reason: mlaudit feeds batches along axis 0."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
     init = {i.name for i in model.graph.initializer}
-    names, shapes, dtypes, defaults = [], [], [], {}
+    names, shapes, dtypes, defaults, ranges = [], [], [], {}, []
+    batch_symbol = None
     for inp in model.graph.input:
         if inp.name in init:
             continue
         t = inp.type.tensor_type
-        dims = [d.dim_param or d.dim_value for d in t.shape.dim][1:]
-        for d in dims:
+        all_dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else "") for d in t.shape.dim]
+        if (
+            not all_dims
+            or all_dims[0] not in ("", batch_symbol or all_dims[0])
+            or (isinstance(all_dims[0], int) and all_dims[0] > 1)
+        ):
+            raise FixError(
+                f"{path.name}: input {inp.name!r} has shape {all_dims or 'scalar'}, with no batch axis first "
+                "(a recurrent state or a scalar such as a sample rate?): stateful models are not "
+                "supported by `mlaudit fix` yet; quantize them with the runtime's own tools"
+            )
+        batch_symbol = batch_symbol or all_dims[0]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+        dims: list[int | str] = []
+        for axis, d in enumerate(all_dims[1:], start=1):
+            if d == "" or (isinstance(d, int) and d <= 0):
+                d = f"{inp.name}_dim{axis}"  # unknown size: dynamic
             if isinstance(d, str):
-                defaults.setdefault(d, 8)
+                spatial = len(all_dims) == 4 and axis >= 2 and "float" in dtype
+                defaults.setdefault(d, SPATIAL_DEFAULT if spatial else DYNAMIC_DEFAULT)
+            dims.append(d)
         names.append(inp.name)
-        shapes.append([d if isinstance(d, str) else int(d) for d in dims])
-        dtypes.append(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name)
-    return InputSource(names, shapes, dtypes, defaults)
+        shapes.append(dims)
+        dtypes.append(dtype)
+        ranges.append(_int_range_hints(model, inp.name) or (0, 2))
+    return InputSource(names, shapes, dtypes, defaults, int_ranges=ranges)
 
 
 def attach_eval_data(src: InputSource, path: Path) -> Any:
-    """Use --eval-data's `x` as the inputs; returns its labels `y` (or None)."""
+    """Use --eval-data as the inputs; returns its labels `y` (or None). A single-input model
+    reads array `x`; a model with several inputs reads one array per input name (e.g.
+    `input_ids`, `attention_mask`). Any sample count; dynamic dims take the data's sizes."""
     import numpy as np
 
     try:
         with np.load(path) as data:
-            x = data["x"] if "x" in data else None
-            y = data["y"] if "y" in data else None
+            arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError, KeyError) as err:
-        raise FixError(f"--eval-data {path}: cannot be read as .npz with arrays x[, y] ({err})") from None
-    if x is None:
-        raise FixError(f"--eval-data {path}: no array named 'x'")
-    if len(src.shapes) != 1:
-        raise FixError("--eval-data supports single-input models only")
-    want = [src.defaults.get(d, 8) if isinstance(d, str) else d for d in src.shapes[0]]
-    if list(x.shape[1:]) != want:
-        raise FixError(f"--eval-data x has sample shape {list(x.shape[1:])}, the model expects {want}")
-    if y is not None and len(y) != len(x):
-        raise FixError(f"--eval-data: {len(x)} inputs but {len(y)} labels")
-    src.data = x.astype(src.dtypes[0])
-    src.synthetic, src.origin = False, "eval-data"
+        raise FixError(f"--eval-data {path}: cannot be read as .npz ({err})") from None
+    y = arrays.get("y")
+    if len(src.names) == 1:
+        key = "x" if "x" in arrays else src.names[0]
+        if key not in arrays:
+            raise FixError(f"--eval-data {path}: no array named 'x' (or {src.names[0]!r})")
+        xs = [arrays[key]]
+    else:
+        missing = [n for n in src.names if n not in arrays]
+        if missing:
+            raise FixError(
+                f"--eval-data {path}: the model has inputs {', '.join(src.names)}; arrays missing: "
+                f"{', '.join(missing)} (one array per input name, samples along axis 0)"
+            )
+        xs = [arrays[n] for n in src.names]
+    count = len(xs[0])
+    for name, x, shape in zip(src.names, xs, src.shapes, strict=True):
+        if len(x) != count:
+            raise FixError(f"--eval-data: {name} has {len(x)} samples, {src.names[0]} has {count}")
+        if x.ndim - 1 != len(shape) or any(
+            not isinstance(d, str) and d != got for d, got in zip(shape, x.shape[1:], strict=True)
+        ):
+            want = [d if not isinstance(d, str) else f"{d}(any)" for d in shape]
+            raise FixError(
+                f"--eval-data {name} has sample shape {list(x.shape[1:])}, the model expects {want}"
+            )
+        for d, got in zip(shape, x.shape[1:], strict=True):
+            if isinstance(d, str):
+                src.defaults[d] = int(got)
+    if count == 0:
+        raise FixError(f"--eval-data {path}: no samples")
+    if y is not None and len(y) != count:
+        raise FixError(f"--eval-data: {count} inputs but {len(y)} labels")
+    src.data = tuple(x.astype(dt) for x, dt in zip(xs, src.dtypes, strict=True))
+    src.synthetic, src.origin, src.make = False, "eval-data", None
     return y
 
 
