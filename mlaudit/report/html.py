@@ -1,0 +1,282 @@
+"""Self-contained HTML scan report with static SVG charts (`--format html`).
+
+Sections: a summary by severity and family; the findings table (sortable, filterable, each
+code one click from its rule's documentation); per checkpoint, memory by module and dtype,
+per-tensor weight health and Adam-estimated gradient norms; per config, the flagged lines
+in context. Everything is read from the Report (findings and artifact details): the same
+numbers the JSON report carries, which the browser test checks cell by cell.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+from mlaudit.catalog import FAMILIES, load_catalog
+from mlaudit.model import ArtifactSummary, Finding, Report, RuleMeta, Severity
+from mlaudit.report import charts
+from mlaudit.report.htmlpage import anchor, cell, esc, figure, fmt_bytes, fmt_num, page, table
+
+SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
+MAX_MODULE_GROUPS = 40  # bars in the memory-by-module chart before grouping coarser
+
+
+def _details(report: Report, kind: str) -> dict[str, Mapping[str, Any]]:
+    return {a.path: a.details for a in report.artifacts if a.kind == kind}
+
+
+def _summary(report: Report, findings: Sequence[Finding]) -> str:
+    counts = report.counts()
+    baselined = sum(1 for f in report.findings if f.baselined)
+    cards = "".join(
+        f'<div class="card"><span class="n sev-{s.value}" data-count="{s.value}">{counts[s.value]}</span>'
+        f"{s.value}</div>" for s in SEVERITIES)
+    extra = [("baselined", baselined), ("suppressed", report.suppressed),
+             ("files scanned", report.files_scanned), ("rules run", len(report.rules_run))]
+    cards += "".join(f'<div class="card"><span class="n" data-count="{esc(k)}">{v:,}</span>{esc(k)}</div>'
+                     for k, v in extra)
+    out = [f'<section id="summary"><h2>Summary</h2><div class="cards">{cards}</div>']
+    live = [f for f in findings if not f.baselined]
+    if live:
+        by = Counter((f.code[:3], f.severity.value) for f in live)
+        fams = sorted({fam for fam, _ in by}, key=lambda fam: -sum(by[fam, s.value] for s in SEVERITIES))
+        labels = [f"{fam} {FAMILIES.get(fam, '')}".strip() for fam in fams]
+        series = {s.value: [by[fam, s.value] for fam in fams] for s in SEVERITIES}
+        svg = charts.hbar("Findings by family and severity", labels, series, xlabel="findings",
+                          colors=charts.SEVERITY_COLORS)
+        out.append(figure(svg, "Baselined findings are not counted.", "chart-families"))
+        rows = [f"<tr><td>{esc(lb)}</td>" + "".join(cell(by[fam, s.value], num=True) for s in SEVERITIES)
+                + cell(sum(by[fam, s.value] for s in SEVERITIES), num=True) + "</tr>"
+                for fam, lb in zip(fams, labels)]
+        out.append(table(["family", "error", "warning", "info", "total"], rows, num_cols=(1, 2, 3, 4),
+                         table_id="family-counts"))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _findings_table(findings: Sequence[Finding]) -> str:
+    out = ['<section id="findings"><h2>Findings</h2>']
+    if not findings:
+        return out[0] + "<p>No findings.</p></section>"
+    boxes = "".join(f'<label><input type="checkbox" value="{s.value}" checked> {s.value}</label>'
+                    for s in (*SEVERITIES,)) + \
+        '<label><input type="checkbox" value="baselined" checked> baselined</label>'
+    out.append(f'<div class="filters" data-for="findings-table"><input type="search" '
+               f'placeholder="filter: code, path, tensor, text" aria-label="filter findings">{boxes}'
+               f'<span><span class="shown">{len(findings)}</span> shown</span></div>')
+    ranked = sorted(findings, key=lambda f: (f.baselined, -f.severity.rank, f.sort_key()))
+    rows = []
+    for f in ranked:
+        sev = "baselined" if f.baselined else f.severity.value
+        hint = f'<br><span class="note">fix: {esc(f.fix_hint)}</span>' if f.fix_hint else ""
+        rows.append(
+            f'<tr data-sev="{sev}" data-code="{esc(f.code)}">'
+            f'<td class="sev sev-{f.severity.value}" data-v="{f.severity.rank}">{sev}</td>'
+            f'<td><a href="#rule-{esc(f.code)}" title="rule documentation">{esc(f.code)}</a><br>'
+            f'<span class="note">{esc(f.name)}</span></td>'
+            f"<td><code>{esc(f.location.display())}</code></td><td>{esc(f.message)}{hint}</td></tr>")
+    out.append(table(["severity", "rule", "location", "message"], rows, table_id="findings-table",
+                     sortable=True))
+    out.append("</section>")
+    return "".join(out)
+
+
+def _rule_docs(codes: Sequence[str], catalog: Mapping[str, RuleMeta]) -> str:
+    out = ['<section id="rules"><h2>Rules in this report</h2>']
+    for code in codes:
+        meta = catalog.get(code)
+        if meta is None:  # a plugin rule without catalog text: say so, link still lands here
+            out.append(f'<details class="rule" id="rule-{esc(code)}"><summary>{esc(code)}</summary>'
+                       "<p>No documentation in the catalog.</p></details>")
+            continue
+        parts = [f"<p>{esc(meta.summary)}</p>",
+                 f"<p class=\"note\">family {esc(meta.family)} ({esc(FAMILIES.get(meta.family, ''))}), "
+                 f"default severity {meta.severity.value}, {esc(meta.status)}"
+                 + (f", fix: <code>mlaudit fix --apply {esc(meta.fix.fixer)}</code> ({meta.fix.applicability})"
+                    if meta.fix else "") + "</p>"]
+        for title, body in (("What it does", meta.what), ("Why is this bad?", meta.why)):
+            if body:
+                parts.append(f"<h4>{title}</h4><p>{esc(body)}</p>")
+        for title, body in (("Example", meta.example), ("Instead", meta.instead)):
+            if body:
+                parts.append(f"<h4>{title}</h4><pre>{esc(body)}</pre>")
+        if meta.sources:
+            parts.append("<h4>Sources</h4><ul>" + "".join(f"<li>{esc(s)}</li>" for s in meta.sources)
+                         + "</ul>")
+        out.append(f'<details class="rule" id="rule-{esc(code)}"><summary><b>{esc(code)}</b> '
+                   f"{esc(meta.name)}</summary>{''.join(parts)}</details>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def _module_of(key: str, depth: int) -> str:
+    parts = key.split(".")[:-1] or [key]  # drop the parameter's own name (weight, bias)
+    return ".".join(parts[:depth])
+
+
+def _module_groups(layers: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[float]]]:
+    """Bytes per module and dtype, at the deepest module depth that keeps the chart readable."""
+    keys = [str(layer.get("key") or layer["name"]) for layer in layers]
+    depth, chosen = 1, None
+    while depth <= 12:
+        groups = {_module_of(k, depth) for k in keys}
+        if len(groups) > MAX_MODULE_GROUPS:
+            break
+        chosen = depth
+        if groups == {_module_of(k, depth + 1) for k in keys}:
+            break
+        depth += 1
+    depth = chosen or 1
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    order: list[str] = []
+    for k, layer in zip(keys, layers):
+        mod = _module_of(k, depth)
+        if mod not in totals:
+            order.append(mod)
+        totals[mod][str(layer.get("dtype"))] += float(layer.get("bytes") or 0)
+    order = order[:MAX_MODULE_GROUPS]
+    dtypes = sorted({d for m in order for d in totals[m]}, key=lambda d: -sum(totals[m][d] for m in order))
+    return order, {d: [totals[m][d] for m in order] for d in dtypes}
+
+
+def _ratio(num: Any, den: Any) -> float | None:
+    return num / den if isinstance(num, (int, float)) and isinstance(den, (int, float)) and den else None
+
+
+def _checkpoint(path: str, report: Report, arts: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                findings: Sequence[Finding], idx: int) -> str:
+    base = arts["checkpoint"].get(path, {})
+    layout = arts["checkpoint-layout"].get(path, {})
+    stats = arts["checkpoint-stats"].get(path, {})
+    memory = arts["checkpoint-memory"].get(path, {})
+    aid = anchor("ckpt", str(idx))
+    out = [f'<section class="checkpoint" id="{aid}" data-path="{esc(path)}"><h3>{esc(path)}</h3>']
+    facts = [("format", base.get("format")), ("verdict", base.get("verdict")),
+             ("file size", fmt_bytes(base.get("size_bytes"))), ("tensors", fmt_num(base.get("tensors"))),
+             ("model parameters", fmt_num(layout.get("parameters"))),
+             ("trainable", fmt_num(layout.get("trainable")))]
+    for section, n in (layout.get("bytes") or {}).items():
+        facts.append((f"{section} bytes", fmt_bytes(n)))
+    for prec, n in (memory.get("inference_bytes") or {}).items():
+        facts.append((f"inference weights in {prec}", fmt_bytes(n)))
+    if memory.get("training_total_bytes") is not None:
+        facts.append(("training memory (weights, grads, optimizer)", fmt_bytes(memory["training_total_bytes"])))
+    out.append(table(["fact", "value"], (f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"
+                                         for k, v in facts if v not in (None, "–")), css="facts"))
+    layers = list(stats.get("layers") or [])
+    if not layers:
+        out.append('<p class="note">No per-tensor statistics for this file (not loaded: see its '
+                   "findings).</p></section>")
+        return "".join(out)
+    flagged: dict[str, list[str]] = defaultdict(list)
+    for f in findings:
+        if f.location.path == path and f.location.pointer:
+            flagged[f.location.pointer].append(f.code)
+    mods, series = _module_groups(layers)
+    svg = charts.hbar(f"Memory by module and dtype: {path.rsplit('/', 1)[-1]}", mods, series,
+                      xlabel="bytes stored", legend=True)
+    out.append(figure(svg, "Stored bytes of the model's tensors grouped by module, one colour per dtype.",
+                      f"{aid}-memory"))
+    names = [str(layer["name"]) for layer in layers]
+    flags = [bool(flagged.get(n)) for n in names]
+    dead = [_ratio(layer.get("dead_rows"), layer.get("rows")) for layer in layers]
+    nonfinite = [float((layer.get("nan") or 0) + (layer.get("inf") or 0)) for layer in layers]
+    metrics = [("L2 norm", [layer.get("norm") for layer in layers]),
+               ("std (spread)", [layer.get("std") for layer in layers]),
+               ("zero fraction", [layer.get("zero_fraction") for layer in layers]),
+               ("dead-unit fraction", dead),
+               ("NaN + Inf count", nonfinite)]
+    # A metric that is 0 in every tensor gets a sentence, not an empty panel.
+    panels = [(label, values, flags) for label, values in metrics if any(v for v in values)]
+    quiet = [label for label, values in metrics if not any(v for v in values)]
+    svg = charts.layer_panels(f"Weight health per tensor: {path.rsplit('/', 1)[-1]}", names, panels,
+                              log=("L2 norm", "std (spread)"))
+    note = f" {', '.join(quiet).capitalize()}: 0 in every tensor." if quiet else ""
+    out.append(figure(svg, "Dead units are all-zero rows (output units) of 2-D and larger tensors; "
+                      f"circled dots mark tensors a rule flagged.{note}", f"{aid}-health"))
+    grads = [(n, layer.get("grad_norm")) for n, layer in zip(names, layers) if layer.get("grad_norm") is not None]
+    if grads:
+        svg = charts.hbar(f"Adam-estimated gradient norm per tensor: {path.rsplit('/', 1)[-1]}",
+                          [g[0] for g in grads], {"gradient norm": [g[1] for g in grads]},
+                          xlabel="sqrt(sum of bias-corrected exp_avg_sq)", log=True,
+                          marks=["flagged" if flagged.get(g[0]) else "" for g in grads])
+        out.append(figure(svg, "Estimated from the optimizer's second moments (RMS over recent steps), "
+                          "not measured on data.", f"{aid}-grads"))
+    rows = []
+    for layer, d in zip(layers, dead):
+        codes = ", ".join(flagged.get(str(layer["name"]), []))
+        rows.append(
+            f'<tr data-layer="{esc(layer["name"])}"><td><code>{esc(layer["name"])}</code></td>'
+            f"<td>{esc(layer.get('dtype'))}</td><td>{esc('x'.join(map(str, layer.get('shape') or [])))}</td>"
+            + cell(layer.get("bytes"), num=True) + cell(layer.get("norm"), num=True)
+            + cell(layer.get("std"), num=True) + cell(layer.get("zero_fraction"), num=True)
+            + cell(layer.get("dead_rows"), num=True) + cell(layer.get("nan"), num=True)
+            + cell(layer.get("inf"), num=True) + cell(layer.get("grad_norm"), num=True)
+            + f'<td class="flag">{esc(codes)}</td></tr>')
+    out.append(f"<details><summary>Per-tensor numbers ({len(layers)} tensors)</summary>"
+               + table(["tensor", "dtype", "shape", "bytes", "L2 norm", "std", "zero fraction",
+                        "dead units", "NaN", "Inf", "grad norm (est.)", "flagged by"], rows,
+                       num_cols=range(3, 11), table_id=f"{aid}-layers", sortable=True)
+               + "</details></section>")
+    return "".join(out)
+
+
+def _config(art: ArtifactSummary, findings: Sequence[Finding], idx: int) -> str:
+    lines: Mapping[str, str] = art.details.get("lines") or {}
+    by_line: dict[int, list[Finding]] = defaultdict(list)
+    for f in findings:
+        if f.location.path == art.path and f.location.line is not None:
+            by_line[f.location.line].append(f)
+    out = [f'<section class="config" id="{anchor("cfg", str(idx))}"><h3>{esc(art.path)}</h3>']
+    body, previous = [], None
+    for number in sorted(int(n) for n in lines):
+        if previous is not None and number > previous + 1:
+            body.append('<span class="ln"><span class="lno">…</span></span>')
+        hits = by_line.get(number, [])
+        cls = "ln hit" if hits else "ln"
+        note = "".join(f"  # {esc(f.code)}: {esc(f.message)}" for f in hits)
+        body.append(f'<span class="{cls}" data-line="{number}"><span class="lno">{number}</span>'
+                    f"{esc(lines[str(number)])}<b class=\"flag\">{note}</b></span>")
+        previous = number
+    out.append(f'<pre class="excerpt">{"".join(body)}</pre>')
+    keyless = [f for f in findings if f.location.path == art.path and f.location.line is None]
+    if keyless:
+        out.append("<p>Findings about settings that are not written in the file:</p><ul>"
+                   + "".join(f"<li><b>{esc(f.code)}</b> <code>{esc(f.location.pointer or '')}</code>: "
+                             f"{esc(f.message)}</li>" for f in keyless) + "</ul>")
+    out.append("</section>")
+    return "".join(out)
+
+
+def render(report: Report, out: IO[str], *, show_baselined: bool = True, **_: Any) -> None:
+    """Write the HTML report (baselined findings are shown, marked, unless hidden)."""
+    findings = [f for f in report.findings if show_baselined or not f.baselined]
+    arts: dict[str, dict[str, Mapping[str, Any]]] = {
+        k: _details(report, k) for k in ("checkpoint", "checkpoint-layout", "checkpoint-stats",
+                                         "checkpoint-memory")}
+    counts = report.counts()
+    subtitle = (f"mlaudit {esc(report.tool_version)} · {esc(', '.join(report.roots))} · "
+                f"{counts['error']} errors, {counts['warning']} warnings, {counts['info']} info · "
+                f"{report.files_scanned} files in {report.duration_s:.2f} s")
+    nav = [("summary", "Summary"), ("findings", "Findings")]
+    body = [_summary(report, findings), _findings_table(findings)]
+    ckpts = list(dict.fromkeys(a.path for a in report.artifacts if a.kind == "checkpoint"))
+    if ckpts:
+        nav.append(("checkpoints", "Checkpoints"))
+        body.append('<section id="checkpoints"><h2>Checkpoints</h2>'
+                    + "".join(_checkpoint(p, report, arts, findings, i) for i, p in enumerate(ckpts))
+                    + "</section>")
+    excerpts = [a for a in report.artifacts if a.kind == "config-excerpt"]
+    if excerpts:
+        nav.append(("configs", "Configs"))
+        body.append('<section id="configs"><h2>Training configs: flagged lines</h2>'
+                    + "".join(_config(a, findings, i) for i, a in enumerate(excerpts)) + "</section>")
+    codes = sorted({f.code for f in findings})
+    if codes:
+        nav.append(("rules", "Rules"))
+        body.append(_rule_docs(codes, load_catalog()))
+    if report.notes:
+        body.append('<section id="notes"><h2>Notes</h2><ul>'
+                    + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul></section>")
+    out.write(page("mlaudit scan report", subtitle, nav, body))
