@@ -70,7 +70,7 @@ def scan(
     ignore: CodesOpt = None,
     extend_select: CodesOpt = None,
     fail_on: Annotated[str | None, typer.Option(help="Lowest severity that fails: error, warning, info.")] = None,
-    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text, json, sarif, github, gitlab, junit, markdown.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text, json, sarif, github, gitlab, junit, markdown, html.")] = None,
     output: Annotated[list[str] | None, typer.Option(help="Write a report to a file: PATH (in --format) or FORMAT=PATH; repeatable; '-' is stdout.")] = None,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when findings fail the gate.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="Training config to pair with the checkpoints (overrides discovery).")] = None,
@@ -123,6 +123,8 @@ def scan(
             raise CliError(f"unknown format {fmt!r} (expected one of: {', '.join(formats)})")
         specs = output or ([project.get("output")] if project.get("output") else [])
         outputs = parse_outputs(specs, fmt, list(formats))
+        if "html" in {fmt, *(f for f, _, _ in outputs)}:
+            _require_html()  # before the scan: a missing extra should not cost a whole scan
         if baseline and write_baseline:
             raise CliError("--baseline and --write-baseline exclude each other")
         # A `baseline` from the settings file is relative to that file, like a committed path.
@@ -197,6 +199,18 @@ def scan(
         print("\n".join(rule_counts(report)), file=info)
     failing = report.gating(fail_level)
     return EXIT_FINDINGS if failing and not exit_zero else EXIT_OK
+
+
+def _require_html() -> None:
+    """Import the HTML format now; one clear line when its plotting library is missing."""
+    from mlaudit.report import renderer
+
+    try:
+        renderer("html")
+    except ModuleNotFoundError as err:
+        if err.name and err.name.split(".")[0] == "matplotlib":
+            raise CliError("the html format needs matplotlib: pip install 'mlaudit[html]'") from None
+        raise
 
 
 def _write_outputs(files: list[tuple[str, str]], report: Any, render_opts: dict[str, Any]) -> None:
@@ -338,12 +352,25 @@ def fix(
         console.print(table(outcome.report))
         for w in outcome.report["warnings"]:
             console.print(f"warning: {w}", markup=False)
+        if outcome.kept and outcome.out_dir is not None:
+            _write_fix_html(outcome.report, outcome.out_dir)
     if outcome.budget_failure:
         kept = f" (artifact kept in {outcome.out_dir})" if outcome.kept else " (nothing written; --keep-failed keeps it)"
         print(f"mlaudit: budget failed: {outcome.budget_failure}{kept}", file=sys.stderr)
         return EXIT_FINDINGS
-    console.print(f"fixed: {outcome.out_dir} (fix-report.md, fix-report.json)")
+    console.print(f"fixed: {outcome.out_dir} (fix-report.md, fix-report.json, fix-report.html)")
     return EXIT_OK
+
+def _write_fix_html(report: dict[str, Any], out_dir: Path) -> None:
+    """fix-report.html beside the JSON it is drawn from (written atomically, like the others)."""
+    from mlaudit.fsutil import atomic_write_text
+    from mlaudit.report.fix_html import render_fix
+
+    try:
+        atomic_write_text(out_dir / "fix-report.html", render_fix(report))
+    except OSError as err:
+        raise CliError(f"{out_dir / 'fix-report.html'}: cannot write report: {err.strerror or err}") from None
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code: 0 clean, 1 findings fail the gate, 2 error."""

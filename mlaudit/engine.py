@@ -28,7 +28,7 @@ from mlaudit.inputs.repo import (
     walk,
 )
 from mlaudit.inputs.session import ScanOptions, ScanSession
-from mlaudit.inputs.training_config import referenced_configs
+from mlaudit.inputs.training_config import config_excerpts, referenced_configs
 from mlaudit.model import ArtifactSummary, Finding, Location, Report, Severity, fingerprint
 from mlaudit.params import RuleParams
 from mlaudit.progress import progress
@@ -43,6 +43,8 @@ ENGINE_CODES = (RULE_CRASHED, INCONCLUSIVE, UNUSED_SUPPRESSION, "MLA004", "MLA00
 # Inputs read for every discovered file while MLA002 is selected, even if no other selected
 # rule needs them: an unreadable checkpoint must be reported, never skipped as clean. This
 # also gives the report its inventory (format, tensor and parameter counts per checkpoint).
+# Rules whose flagged config line holds a credential: the HTML report's excerpt masks its value.
+SECRET_CODES = frozenset({"MLT011"})
 INVENTORY_INPUTS = ("checkpoint", "training_config", "python", "run_history")
 
 
@@ -207,6 +209,7 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         files_scanned += len(files)
         session.input_errors.update(_unreadable(files))
         root_findings: list[Finding] = []
+        flagged_lines: dict[str, dict[int, bool]] = {}  # config rel path -> {line: secret?}
         # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
             session.progress = bar
@@ -243,6 +246,10 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
                 used_ignores.add(glob)
             else:
                 findings.append(f)
+                if f.location.line is not None:
+                    hits = flagged_lines.setdefault(rel, {})
+                    hits[f.location.line] = hits.get(f.location.line, False) or f.code in SECRET_CODES
+        config_excerpts(session, flagged_lines)
         artifacts.extend(replace(a, path=prefix + a.path) for a in session.artifacts)
         notes.extend(prefix + n for n in session.notes)
     if not options.ignore_suppressions:

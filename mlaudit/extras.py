@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-FIX_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "safetensors")
+FIX_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "safetensors", "matplotlib")
 FIX_INSTALL = "pip install 'mlaudit[fix]'"
 
 

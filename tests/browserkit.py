@@ -34,7 +34,8 @@ PROBE = """() => {
     }));
   });
   const counts = {};
-  document.querySelectorAll('[data-count]').forEach(e => counts[e.getAttribute('data-count')] = e.textContent.trim());
+  document.querySelectorAll('[data-count]').forEach(
+    e => counts[e.getAttribute('data-count')] = e.textContent.trim());
   return {charts, tables, counts, title: document.title,
           h1: (document.querySelector('h1') || {}).textContent || ''};
 }"""

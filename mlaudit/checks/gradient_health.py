@@ -8,54 +8,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.checkpoint.stats import CheckpointStats
+from mlaudit.inputs.checkpoint.stats import CheckpointStats, GradEstimate, grad_estimates
 from mlaudit.inputs.model_probe import ModelProbe
 from mlaudit.inputs.training_config import TrainingConfig
 from mlaudit.model import Finding, Location
-
-
-@dataclass(frozen=True)
-class GradEstimate:
-    """One parameter's gradient estimate from its optimizer state."""
-
-    idx: int
-    label: str
-    numel: int
-    rms: float | None  # None: no state (never stepped)
-    step: float | None
-    sum_sq: float | None  # bias-corrected sum of v over the tensor = E||g||^2 of this tensor
-
-
-def grad_estimates(stats: CheckpointStats) -> list[GradEstimate]:
-    """Per optimizer index: RMS gradient from bias-corrected exp_avg_sq (Adam-family only)."""
-    opt = stats.layout.optimizer
-    if opt is None or opt.kind != "adam-like":
-        return []
-    out = []
-    for idx in opt.param_ids:
-        per = opt.state.get(idx, {})
-        v = per.get("exp_avg_sq")
-        if v is None:
-            out.append(GradEstimate(idx, opt.label(idx), 0, None, None, None))
-            continue
-        vs = stats.tensors.get(v.name)
-        step_t = per.get("step")
-        step = stats.tensors[step_t.name].scalar if step_t is not None and step_t.name in stats.tensors \
-            else opt.scalar_steps.get(idx)
-        group = opt.groups[opt.group_of.get(idx, 0)] if opt.groups else {}
-        betas = group.get("betas") or (0.9, 0.999)
-        beta2 = float(betas[1]) if len(betas) > 1 else 0.999
-        correction = 1 - beta2 ** step if step and step > 0 else 1.0
-        if vs is None or vs.nan or vs.inf or not vs.numel:
-            continue  # non-finite moments are reported by MLC011
-        mean_v = max(vs.sum, 0.0) / vs.numel / correction
-        out.append(GradEstimate(idx, opt.label(idx), vs.numel, math.sqrt(mean_v), step,
-                                mean_v * vs.numel))
-    return out
 
 
 def _loc(stats: CheckpointStats, label: str) -> Location:

@@ -422,6 +422,9 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
         "weight_bytes_total": total,
         "trials": trials,
         "sensitivity_kind": "estimated relative error of the node's product at 8 bits (one fp32 run)",
+        # every candidate's estimate (only computed when whole-model int8 missed the budget),
+        # for the per-node chart of fix-report.html
+        "sensitivity": {n: round(v, 6) for n, v in sensitivity.items()},
         "kept_fp32": [
             {
                 "node": n,

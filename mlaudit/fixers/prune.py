@@ -146,6 +146,22 @@ def _sparsify(model: Any, fraction: float) -> tuple[Any, int]:
     return pruned, zeroed
 
 
+def _layer_summary(before: Any, after: Any) -> dict[str, dict[str, Any]]:
+    """Per pruned Linear/Conv2d layer: zero fraction of its weight after pruning and its output
+    units before and after (the per-layer picture the HTML report draws)."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.Conv2d)
+    old = {n: m for n, m in before.named_modules() if isinstance(m, kinds)}
+    out = {}
+    for name, m in after.named_modules():
+        if name in old and isinstance(m, kinds):
+            w = m.weight.detach()
+            out[name] = {"zero_fraction": round(float((w == 0).sum()) / max(w.numel(), 1), 4),
+                         "rows_before": int(old[name].weight.shape[0]), "rows_after": int(w.shape[0])}
+    return out
+
+
 @fixer(
     "prune",
     "unsafe",
@@ -205,7 +221,7 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
             evidence={"tried": tried},
             budget_failure=f"prune fidelity budget failed at the smallest amount tried: {miss}",
         )
-    state.model = model
+    unpruned, state.model = state.model, model
     state.tensors = {k: v.detach() for k, v in model.state_dict().items()}
     state.origin = {}
     state.state_dirty = True
@@ -237,5 +253,6 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
             "removed": removed,
             "tried": tried,
             "new_widths": widths,
+            "layers": _layer_summary(unpruned, model),
         },
     )

@@ -13,6 +13,7 @@ Public API (used by checks and fixers; keep it stable):
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -428,3 +429,43 @@ def load_training_config(session, file) -> TrainingConfig | None:
         session.add_artifact(ArtifactSummary(file.rel, "config", {
             "dialect": cfg.dialect, "kind": cfg.kind, "why": cfg.why, "regime": cfg.regime}))
     return cfg
+
+
+EXCERPT_CONTEXT = 2  # lines shown above and below each flagged line
+# A key that names a credential: its value is masked in excerpts whatever the rules said (a
+# literal secret must never be copied into a report that is mailed around or kept in CI).
+_SECRETISH_KEY = re.compile(r"(secret|token|passw|api[_-]?key|access[_-]?key|private[_-]?key|credential|"
+                            r"auth)", re.I)
+_KEY_VALUE = re.compile(r"^(\s*-?\s*[\"']?[\w.\-]+[\"']?\s*[:=])(.*)$")
+
+
+def _masked(line: str, flagged_secret: bool) -> str:
+    m = _KEY_VALUE.match(line)
+    if m is None:
+        return "<line hidden: it may hold a secret>" if flagged_secret else line
+    if flagged_secret or (_SECRETISH_KEY.search(m.group(1)) and m.group(2).strip()):
+        return f"{m.group(1)} <value hidden by mlaudit>"
+    return line
+
+
+def config_excerpts(session: Any, flagged: Mapping[str, Mapping[int, bool]]) -> None:
+    """Add a `config-excerpt` artifact per training config with flagged lines: those lines and
+    EXCERPT_CONTEXT around them, for the HTML report. `flagged` maps a config's relative path
+    to {line: whether a secret rule flagged it}. Values of secret-looking keys are masked."""
+    by_rel = {f.rel: f for f in session.files if f.kind == "config"}
+    for rel, lines in sorted(flagged.items()):
+        file = by_rel.get(rel)
+        if file is None or not lines:
+            continue
+        try:
+            if session.get("training_config", file) is None:
+                continue  # some other YAML/JSON file: not a training config
+            text = session.read_text(file).splitlines()
+        except InputError:
+            continue
+        keep = sorted({n for hit in lines for n in range(hit - EXCERPT_CONTEXT, hit + EXCERPT_CONTEXT + 1)
+                       if 1 <= n <= len(text)})
+        session.add_artifact(ArtifactSummary(rel, "config-excerpt", {
+            "lines": {str(n): _masked(text[n - 1], lines.get(n, False)) for n in keep},
+            "flagged": sorted(lines),
+        }))

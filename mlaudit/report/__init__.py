@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "gitlab": "mlaudit.report.gitlab",
     "junit": "mlaudit.report.junit",
     "markdown": "mlaudit.report.markdown",
+    "html": "mlaudit.report.html",  # draws with matplotlib, imported only here
 }
 
 

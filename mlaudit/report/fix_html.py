@@ -39,26 +39,40 @@ def _batches(report: Mapping[str, Any]) -> list[str]:
 
 
 def _columns(batches: Sequence[str]) -> list[tuple[str, Getter, str]]:
+    """(metric title, getter, unit) per row of the before/after table."""
     cols: list[tuple[str, Getter, str]] = [
         ("size", lambda v: v.get("size_bytes"), "bytes"),
-        ("parameters", lambda v: v.get("params"), "int"),
-        ("non-zero", lambda v: v.get("nonzero_params"), "int"),
+        ("parameters", lambda v: v.get("params"), ""),
+        ("non-zero parameters", lambda v: v.get("nonzero_params"), ""),
     ]
     for b in batches:
         cols += [
-            (f"p50 ms b{b}", lambda v, b=b: _lat(v, b, "p50_ms"), ""),
-            (f"p95 ms b{b}", lambda v, b=b: _lat(v, b, "p95_ms"), ""),
-            (f"per s b{b}", lambda v, b=b: _lat(v, b, "throughput_per_s"), ""),
+            (f"latency p50, batch {b} (ms)", lambda v, b=b: _lat(v, b, "p50_ms"), ""),
+            (f"latency p95, batch {b} (ms)", lambda v, b=b: _lat(v, b, "p95_ms"), ""),
+            (f"throughput, batch {b} (per s)", lambda v, b=b: _lat(v, b, "throughput_per_s"), "rate"),
         ]
     cols += [
-        ("mean cosine", lambda v: _fid(v, "mean_cosine"), ""),
-        ("min cosine", lambda v: _fid(v, "min_cosine"), ""),
-        ("top-1 agreement", lambda v: _fid(v, "top1_agreement"), ""),
-        ("accuracy", lambda v: v.get("accuracy"), ""),
-        ("macro F1", lambda v: v.get("macro_f1"), ""),
-        ("Wh per 1M (est.)", lambda v: v.get("energy_wh_per_million_estimate"), ""),
+        ("mean cosine", lambda v: _fid(v, "mean_cosine"), "score"),
+        ("min cosine", lambda v: _fid(v, "min_cosine"), "score"),
+        ("top-1 agreement", lambda v: _fid(v, "top1_agreement"), "score"),
+        ("accuracy", lambda v: v.get("accuracy"), "score"),
+        ("macro F1", lambda v: v.get("macro_f1"), "score"),
+        ("energy, Wh per million (estimate)", lambda v: v.get("energy_wh_per_million_estimate"), ""),
     ]
     return cols
+
+
+def _shown(value: Any, unit: str) -> str | None:
+    """Cell text for a unit; None: the default number format."""
+    if value is None or not isinstance(value, (int, float)):
+        return None
+    if unit == "bytes":
+        return fmt_bytes(value)
+    if unit == "rate":
+        return f"{value:,.0f}"
+    if unit == "score":  # cosines of 0.99999 must not print as 1
+        return f"{value:.6f}"
+    return None
 
 
 def _finite(values: Sequence[float | None]) -> list[float]:
@@ -77,31 +91,39 @@ def _zoom(values: Sequence[float | None]) -> tuple[float, float] | None:
     if not vals:
         return None
     low = min(vals)
-    return (max(0.0, low - max((1 - low) * 0.5, 0.002)), 1.0 + max((1 - low) * 0.08, 0.0005))
+    pad = max((1 - low) * 0.5, 1e-6)
+    return (max(0.0, low - pad), 1.0 + pad * 0.3)
 
 
 def _variant_table(variants: Sequence[Mapping[str, Any]], cols: Sequence[tuple[str, Getter, str]]) -> str:
+    """Metrics down, variants across (five variants read better side by side than 20 columns)."""
     rows = []
-    for v in variants:
-        cells = [f"<td><b>{esc(v.get('name'))}</b><br><span class=\"note\">"
-                 f"{esc(', '.join(v.get('files') or []))}</span></td>"]
-        for _title, get, unit in cols:
-            value = get(v)
-            text = fmt_bytes(value) if unit == "bytes" and value is not None else None
-            cells.append(cell(value, num=True, text=text))
-        rows.append(f'<tr data-variant="{esc(v.get("name"))}">{"".join(cells)}</tr>')
-    return table(["variant", *[c[0] for c in cols]], rows, num_cols=range(1, len(cols) + 1),
-                 table_id="variants")
+    for title, get, unit in cols:
+        values = [get(v) for v in variants]
+        if all(v is None for v in values):
+            continue  # a metric no variant measured (no labels: no accuracy) is left out
+        cells = "".join(cell(value, num=True, text=_shown(value, unit)) for value in values)
+        rows.append(f'<tr data-metric="{esc(title)}"><td>{esc(title)}</td>{cells}</tr>')
+    headers = ["metric", *[str(v.get("name")) for v in variants]]
+    return table(headers, rows, num_cols=range(1, len(variants) + 1), table_id="variants")
 
 
-def _charts(report: Mapping[str, Any], variants: Sequence[Mapping[str, Any]], batches: Sequence[str]) -> list[str]:
+def _present(names: Sequence[str], series: Mapping[str, Sequence[float | None]]
+             ) -> tuple[list[str], dict[str, list[float | None]]]:
+    """Only the variants with at least one value in this chart (no empty slots)."""
+    keep = [i for i in range(len(names)) if any(_finite([vals[i]]) for vals in series.values())]
+    return [names[i] for i in keep], {k: [vals[i] for i in keep] for k, vals in series.items()}
+
+
+def _charts(report: Mapping[str, Any], variants: Sequence[Mapping[str, Any]],
+            batches: Sequence[str]) -> list[str]:
     names = [str(v.get("name")) for v in variants]
     out: list[str] = []
     sizes = [v.get("size_bytes") for v in variants]
     if _finite(sizes):
-        have = [(n, s) for n, s in zip(names, sizes) if s is not None]
+        have = [(n, s) for n, s in zip(names, sizes, strict=True) if s is not None]
         out.append(figure(charts.hbar("Size on disk", [h[0] for h in have],
-                                      {"bytes": [h[1] for h in have]}, xlabel="bytes"),
+                                      {"bytes": [h[1] for h in have]}, xlabel="size", units="bytes"),
                           "File bytes of each variant (all its files).", "chart-size"))
     for b in batches:
         p50 = [_lat(v, b, "p50_ms") for v in variants]
@@ -109,23 +131,25 @@ def _charts(report: Mapping[str, Any], variants: Sequence[Mapping[str, Any]], ba
         if not _finite(p50 + p95):
             continue
         out.append(figure(
-            charts.grouped_bars(f"Latency at batch size {b}", names, {"p50": p50, "p95": p95},
+            charts.grouped_bars(f"Latency at batch size {b}", *_present(names, {"p50": p50, "p95": p95}),
                                 ylabel="ms per batch", log=_spread(p50 + p95)),
             f"Wall time per call of batch {b}, p50 and p95 over the timed rounds (lower is better).",
             f"chart-latency-b{b}"))
     thru = {f"batch {b}": [_lat(v, b, "throughput_per_s") for v in variants] for b in batches}
     if any(_finite(t) for t in thru.values()):
         allv = [x for t in thru.values() for x in t]
-        out.append(figure(charts.grouped_bars("Throughput", names, thru, ylabel="samples per second",
-                                              log=_spread(allv)),
+        out.append(figure(charts.grouped_bars("Throughput", *_present(names, thru),
+                                              ylabel="samples per second",
+                                              log=_spread(allv), value_format="{:,.0f}"),
                           "Samples per second at each batch size (higher is better).", "chart-throughput"))
     fid = {"mean cosine": [_fid(v, "mean_cosine") for v in variants],
            "min cosine": [_fid(v, "min_cosine") for v in variants],
            "top-1 agreement": [_fid(v, "top1_agreement") for v in variants]}
     allf = [x for t in fid.values() for x in t]
     if _finite(allf):
-        out.append(figure(charts.grouped_bars("Fidelity to the input model", names, fid, ylabel="score",
-                                              ylim=_zoom(allf), value_format="{:.4f}"),
+        out.append(figure(charts.grouped_bars("Fidelity to the input model", *_present(names, fid),
+                                              ylabel="score",
+                                              ylim=_zoom(allf), value_format="{:.6f}"),
                           "Cosine similarity of outputs and top-1 agreement with the input model on the "
                           f"same inputs ({esc(report.get('inputs') or 'inputs')}); the axis is zoomed.",
                           "chart-fidelity"))
@@ -133,16 +157,16 @@ def _charts(report: Mapping[str, Any], variants: Sequence[Mapping[str, Any]], ba
            "macro F1": [v.get("macro_f1") for v in variants]}
     alla = [x for t in acc.values() for x in t]
     if _finite(alla):
-        out.append(figure(charts.grouped_bars("Accuracy and F1 on the labelled data", names, acc,
+        out.append(figure(charts.grouped_bars("Accuracy and F1 on the labelled data", *_present(names, acc),
                                               ylabel="score", ylim=_zoom(alla), value_format="{:.4f}"),
                           "Only where --eval-data carried labels; the axis is zoomed.", "chart-accuracy"))
     energy = [v.get("energy_wh_per_million_estimate") for v in variants]
     if _finite(energy):
-        have = [(n, e) for n, e in zip(names, energy) if e is not None]
+        have = [(n, e) for n, e in zip(names, energy, strict=True) if e is not None]
         out.append(figure(charts.hbar("Estimated energy per million inferences",
                                       [h[0] for h in have], {"Wh": [h[1] for h in have]},
                                       xlabel="Wh (estimate)", log=_spread(energy)),
-                          str(report.get("energy_note") or "An estimate, not a measurement."),
+                          f"Energy: {report.get('energy_note') or 'an estimate, not a measurement'}.",
                           "chart-energy"))
     return out
 
@@ -168,10 +192,13 @@ def _int8(report: Mapping[str, Any]) -> str:
     if sens:
         ranked = sorted(sens, key=lambda n: -sens[n])
         svg = charts.hbar("int8 sensitivity per node (quantized alone)", ranked,
-                          {"fidelity loss": [sens[n] for n in ranked]}, xlabel="fidelity loss score",
-                          marks=["kept fp32" if n in kept else "" for n in ranked])
-        out.append(figure(svg, "Each node quantized alone; the most sensitive were kept in fp32 until "
-                          "the fidelity budget was met.", "chart-int8-sensitivity"))
+                          {"distance from fp32": [sens[n] for n in ranked]},
+                          xlabel="(1 - mean cosine) + (1 - top-1 agreement), that node alone in int8",
+                          marks=["kept fp32" if n in kept else "" for n in ranked],
+                          log=_spread(list(sens.values())))
+        out.append(figure(svg, "Each node was quantized alone and compared with fp32; the most sensitive "
+                          "were kept in fp32, one at a time, until the fidelity budget was met.",
+                          "chart-int8-sensitivity"))
         rows = [f'<tr data-node="{esc(n)}"><td><code>{esc(n)}</code></td>{cell(sens[n], num=True)}'
                 f"<td>{'kept fp32' if n in kept else 'int8'}</td>"
                 f"<td>{esc((kept.get(n) or {}).get('why', ''))}</td></tr>" for n in ranked]
@@ -196,7 +223,8 @@ def _prune(report: Mapping[str, Any]) -> str:
         names = list(layers)
         sparsity = [layers[n].get("zero_fraction") for n in names]
         out.append(figure(charts.hbar("Sparsity per layer after pruning", names,
-                                      {"zero fraction": [s or 0.0 for s in sparsity]}, xlabel="zero fraction"),
+                                      {"zero fraction": [s or 0.0 for s in sparsity]},
+                                      xlabel="zero fraction"),
                           "Share of exactly-zero weights per pruned layer.", "chart-prune-sparsity"))
         rows = [f'<tr data-layer="{esc(n)}"><td><code>{esc(n)}</code></td>'
                 + cell(layers[n].get("zero_fraction"), num=True)
@@ -237,12 +265,13 @@ def render_fix(report: Mapping[str, Any]) -> str:
     body.append(f'<section id="steps"><h2>Steps</h2><p>Input <code>{esc(report.get("input", ""))}</code> '
                 f"(sha256 <code>{esc(str(report.get('input_sha256', ''))[:16])}…</code>); budget: "
                 f"{esc(budget)}.</p>"
-                + table(["step", "applicability", "status", "detail", "verified"], rows, table_id="steps-table")
+                + table(["step", "applicability", "status", "detail", "verified"], rows,
+                        table_id="steps-table")
                 + "</section>")
     cols = _columns(batches)
     body.append('<section id="before-after"><h2>Before / after</h2>'
                 + "".join(_charts(report, variants, batches)) + _variant_table(variants, cols)
-                + f"<p class=\"note\">Energy: {esc(report.get('energy_note', ''))}.</p></section>")
+                + "</section>")
     for section_id, html_part in (("int8", _int8(report)), ("prune", _prune(report))):
         if html_part:
             nav.append((section_id, section_id))

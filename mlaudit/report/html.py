@@ -41,14 +41,14 @@ def _summary(report: Report, findings: Sequence[Finding]) -> str:
     if live:
         by = Counter((f.code[:3], f.severity.value) for f in live)
         fams = sorted({fam for fam, _ in by}, key=lambda fam: -sum(by[fam, s.value] for s in SEVERITIES))
-        labels = [f"{fam} {FAMILIES.get(fam, '')}".strip() for fam in fams]
+        labels = [f"{fam} {FAMILIES.get(fam, '').split(':')[0]}".strip() for fam in fams]
         series = {s.value: [by[fam, s.value] for fam in fams] for s in SEVERITIES}
         svg = charts.hbar("Findings by family and severity", labels, series, xlabel="findings",
                           colors=charts.SEVERITY_COLORS)
         out.append(figure(svg, "Baselined findings are not counted.", "chart-families"))
         rows = [f"<tr><td>{esc(lb)}</td>" + "".join(cell(by[fam, s.value], num=True) for s in SEVERITIES)
                 + cell(sum(by[fam, s.value] for s in SEVERITIES), num=True) + "</tr>"
-                for fam, lb in zip(fams, labels)]
+                for fam, lb in zip(fams, labels, strict=True)]
         out.append(table(["family", "error", "warning", "info", "total"], rows, num_cols=(1, 2, 3, 4),
                          table_id="family-counts"))
     out.append("</section>")
@@ -93,7 +93,8 @@ def _rule_docs(codes: Sequence[str], catalog: Mapping[str, RuleMeta]) -> str:
         parts = [f"<p>{esc(meta.summary)}</p>",
                  f"<p class=\"note\">family {esc(meta.family)} ({esc(FAMILIES.get(meta.family, ''))}), "
                  f"default severity {meta.severity.value}, {esc(meta.status)}"
-                 + (f", fix: <code>mlaudit fix --apply {esc(meta.fix.fixer)}</code> ({meta.fix.applicability})"
+                 + (f", fix: <code>mlaudit fix --apply {esc(meta.fix.fixer)}</code> "
+                    f"({meta.fix.applicability})"
                     if meta.fix else "") + "</p>"]
         for title, body in (("What it does", meta.what), ("Why is this bad?", meta.why)):
             if body:
@@ -110,34 +111,30 @@ def _rule_docs(codes: Sequence[str], catalog: Mapping[str, RuleMeta]) -> str:
     return "".join(out)
 
 
-def _module_of(key: str, depth: int) -> str:
-    parts = key.split(".")[:-1] or [key]  # drop the parameter's own name (weight, bias)
-    return ".".join(parts[:depth])
+def _module_pattern(key: str, depth: int) -> str:
+    """The tensor's module path (its own name dropped) with block indices as `*`, cut to
+    `depth` parts: `model.layers.7.attn.q_proj.weight` -> `model.layers.*.attn.q_proj`. Memory
+    then reads per kind of module (all q_proj together) however many blocks the model has."""
+    parts = key.split(".")[:-1] or [key]
+    return ".".join("*" if p.isdigit() else p for p in parts[:depth])
 
 
 def _module_groups(layers: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, list[float]]]:
-    """Bytes per module and dtype, at the deepest module depth that keeps the chart readable."""
+    """Bytes per module kind and dtype, at the deepest depth that keeps the chart readable."""
     keys = [str(layer.get("key") or layer["name"]) for layer in layers]
-    depth, chosen = 1, None
-    while depth <= 12:
-        groups = {_module_of(k, depth) for k in keys}
-        if len(groups) > MAX_MODULE_GROUPS:
-            break
-        chosen = depth
-        if groups == {_module_of(k, depth + 1) for k in keys}:
-            break
-        depth += 1
-    depth = chosen or 1
+    depth = max(len(k.split(".")) for k in keys)
+    while depth > 1 and len({_module_pattern(k, depth) for k in keys}) > MAX_MODULE_GROUPS:
+        depth -= 1
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    order: list[str] = []
-    for k, layer in zip(keys, layers):
-        mod = _module_of(k, depth)
-        if mod not in totals:
-            order.append(mod)
-        totals[mod][str(layer.get("dtype"))] += float(layer.get("bytes") or 0)
-    order = order[:MAX_MODULE_GROUPS]
-    dtypes = sorted({d for m in order for d in totals[m]}, key=lambda d: -sum(totals[m][d] for m in order))
-    return order, {d: [totals[m][d] for m in order] for d in dtypes}
+    instances: dict[str, set[str]] = defaultdict(set)
+    for k, layer in zip(keys, layers, strict=True):
+        group = _module_pattern(k, depth)
+        totals[group][str(layer.get("dtype"))] += float(layer.get("bytes") or 0)
+        instances[group].add(".".join(k.split(".")[:-1][:depth]))
+    order = sorted(totals, key=lambda g: -sum(totals[g].values()))[:MAX_MODULE_GROUPS]
+    labels = [g + (f" (x{len(instances[g])})" if len(instances[g]) > 1 else "") for g in order]
+    dtypes = sorted({d for g in order for d in totals[g]}, key=lambda d: -sum(totals[g][d] for g in order))
+    return labels, {d: [totals[g][d] for g in order] for d in dtypes}
 
 
 def _ratio(num: Any, den: Any) -> float | None:
@@ -161,7 +158,8 @@ def _checkpoint(path: str, report: Report, arts: Mapping[str, Mapping[str, Mappi
     for prec, n in (memory.get("inference_bytes") or {}).items():
         facts.append((f"inference weights in {prec}", fmt_bytes(n)))
     if memory.get("training_total_bytes") is not None:
-        facts.append(("training memory (weights, grads, optimizer)", fmt_bytes(memory["training_total_bytes"])))
+        facts.append(("training memory (weights, grads, optimizer)",
+                      fmt_bytes(memory["training_total_bytes"])))
     out.append(table(["fact", "value"], (f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>"
                                          for k, v in facts if v not in (None, "–")), css="facts"))
     layers = list(stats.get("layers") or [])
@@ -175,8 +173,9 @@ def _checkpoint(path: str, report: Report, arts: Mapping[str, Mapping[str, Mappi
             flagged[f.location.pointer].append(f.code)
     mods, series = _module_groups(layers)
     svg = charts.hbar(f"Memory by module and dtype: {path.rsplit('/', 1)[-1]}", mods, series,
-                      xlabel="bytes stored", legend=True)
-    out.append(figure(svg, "Stored bytes of the model's tensors grouped by module, one colour per dtype.",
+                      xlabel="bytes stored", legend=True, units="bytes")
+    out.append(figure(svg, "Stored bytes of the model's tensors by module (block indices merged as *, "
+                      "xN: how many modules), one colour per dtype; largest first.",
                       f"{aid}-memory"))
     names = [str(layer["name"]) for layer in layers]
     flags = [bool(flagged.get(n)) for n in names]
@@ -192,10 +191,11 @@ def _checkpoint(path: str, report: Report, arts: Mapping[str, Mapping[str, Mappi
     quiet = [label for label, values in metrics if not any(v for v in values)]
     svg = charts.layer_panels(f"Weight health per tensor: {path.rsplit('/', 1)[-1]}", names, panels,
                               log=("L2 norm", "std (spread)"))
-    note = f" {', '.join(quiet).capitalize()}: 0 in every tensor." if quiet else ""
+    note = f" 0 in every tensor, so not drawn: {', '.join(quiet)}." if quiet else ""
     out.append(figure(svg, "Dead units are all-zero rows (output units) of 2-D and larger tensors; "
                       f"circled dots mark tensors a rule flagged.{note}", f"{aid}-health"))
-    grads = [(n, layer.get("grad_norm")) for n, layer in zip(names, layers) if layer.get("grad_norm") is not None]
+    grads = [(n, layer["grad_norm"]) for n, layer in zip(names, layers, strict=True)
+             if layer.get("grad_norm") is not None]
     if grads:
         svg = charts.hbar(f"Adam-estimated gradient norm per tensor: {path.rsplit('/', 1)[-1]}",
                           [g[0] for g in grads], {"gradient norm": [g[1] for g in grads]},
@@ -204,7 +204,7 @@ def _checkpoint(path: str, report: Report, arts: Mapping[str, Mapping[str, Mappi
         out.append(figure(svg, "Estimated from the optimizer's second moments (RMS over recent steps), "
                           "not measured on data.", f"{aid}-grads"))
     rows = []
-    for layer, d in zip(layers, dead):
+    for layer, _d in zip(layers, dead, strict=True):
         codes = ", ".join(flagged.get(str(layer["name"]), []))
         rows.append(
             f'<tr data-layer="{esc(layer["name"])}"><td><code>{esc(layer["name"])}</code></td>'
@@ -235,9 +235,10 @@ def _config(art: ArtifactSummary, findings: Sequence[Finding], idx: int) -> str:
             body.append('<span class="ln"><span class="lno">…</span></span>')
         hits = by_line.get(number, [])
         cls = "ln hit" if hits else "ln"
-        note = "".join(f"  # {esc(f.code)}: {esc(f.message)}" for f in hits)
         body.append(f'<span class="{cls}" data-line="{number}"><span class="lno">{number}</span>'
-                    f"{esc(lines[str(number)])}<b class=\"flag\">{note}</b></span>")
+                    f"{esc(lines[str(number)])}</span>")
+        body += [f'<span class="ln msg"><span class="lno"></span>↑ <b>{esc(f.code)}</b> '
+                 f"{esc(f.message)}</span>" for f in hits]
         previous = number
     out.append(f'<pre class="excerpt">{"".join(body)}</pre>')
     keyless = [f for f in findings if f.location.path == art.path and f.location.line is None]

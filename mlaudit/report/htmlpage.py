@@ -44,14 +44,16 @@ table.sortable th[aria-sort=descending]::after { content: " \\25BC"; }
 figure.chart { margin: .6em 0 1.2em; break-inside: avoid; page-break-inside: avoid; }
 figure.chart svg { max-width: 100%; height: auto; display: block; }
 /* the SVG text was laid out with DejaVu Sans metrics; Verdana is the closest common face */
-figure.chart svg text { font-family: "DejaVu Sans", "Bitstream Vera Sans", Verdana, Arial, sans-serif !important; }
+figure.chart svg text { font-family: "DejaVu Sans", "Bitstream Vera Sans", Verdana, Arial,
+  sans-serif !important; }
 figure.chart figcaption { color: var(--muted); font-size: .9em; }
 .filters { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: .4em 0; }
 .filters input[type=search] { min-width: 260px; padding: 4px 6px; }
 details { margin: .4em 0; } summary { cursor: pointer; color: var(--accent); }
 details.rule { border-left: 3px solid var(--line); padding: 2px 10px; }
 pre { background: var(--bg-alt); padding: 8px; overflow-x: auto; font-size: .88em; }
-pre.excerpt { padding: 0; } pre.excerpt span.ln { display: block; padding: 0 8px; }
+pre.excerpt { padding: 0; white-space: pre-wrap; } pre.excerpt span.ln { display: block; padding: 0 8px; }
+pre.excerpt span.msg { color: var(--error); font-family: system-ui, sans-serif; padding-left: 4em; }
 pre.excerpt span.hit { background: #ffe9c7; border-left: 3px solid var(--error); }
 pre.excerpt span.lno { color: var(--muted); display: inline-block; min-width: 3em; }
 .note { color: var(--muted); font-style: italic; }
@@ -92,7 +94,8 @@ document.querySelectorAll('.filters').forEach(function (box) {
     var q = text.value.trim().toLowerCase(), on = {}, shown = 0;
     checks.forEach(function (c) { on[c.value] = c.checked; });
     Array.prototype.forEach.call(table.tBodies[0].rows, function (r) {
-      var ok = (!q || r.textContent.toLowerCase().indexOf(q) >= 0) && on[r.getAttribute('data-sev')] !== false;
+      var ok = (!q || r.textContent.toLowerCase().indexOf(q) >= 0)
+        && on[r.getAttribute('data-sev')] !== false;
       r.hidden = !ok; if (ok) shown++;
     });
     if (count) count.textContent = shown;

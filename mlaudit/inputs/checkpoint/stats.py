@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlaudit.inputs.checkpoint.layout import CheckpointLayout
+from mlaudit.inputs.checkpoint.layout import CheckpointLayout, strip_wrapper
 from mlaudit.inputs.checkpoint.types import CheckpointInfo
 
 CHUNK_ELEMENTS = 1 << 18  # 1 MiB of fp32: the chunk stays in L2 cache across the reductions
@@ -108,3 +108,80 @@ def equal_groups(names: Iterable[str], same: Callable[[str, str], bool]) -> list
         else:
             groups.append([name])
     return [tuple(g) for g in groups if len(g) > 1]
+
+
+@dataclass(frozen=True)
+class GradEstimate:
+    """One parameter's gradient estimate from its optimizer state."""
+
+    idx: int
+    label: str
+    numel: int
+    rms: float | None  # None: no state (never stepped)
+    step: float | None
+    sum_sq: float | None  # bias-corrected sum of v over the tensor = E||g||^2 of this tensor
+
+
+def grad_estimates(stats: CheckpointStats) -> list[GradEstimate]:
+    """Per optimizer index: RMS gradient from bias-corrected exp_avg_sq (Adam-family only)."""
+    opt = stats.layout.optimizer
+    if opt is None or opt.kind != "adam-like":
+        return []
+    out = []
+    for idx in opt.param_ids:
+        per = opt.state.get(idx, {})
+        v = per.get("exp_avg_sq")
+        if v is None:
+            out.append(GradEstimate(idx, opt.label(idx), 0, None, None, None))
+            continue
+        vs = stats.tensors.get(v.name)
+        step_t = per.get("step")
+        step = stats.tensors[step_t.name].scalar if step_t is not None and step_t.name in stats.tensors \
+            else opt.scalar_steps.get(idx)
+        group = opt.groups[opt.group_of.get(idx, 0)] if opt.groups else {}
+        betas = group.get("betas") or (0.9, 0.999)
+        beta2 = float(betas[1]) if len(betas) > 1 else 0.999
+        correction = 1 - beta2 ** step if step and step > 0 else 1.0
+        if vs is None or vs.nan or vs.inf or not vs.numel:
+            continue  # non-finite moments are reported by MLC011
+        mean_v = max(vs.sum, 0.0) / vs.numel / correction
+        out.append(GradEstimate(idx, opt.label(idx), vs.numel, math.sqrt(mean_v), step,
+                                mean_v * vs.numel))
+    return out
+
+
+def _sig(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(f"{value:.{digits}g}")
+
+
+def layer_rows(stats: CheckpointStats) -> list[dict[str, Any]]:
+    """One row per model tensor (file order, tied copies once) with the numbers the HTML
+    report draws: bytes, L2 norm and standard deviation over finite values, zero fraction,
+    dead rows (all-zero output units), NaN/Inf counts, and the Adam-estimated gradient norm
+    (sqrt of the bias-corrected sum of exp_avg_sq) where the optimizer's moments map to it."""
+    opt = stats.layout.optimizer
+    grads = {opt.names[g.idx]: math.sqrt(g.sum_sq) for g in grad_estimates(stats)
+             if g.sum_sq is not None and opt is not None and g.idx in opt.names}
+    rows = []
+    for m in stats.layout.model:
+        st = stats.tensors.get(m.info.name)
+        if st is None or m.tied_to is not None:
+            continue
+        mean = st.mean
+        var = st.sumsq / st.finite - mean * mean if st.finite and mean is not None else None
+        rows.append({
+            "name": st.name,
+            "key": strip_wrapper(m.key),
+            "dtype": st.dtype,
+            "shape": list(st.shape),
+            "bytes": m.info.nbytes,
+            "norm": _sig(math.sqrt(st.sumsq)) if st.finite else None,
+            "std": _sig(math.sqrt(max(var, 0.0))) if var is not None else None,
+            "zero_fraction": _sig(st.zero_fraction, 4),
+            "rows": st.rows,
+            "dead_rows": st.dead_rows,
+            "nan": st.nan,
+            "inf": st.inf,
+            "grad_norm": _sig(grads.get(st.name)),
+        })
+    return rows

@@ -13,7 +13,7 @@ from typing import Any
 from mlaudit.extras import need_line
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout
-from mlaudit.inputs.checkpoint.stats import CheckpointStats
+from mlaudit.inputs.checkpoint.stats import CheckpointStats, layer_rows
 from mlaudit.model import ArtifactSummary
 
 
@@ -63,6 +63,7 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         raise InputError(file.rel, f"tensor statistics failed: {type(err).__name__}: {first}") from None
     model = {m.info.name for m in layout.model}
     session.add_artifact(ArtifactSummary(file.rel, "checkpoint-stats", {
+        "layers": layer_rows(stats),
         "seconds": round(stats.seconds, 4),
         "nonfinite_tensors": sum(1 for s in stats.tensors.values() if s.nan or s.inf),
         "zero_fraction_by_layer": {n: round(s.zero_fraction, 4) for n, s in stats.tensors.items()
