@@ -24,6 +24,7 @@ def test_default_safe_fixes_are_bit_exact_and_leave_the_input_alone(run_cli, tmp
     assert code == 0, err
     out_dir = tmp_path / "mlp-fixed"
     assert sorted(p.name for p in out_dir.iterdir()) == [
+        "fix-report.html",
         "fix-report.json",
         "fix-report.md",
         "mlp.safetensors",
