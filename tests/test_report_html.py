@@ -165,7 +165,8 @@ def test_html_without_matplotlib_is_one_clear_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip() == "mlaudit: error: the html format needs matplotlib: pip install 'mlaudit[html]'"
+    assert proc.stderr.strip() == ("mlaudit: error: the html format needs matplotlib: "
+                                   "pip install 'mlaudit[html]'")
 
 
 def test_html_to_stdout_is_one_document(run_cli):
