@@ -189,7 +189,7 @@ def _fix_doc() -> dict:
         "steps": [
             {"name": "int8", "applicability": "unsafe", "status": "applied", "detail": "2/3 quantized",
              "verified": "ok", "evidence": {
-                 "quantizable_nodes": 3, "sensitivity": {"a": 0.01, "b": 0.0001, "c": 0.2},
+                 "candidate_nodes": 3, "sensitivity": {"a": 0.01, "b": 0.0001, "c": 0.2},
                  "kept_fp32": [{"node": "c", "sensitivity": 0.2, "why": "most sensitive"}]}},
             {"name": "prune", "applicability": "unsafe", "status": "applied", "detail": "zeroed",
              "evidence": {"layers": {"fc1": {"zero_fraction": 0.5, "rows_before": 16, "rows_after": 16},
@@ -234,7 +234,9 @@ def test_fix_html_shows_every_measured_number_and_marks_kept_fp32():
 
 def test_fix_html_without_int8_sensitivity_says_why():
     doc = _fix_doc()
-    doc["steps"][0]["evidence"] = {"quantizable_nodes": 3, "kept_fp32": [], "sensitivity": {}}
+    doc["steps"][0]["evidence"] = {"candidate_nodes": 3, "kept_fp32": [], "sensitivity": {}}
     page = parse(render_fix(doc))
     assert "int8-sensitivity" not in page.tables and "chart-int8-sensitivity" not in page.charts
-    assert "no node's sensitivity was measured" in render_fix(doc)
+    assert "no node's sensitivity was needed" in render_fix(doc)
+    doc["steps"][0]["status"] = "skipped"
+    assert "No per-node sensitivity was recorded (int8 step skipped)" in render_fix(doc)

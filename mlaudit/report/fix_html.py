@@ -191,23 +191,24 @@ def _int8(report: Mapping[str, Any]) -> str:
     out = ['<section id="int8"><h2>int8: per-node sensitivity</h2>']
     if sens:
         ranked = sorted(sens, key=lambda n: -sens[n])
-        svg = charts.hbar("int8 sensitivity per node (quantized alone)", ranked,
-                          {"distance from fp32": [sens[n] for n in ranked]},
-                          xlabel="(1 - mean cosine) + (1 - top-1 agreement), that node alone in int8",
-                          marks=["kept fp32" if n in kept else "" for n in ranked],
+        kind = str(ev.get("sensitivity_kind") or "sensitivity (higher: int8 hurts this node more)")
+        svg = charts.hbar("int8 sensitivity per node", ranked, {"sensitivity": [sens[n] for n in ranked]},
+                          xlabel="sensitivity", marks=["kept fp32" if n in kept else "" for n in ranked],
                           log=_spread(list(sens.values())))
-        out.append(figure(svg, "Each node was quantized alone and compared with fp32; the most sensitive "
-                          "were kept in fp32, one at a time, until the fidelity budget was met.",
-                          "chart-int8-sensitivity"))
+        out.append(figure(svg, f"Sensitivity: {kind}. The nodes marked were kept in fp32 because the "
+                          "fidelity budget needed them; the others run in int8.", "chart-int8-sensitivity"))
         rows = [f'<tr data-node="{esc(n)}"><td><code>{esc(n)}</code></td>{cell(sens[n], num=True)}'
                 f"<td>{'kept fp32' if n in kept else 'int8'}</td>"
                 f"<td>{esc((kept.get(n) or {}).get('why', ''))}</td></tr>" for n in ranked]
         out.append(table(["node", "sensitivity", "precision", "why"], rows, num_cols=(1,),
                          table_id="int8-sensitivity"))
+    elif step.get("status") == "applied" and not kept:
+        nodes = ev.get("candidate_nodes", ev.get("quantizable_nodes"))
+        out.append(f"<p>{esc(nodes if nodes is not None else 'All')} candidate nodes; whole-model int8 met "
+                   "the fidelity budget on the first try, so no node's sensitivity was needed and none was "
+                   "kept in fp32.</p>")
     else:
-        out.append(f"<p>{esc(ev.get('quantizable_nodes', '?'))} quantizable nodes; the whole-model int8 "
-                   "result met the fidelity budget on the first try, so no node's sensitivity was measured "
-                   "and none was kept in fp32.</p>")
+        out.append(f"<p>No per-node sensitivity was recorded (int8 step {esc(step.get('status', '?'))}).</p>")
     out.append(f"<p class=\"note\">{esc(step.get('detail', ''))}</p></section>")
     return "".join(out)
 
