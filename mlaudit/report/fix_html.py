@@ -9,6 +9,7 @@ marked, and per-layer sparsity after pruning. A value the run did not measure is
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import PurePath
@@ -247,6 +248,9 @@ def _prune(report: Mapping[str, Any]) -> str:
 
 def render_fix(report: Mapping[str, Any]) -> str:
     """The fix report document (fix-report.json's content) as one HTML page."""
+    # Exactly what fix-report.json holds (written with default=str): numpy scalars in the live
+    # dict become the plain numbers, or strings, the JSON shows.
+    report = json.loads(json.dumps(report, default=str))
     variants = list(report.get("variants") or [])
     batches = _batches(report)
     name = PurePath(str(report.get("input", "input"))).name

@@ -158,7 +158,7 @@ def cell(value: Any, *, num: bool = False, text: str | None = None, cls: str = "
     classes = " ".join(c for c in ("num" if num else "", cls) if c)
     attrs = f' class="{classes}"' if classes else ""
     if num and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        attrs += f' data-v="{value!r}"'
+        attrs += f' data-v="{float(value)!r}"'
     shown = text if text is not None else (fmt_num(value) if num else esc(value))
     return f"<td{attrs}>{shown}</td>"
 
