@@ -15,6 +15,7 @@ from mlaudit import __version__
 from mlaudit.catalog import load_catalog
 from mlaudit.checks.registry import check_table, implementations
 from mlaudit.context import RuleContext
+from mlaudit.dispatch import run_file_rules
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.repo import (
@@ -141,26 +142,40 @@ def _crash_finding(code: str, where: str, exc: BaseException, ctx: RuleContext) 
     )
 
 
-def _run_rule(code: str, session: ScanSession, options: ScanOptions, prefix: str,
-              skipped: list[str] | None = None) -> list[Finding]:
-    impl = implementations([code])[code]
-    ctx = _context(code, options, prefix, session.root)
-    if skipped is not None:
-        ctx = replace(ctx, skips=skipped)  # the rule's skip notes land in the caller's list
-    out: list[Finding] = []
-    try:
-        targets = session.targets(impl.needs)
-    except InputError:
-        return out  # project-level input failed: recorded in session.input_errors
-    for file, target in targets:
-        if target is None:
-            continue
+class _Runner:
+    """Runs one rule on one input with the rule's context built once per scan root; a crash
+    becomes an MLA001 finding (a bug in one rule must not hide the others' results)."""
+
+    def __init__(self, session: ScanSession, options: ScanOptions, prefix: str, skipped: list[str]) -> None:
+        self.session, self.options, self.prefix = session, options, prefix
+        self.skipped = skipped  # the rules' skip notes (ctx.skip) land here
+        self._contexts: dict[str, RuleContext] = {}
+        self._impls = dict(implementations(options.codes))
+
+    def context(self, code: str) -> RuleContext:
+        ctx = self._contexts.get(code)
+        if ctx is None:
+            ctx = _context(code, self.options, self.prefix, self.session.root)
+            ctx = self._contexts[code] = replace(ctx, skips=self.skipped)
+        return ctx
+
+    def __call__(self, code: str, target: object, file: RepoFile | None) -> list[Finding]:
         try:
-            out.extend(impl.func(target, ctx))
-        except Exception as exc:  # a bug in one rule must not hide the others' results
-            crash_ctx = _context(RULE_CRASHED, options, prefix, session.root)
-            out.append(_crash_finding(code, file.rel if file else ".", exc, crash_ctx))
-    return out
+            return list(self._impls[code].func(target, self.context(code)))
+        except Exception as exc:
+            return [_crash_finding(code, file.rel if file else ".", exc, self.context(RULE_CRASHED))]
+
+    def rule(self, code: str) -> list[Finding]:
+        """Rule `code` over every input it needs (file by file, or once for the project)."""
+        out: list[Finding] = []
+        try:
+            targets = self.session.targets(self._impls[code].needs)
+        except InputError:
+            return out  # project-level input failed: recorded in session.input_errors
+        for file, target in targets:
+            if target is not None:
+                out.extend(self(code, target, file))
+        return out
 
 
 def _inconclusive(errors: Iterable[InputError], options: ScanOptions, prefix: str,
@@ -213,11 +228,19 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
             session.progress = bar
+            # Code rules run file by file (one parse, one walk per file, in parallel for large
+            # trees); the other rules run one after another over the inputs they need.
+            per_file = [c for c in runnable if impls[c].needs == "python"]
+            runner = _Runner(session, options, prefix, skipped)
+            reads_code = per_file or INCONCLUSIVE in options.codes or any(
+                impls[c].needs == "training_setup" for c in runnable)
+            by_code = run_file_rules(session, per_file, runner) if reads_code else {}
             for code in runnable:
-                root_findings.extend(_run_rule(code, session, options, prefix, skipped))
+                root_findings.extend(by_code[code] if code in by_code else runner.rule(code))
             if INCONCLUSIVE in options.codes:
                 for kind in INVENTORY_INPUTS:
-                    session.targets(kind)
+                    if kind != "python":  # every Python file was read (or failed) above
+                        session.targets(kind)
             session.progress = None
         if session.input_errors and single:
             raise ScanAbort(f"{path}: {next(iter(session.input_errors.values())).reason}")

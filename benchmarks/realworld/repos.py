@@ -2,7 +2,8 @@
 
 Labels live in benchmarks/realworld/repos.yaml (our own words; see its header for the schema
 and for how to recreate each snapshot). Run: `python -m benchmarks.realworld.repos [REPO ...]`,
-or as the `repos` part of `make realworld` (`python -m benchmarks.realworld repos`). Snapshots are looked for in $MLAUDIT_REALREPOS, ../realrepos beside
+or as the `repos` part of `make realworld` (`python -m benchmarks.realworld repos`).
+Snapshots are looked for in $MLAUDIT_REALREPOS, ../realrepos beside
 the repository root, then /work/realrepos; a repository whose snapshot is absent is skipped
 with a message saying how to recreate it. Numbers go to benchmarks/results/realworld-repos.json.
 """
@@ -119,7 +120,8 @@ class RepoResult:
             "wrong_rate": _ratio(self.verdicts["wrong"], self.findings),
             "code_rule_findings": self.code_findings, "code_rule_wrong": self.code_wrong,
             "code_rule_wrong_rate": _ratio(self.code_wrong, self.code_findings),
-            "missed": self.missed, "unjudged_examples": self.unjudged[:20], "scan_wall_s": round(self.wall_s, 2),
+            "missed": self.missed, "unjudged_examples": self.unjudged[:20],
+            "scan_wall_s": round(self.wall_s, 2),
         }  # fmt: skip
 
 
@@ -183,7 +185,8 @@ def measure(argv: list[str]) -> dict[str, Any]:
         snap = root / name if root else None
         if snap is None or not snap.is_dir():
             print(f"skip {entry['repo']}: no snapshot at {snap or '$MLAUDIT_REALREPOS/' + name} "
-                  f"(git clone https://github.com/{entry['repo']} {name} && git -C {name} checkout {entry['commit']})")
+                  f"(git clone https://github.com/{entry['repo']} {name} && "
+                  f"git -C {name} checkout {entry['commit']})")
             skipped.append(entry["repo"])
             continue
         findings, wall = scan(snap)

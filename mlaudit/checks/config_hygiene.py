@@ -8,7 +8,6 @@ from typing import Any
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.config_keys_in_code import names_in_code
 from mlaudit.inputs.dialects import get_path
 from mlaudit.inputs.python_code import TrainingSetup
 from mlaudit.inputs.training_config import TrainingConfig
@@ -255,7 +254,7 @@ def left_to_default(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
 def unknown_key(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
     # A key the project's own code defines (dataclass field, argparse option) or reads
     # (`cfg.key`, `cfg["key"]`, `cfg.get("key")`) is the project's, not a typo.
-    own = names_in_code(setup.modules)
+    own: frozenset[str] = frozenset().union(*(m.config_names for m in setup.modules))
     for cfg in setup.configs:
         for path, suggestion in cfg.unknown_keys:
             if path.rsplit(".", 1)[-1] in own:

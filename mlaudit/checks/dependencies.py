@@ -4,6 +4,7 @@ Poetry, Pipfile and conda specs with their own small grammars."""
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
 from collections.abc import Iterator
@@ -38,6 +39,11 @@ class Declared:
     name: str
     pinned: bool
     spec: str = ""  # the declaration as written, for messages
+    # from a published library's metadata (install_requires, pyproject [project] dependencies of
+    # a package that carries classifiers/urls/author): what it asks of its users' environments,
+    # where ranges are right and exact pins are not
+    metadata: bool = False
+    library: bool = False  # declared anywhere in a published package's pyproject (dev groups too)
 
 
 def canonical(name: str) -> str:
@@ -55,9 +61,29 @@ def _pep508(text: str) -> tuple[str, bool] | None:
     except InvalidRequirement:
         return None
     if req.url:
-        return canonical(req.name), True  # a direct reference names one artifact
+        # a direct reference names one artifact, unless it is a VCS URL on a moving branch
+        return canonical(req.name), vcs_branch(req.url) is None
     pinned = any(s.operator in ("==", "===") and "*" not in s.version for s in req.specifier)
     return canonical(req.name), pinned
+
+
+FULL_SHA = re.compile(r"[0-9a-f]{7,40}")
+TAG_LIKE = re.compile(r"v?\d+(\.\d+)*([a-z]+\d*)?")
+
+
+def vcs_branch(url: str) -> str | None:
+    """The moving ref a VCS URL follows (`git+...@main` -> 'main', no ref -> 'default branch'),
+    None when it names a commit or a version tag, or is no VCS URL."""
+    if not url.startswith(("git+", "hg+", "svn+", "bzr+")):
+        return None
+    path = url.split("#", 1)[0]
+    tail = path.rsplit("/", 1)[-1]
+    ref = tail.rsplit("@", 1)[1] if "@" in tail else None
+    if ref is None:
+        return "default branch"
+    if FULL_SHA.fullmatch(ref) or TAG_LIKE.fullmatch(ref):
+        return None
+    return ref
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -103,19 +129,34 @@ def _toml(text: str) -> dict[str, Any]:
         return {}
 
 
+# Extras and requirement files for the project's own tooling, not for its users.
+DEV_GROUP = re.compile(r"(^|[-_.])(dev|test|tests|testing|docs?|lint|quality|style|ci|bench)([-_.]|$)", re.I)
+LIBRARY_KEYS = ("classifiers", "urls", "project_urls", "url", "author", "authors", "license")
+
+
+def _published(project: dict[str, Any]) -> bool:
+    """Package metadata written for publishing (classifiers, urls, authors, license): a library
+    whose requirements constrain other people's environments, not an application's lock-in."""
+    return any(project.get(k) for k in LIBRARY_KEYS)
+
+
 def _pyproject(f: RepoFile, text: str) -> list[Declared]:
     data = _toml(text)
     out = []
     project = data.get("project") or {}
     reqs = list(project.get("dependencies") or [])
-    for group in (project.get("optional-dependencies") or {}).values():
-        reqs += list(group or [])
+    dev: list[str] = []
+    for name, group in (project.get("optional-dependencies") or {}).items():
+        (dev if DEV_GROUP.search(name) else reqs).extend(group or [])
+    n_metadata = len(reqs)  # published with the package; dev/test extras and dependency groups are not
+    reqs += dev
     for group in (data.get("dependency-groups") or {}).values():
         reqs += [r for r in group or [] if isinstance(r, str)]
-    for req in reqs:
+    for i, req in enumerate(reqs):
         parsed = _pep508(str(req))
         if parsed:
-            out.append(Declared(f, _line_of(text, str(req)), parsed[0], parsed[1], str(req)))
+            out.append(Declared(f, _line_of(text, str(req)), parsed[0], parsed[1], str(req),
+                                metadata=i < n_metadata and _published(project), library=_published(project)))
     poetry = (data.get("tool") or {}).get("poetry") or {}
     tables = [poetry.get("dependencies") or {}, poetry.get("dev-dependencies") or {}]
     tables += [(g or {}).get("dependencies") or {} for g in (poetry.get("group") or {}).values()]
@@ -161,30 +202,91 @@ def _setup_cfg(f: RepoFile, text: str) -> list[Declared]:
     for req in (r.strip() for r in reqs):
         parsed = _pep508(req) if req else None
         if parsed:
-            out.append(Declared(f, _line_of(text, req), parsed[0], parsed[1], req))
+            out.append(Declared(f, _line_of(text, req), parsed[0], parsed[1], req,
+                                metadata=parser.has_section("metadata")))
     return out
 
 
-def _setup_py(f: RepoFile, text: str) -> list[Declared]:
-    import ast  # local: only projects with a setup.py pay for it
+def _static_strings(
+    node: ast.AST | None, env: dict[str, ast.expr], depth: int = 0
+) -> list[ast.Constant] | None:
+    """The string constants a simple constant expression evaluates to: list/tuple literals,
+    names bound at module level, `+` concatenation, `[*a, *b]`, `d["key"]` on a dict literal,
+    `list(...)`/`sorted(...)`. None when anything else is involved (never executes code)."""
+    if node is None or depth > 20:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node]
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        out: list[ast.Constant] = []
+        for elt in node.elts:
+            part = _static_strings(elt.value if isinstance(elt, ast.Starred) else elt, env, depth + 1)
+            if part is None:
+                return None
+            out += part
+        return out
+    if isinstance(node, ast.Name) and node.id in env:
+        return _static_strings(env[node.id], {k: v for k, v in env.items() if k != node.id}, depth + 1)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _static_strings(node.left, env, depth + 1), _static_strings(node.right, env, depth + 1)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.Subscript):
+        table = env.get(node.value.id) if isinstance(node.value, ast.Name) else node.value
+        key = node.slice.value if isinstance(node.slice, ast.Constant) else None
+        if isinstance(table, ast.Dict) and key is not None:
+            for k, v in zip(table.keys, table.values, strict=True):
+                if isinstance(k, ast.Constant) and k.value == key:
+                    return _static_strings(v, env, depth + 1)
+        return None
+    wrapper = node.func.id if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) else None
+    if wrapper in ("list", "sorted", "tuple") and len(node.args) == 1:
+        return _static_strings(node.args[0], env, depth + 1)
+    return None
 
+
+def _module_bindings(tree: ast.Module) -> dict[str, ast.expr]:
+    """Module-level `NAME = expr` (and `NAME += expr` as a concatenation), last one winning."""
+    env: dict[str, ast.expr] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            env[stmt.targets[0].id] = stmt.value
+        elif (isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name)
+              and isinstance(stmt.op, ast.Add) and stmt.target.id in env):
+            env[stmt.target.id] = ast.BinOp(left=env[stmt.target.id], op=ast.Add(), right=stmt.value)
+    return env
+
+
+def _setup_py(f: RepoFile, text: str) -> list[Declared]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError):
         return []
+    env = _module_bindings(tree)
+    published = any(isinstance(n, ast.keyword) and n.arg in LIBRARY_KEYS for n in ast.walk(tree))
     out = []
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.keyword)
-            and node.arg == "install_requires"
-            and isinstance(node.value, (ast.List, ast.Tuple))
-        ):
-            for elt in node.value.elts:
-                if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
-                    parsed = _pep508(elt.value)
-                    if parsed:
-                        out.append(Declared(f, elt.lineno, parsed[0], parsed[1], elt.value))
+        if not isinstance(node, ast.keyword) or node.arg not in ("install_requires", "extras_require"):
+            continue
+        groups = [node.value]
+        if node.arg == "extras_require":
+            table = env.get(node.value.id) if isinstance(node.value, ast.Name) else node.value
+            groups = list(table.values) if isinstance(table, ast.Dict) else []
+        for group in groups:
+            for elt in _static_strings(group, env) or []:
+                parsed = _pep508(elt.value)
+                if parsed:
+                    out.append(Declared(f, elt.lineno, parsed[0], parsed[1], elt.value,
+                                        metadata=published and node.arg == "install_requires"))
     return out
+
+
+def setup_py_requirement_files(text: str) -> list[str]:
+    """Requirements files a setup.py whose install_requires is computed (not a constant
+    expression) reads: string literals naming requirements*.txt in it."""
+    if re.search(r"install_requires\s*=\s*\[", text):
+        return []
+    found = re.findall(r"[\"']([\w./-]*requirements[\w.-]*\.txt)[\"']", text)
+    return sorted({name for name in found if not DEV_GROUP.search(PurePosixPath(name).stem)})
 
 
 def _conda_spec(spec: str) -> tuple[str, bool]:
@@ -235,6 +337,9 @@ def declarations(project: ProjectSnapshot, f: RepoFile) -> list[Declared]:
         "setup.py": _setup_py, "environment.yml": _environment_yml, "environment.yaml": _environment_yml,
     }  # fmt: skip
     parser = parsers.get(name)
+    if parser is None and name.endswith((".yml", ".yaml")) and name.startswith(("conda", "environment")) \
+            and not _is_lock(f):
+        parser = _environment_yml
     return _distinct_lines(text, parser(f, text)) if parser else []
 
 
@@ -288,16 +393,23 @@ def _covered_by_lock(home: str, lock_homes: set[str]) -> bool:
 
 @rule("MLR101", needs="project")
 def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
-    """torch/transformers (param `packages`) declared without an exact pin and no lock file."""
+    """torch/transformers (param `packages`) declared without an exact pin and no lock file,
+    in what installs an application (requirements files, environment.yml, Pipfile, Poetry);
+    a library's own metadata (install_requires, [project] dependencies) should hold ranges."""
     deps = project.of_kind("deps")
     lock_homes = {_home(f) for f in deps if _is_lock(f)}
     wanted = {canonical(p) for p in ctx.params.packages}
-    decls = [d for f in deps for d in declarations(project, f) if d.name in wanted]
+    decls = [d for f in deps for d in declarations(project, f)
+             if d.name in wanted and not (d.metadata or d.library)]
     pinned_somewhere = {(_home(d.file), d.name) for d in decls if d.pinned}
+    reported: set[tuple[str, str]] = set()
     for d in decls:
         home = _home(d.file)
         if d.pinned or (home, d.name) in pinned_somewhere or _covered_by_lock(home, lock_homes):
             continue
+        if (home, d.name) in reported:
+            continue  # one finding per package and project folder
+        reported.add((home, d.name))
         same = sum(1 for o in decls if o.name == d.name and _home(o.file) == home)
         yield ctx.finding(
             f"{d.name} is declared without an exact version ({d.spec!r}; {same} declaration(s), "
@@ -306,6 +418,100 @@ def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iter
             evidence={"package": d.name, "declarations": same, "exact_pins": 0, "lock_files": 0},
             key=d.name,
         )
+
+
+def _metadata_declarations(project: ProjectSnapshot) -> list[Declared]:
+    """What packages ask of their users: install_requires / [project] dependencies, plus the
+    requirements file a setup.py feeds into install_requires when it computes the list."""
+    out: list[Declared] = []
+    for f in project.of_kind("deps"):
+        decls = declarations(project, f)
+        out += [d for d in decls if d.metadata]
+        if f.name == "setup.py" and not any(d.metadata for d in decls):
+            try:
+                text = project.text(f)
+            except InputError:
+                continue
+            for name in setup_py_requirement_files(text):
+                req = project.find(str(PurePosixPath(f.rel).parent / name).removeprefix("./"))
+                if req is not None:
+                    out += [replace(d, metadata=True) for d in declarations(project, req)]
+    return out
+
+
+def _too_tight(spec_text: str) -> str | None:
+    """Why a library requirement blocks its users from fixes: an exact pin, `<=`, or an upper
+    bound below the next patch release (`<2.7.1`). None when the range is reasonable."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(spec_text)
+    except InvalidRequirement:
+        return None
+    for s in req.specifier:
+        if s.operator in ("==", "===") and "*" not in s.version:
+            return f"exact pin {s.operator}{s.version}"
+        if s.operator == "<=":
+            return f"upper bound <={s.version} (no later patch release)"
+        parts = s.version.split(".")
+        if s.operator == "<" and len(parts) >= 3 and parts[2] not in ("0", "0a0", "0rc0", "0.dev0"):
+            return f"upper bound <{s.version} (admits a single patch series)"
+    return None
+
+
+@rule("MLR104", needs="project")
+def library_requirement_too_tight(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
+    """A package's published requirements pin exactly or cap below the next patch release."""
+    for d in _metadata_declarations(project):
+        why = _too_tight(d.spec)
+        if why is None:
+            continue
+        yield ctx.finding(
+            f"{d.name} in the package's install requirements has an {why}: every user environment "
+            "is forced onto it, and security or bug-fix releases cannot be installed alongside",
+            Location(d.file.rel, line=d.line),
+            evidence={"package": d.name, "spec": d.spec},
+            key=f"{d.name}@{d.spec}",
+        )
+
+
+@rule("MLR105", needs="project")
+def vcs_dependency_on_branch(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
+    """A dependency installed from a VCS URL that follows a branch instead of a commit or tag."""
+    for f in project.of_kind("deps"):
+        try:
+            text = project.text(f)
+        except InputError:
+            continue
+        for i, line in enumerate(text.splitlines(), 1):
+            for url in re.findall(r"((?:git|hg|svn|bzr)\+[^\s'\"#,]+)", line):
+                branch = vcs_branch(url)
+                if branch is None:
+                    continue
+                follows = "the default branch" if branch == "default branch" else f"the {branch!r} branch"
+                yield ctx.finding(
+                    f"dependency installed from {url} follows {follows}: every install can get "
+                    "different code",
+                    Location(f.rel, line=i),
+                    evidence={"url": url, "ref": branch},
+                    key=url,
+                )
+
+
+@rule("MLR103", needs="project")
+def no_dependency_manifest(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
+    """Python code that imports third-party packages, and no dependency file anywhere."""
+    if project.of_kind("deps"):
+        return
+    code = [f for f in project.of_kind("python", "notebook")]
+    if not code:
+        return
+    yield ctx.finding(
+        f"no dependency manifest: {len(code)} Python/notebook file(s) and no requirements.txt, "
+        "pyproject.toml, setup.py, environment.yml or lock file; the environment lives only in prose",
+        Location("."),
+        evidence={"code_files": len(code), "dependency_files": 0},
+    )
 
 
 def _requirements_manager(project: ProjectSnapshot, f: RepoFile) -> bool:

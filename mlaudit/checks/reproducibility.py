@@ -6,21 +6,14 @@ from collections.abc import Iterable
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
-from mlaudit.inputs.python_code import (
-    TrainingSetup,
-    call_name,
-    is_training_script,
-    iter_calls,
-    seed_lines,
-)
+from mlaudit.inputs.python_code import ModuleFacts, TrainingSetup
 from mlaudit.model import Finding, Location
 
 SEED_KEY = {"mlaudit": "seed", "lightning": "seed_everything", "hydra": "seed", "huggingface": "seed"}
-HF_TRAINERS = ("Trainer", "SFTTrainer", "Seq2SeqTrainer", "DPOTrainer", "RewardTrainer", "GRPOTrainer")
 
 
 def _code_seeds(setup: TrainingSetup) -> list[str]:
-    return [f"{m.rel}:{line}" for m in setup.modules for line in seed_lines(m)]
+    return [f"{m.rel}:{s.line}" for m in setup.modules for s in m.seeds]
 
 
 @rule("MLR001", needs="training_setup")
@@ -65,21 +58,78 @@ def determinism_not_configured(setup: TrainingSetup, ctx: RuleContext) -> Iterab
             )
 
 
+TORCH_SEEDS = frozenset({
+    "manual_seed", "manual_seed_all", "seed_everything", "set_seed", "enable_full_determinism",
+    "set_random_seed", "seed_all", "fix_seed",
+})  # fmt: skip
+
+
+def _trainer(module: ModuleFacts, reachable: list[ModuleFacts]) -> ModuleFacts | None:
+    """The module whose training loop an entry point runs: itself, or a project module it
+    calls into (`TrainLoop(...).run_loop()` imported from train_util); None for entry points
+    that only sample or evaluate, even when they import modules that can train."""
+    if module.trains:
+        return module
+    for m in reachable:
+        if m is module or not m.trains:
+            continue
+        leaf = m.module_name.rsplit(".", 1)[-1] + "."  # `from .train_util import X` -> `.train_util.X`
+        if any(n.startswith(m.module_name + ".") or n.lstrip(".").startswith(leaf) for n in module.calls):
+            return m
+    return None
+
+
 @rule("MLR003", needs="training_setup")
 def training_script_unseeded(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
     for module in setup.modules:
-        if module.kind == "test" or not is_training_script(module):
-            continue
-        calls = list(iter_calls(module.tree))
-        if any(call_name(c).rsplit(".", 1)[-1] in HF_TRAINERS for c in calls):
+        if module.kind == "test" or not module.entry:
+            continue  # library code and helpers: seeding is the entry point's job
+        if module.hf_trainer:
             continue  # transformers' Trainer seeds itself from TrainingArguments.seed (default 42)
         reachable = setup.reachable(module)
-        if any(seed_lines(m) for m in reachable):
+        trainer = _trainer(module, reachable)
+        if trainer is None or any(m.seeds for m in reachable):
             continue
-        anchor = next((c for c in calls if call_name(c).endswith(("backward", ".fit"))), calls[0])
+        where = "" if trainer is module else f"; it trains through {trainer.rel}"
         yield ctx.finding(
             f"training script never seeds its random number generators (checked {len(reachable)} "
-            "module(s) it imports from the project)",
-            Location(module.rel, anchor.lineno),
+            f"module(s) it imports from the project{where})",
+            Location(module.rel, module.anchor_line),
             evidence={"modules_checked": len(reachable)},
         )
+
+
+@rule("MLR011", needs="training_setup")
+def torch_never_seeded(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
+    for module in setup.modules:
+        if module.kind == "test" or not module.entry or not module.uses_torch:
+            continue
+        reachable = setup.reachable(module)
+        if _trainer(module, reachable) is None:
+            continue
+        sites = [(m, s) for m in reachable for s in m.seeds]
+        if not sites or any(s.last in TORCH_SEEDS or s.resolved.startswith("torch.") for _, s in sites):
+            continue
+        m, first = sites[0]
+        yield ctx.finding(
+            f"training script seeds only {', '.join(sorted({s.name for _, s in sites}))} "
+            f"({m.rel}:{first.line}); torch's generator (weight init, dropout, shuffling) stays unseeded",
+            Location(module.rel, first.line if m is module else module.anchor_line),
+            evidence={"seed_calls": len(sites)},
+            fix_hint="torch.manual_seed(seed)",
+        )
+
+
+@rule("MLR010", needs="training_setup")
+def seed_skipped_when_zero(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Finding]:
+    for module in setup.modules:
+        if module.kind == "test":
+            continue
+        for line, text in module.seed_guards:
+            yield ctx.finding(
+                f"seeding is guarded by `if {text}:`, so seed 0 (falsy) skips seeding altogether",
+                Location(module.rel, line),
+                evidence={"guard": text},
+                key=text,
+                fix_hint=f"if {text} is not None:",
+            )

@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs import InputError
+from mlaudit.inputs.code_index import call_name
 from mlaudit.inputs.repo import ProjectSnapshot, RepoFile
 from mlaudit.model import Finding, Location
 
@@ -32,16 +33,6 @@ TOOLING_MODULES = frozenset({"setup", "noxfile", "tasks", "conftest", "fabfile",
 class _Imports:
     modules: set[str] = field(default_factory=set)
     loads_checkpoint: bool = False
-
-
-def _dotted(node: ast.AST) -> str:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
 
 
 def _package_of(rel: str) -> str:
@@ -74,7 +65,7 @@ def scan_imports(source: str, rel: str) -> _Imports | None:
                 out.modules.add(base)
                 out.modules.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
         elif isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            name = call_name(node.func)
             last2 = ".".join(name.split(".")[-2:])
             if name.split(".")[-1] in CHECKPOINT_LOADERS_LAST or last2 in CHECKPOINT_LOADERS_DOTTED:
                 out.loads_checkpoint = True
@@ -134,11 +125,27 @@ def _code_files(project: ProjectSnapshot) -> list[RepoFile]:
     ]
 
 
+TEST_CONTENT = re.compile(r"^\s*(async\s+)?def test|^\s*class Test|unittest|pytest|^\s*assert\b", re.M)
+
+
+def real_tests(project: ProjectSnapshot) -> list[RepoFile]:
+    """Test-named files that hold tests (a test function or class, unittest/pytest, asserts);
+    `test_on_image.py` that only runs inference is a script, not a test."""
+    out = []
+    for f in project.of_kind("test"):
+        try:
+            if TEST_CONTENT.search(project.text(f)):
+                out.append(f)
+        except InputError:
+            out.append(f)  # unreadable: do not claim there are no tests
+    return out
+
+
 @rule("MLX001", needs="project")
 def missing_tests(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """A project with Python code has no test files at all."""
     code = _code_files(project)
-    tests = project.of_kind("test")
+    tests = real_tests(project)
     if code and not tests:
         yield ctx.finding(
             f"project has {len(code)} Python/notebook file(s) and 0 test files "
@@ -193,6 +200,12 @@ def missing_ci(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
         )
 
 
+# Workflows that build or publish documentation, or only publish releases: not where tests run.
+DOCS_WORKFLOW = re.compile(
+    r"(^|[_.-])docs?([_.-]|$)|documentation|publish|release|pages|stale|label|greet|welcome", re.I
+)
+
+
 def _strip_comments(text: str) -> str:
     # YAML/shell comments; '#' inside URLs or strings is rare enough in CI files.
     return "\n".join(re.sub(r"(^|\s)#.*$", "", line) for line in text.splitlines())
@@ -201,9 +214,9 @@ def _strip_comments(text: str) -> str:
 @rule("MLX004", needs="project")
 def ci_runs_no_tests(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
     """CI configuration exists but no CI file runs the tests or mlaudit."""
-    ci = project.of_kind("ci")
-    if not ci:
-        return  # MLX003's finding
+    ci = [f for f in project.of_kind("ci") if not DOCS_WORKFLOW.search(f.name)]
+    if not ci or not real_tests(project):
+        return  # MLX003's finding, or MLX001's (nothing to run: one finding per fact)
     patterns = [re.compile(p) for p in ctx.params.test_commands]
     readable = []
     for f in ci:

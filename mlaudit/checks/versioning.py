@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
+from mlaudit.inputs import InputError
 from mlaudit.inputs.git import GitHistory, GitTree, VersionedFiles
+from mlaudit.inputs.repo import ProjectSnapshot
 from mlaudit.model import Finding, Location
 from mlaudit.units import format_bytes
 
@@ -93,4 +96,47 @@ def run_outputs_committed(files: VersionedFiles, ctx: RuleContext) -> Iterator[F
             f"run outputs {how}: {len(sizes)} file(s), {format_bytes(sum(sizes))} under {root}/",
             Location(root),
             evidence={"files": len(sizes), "bytes": sum(sizes), "source": files.source},
+        )
+
+
+@rule("MLV004", needs="git")
+def ignored_file_committed(tree: GitTree, ctx: RuleContext) -> Iterator[Finding]:
+    """Files git tracks although .gitignore lists them, one finding per folder."""
+    groups: dict[str, list[str]] = {}
+    for rel in tree.ignored:
+        groups.setdefault(str(PurePosixPath(rel).parent), []).append(rel)
+    sizes = {t.rel: t.size for t in tree.tracked}
+    for folder, rels in sorted(groups.items()):
+        total = sum(max(sizes.get(r, 0), 0) for r in rels)
+        shown = ", ".join(PurePosixPath(r).name for r in rels[:3]) + (", ..." if len(rels) > 3 else "")
+        yield ctx.finding(
+            f"{len(rels)} file(s) ({format_bytes(total)}) tracked by git although .gitignore lists them: "
+            f"{shown}",
+            Location(rels[0] if len(rels) == 1 else folder),
+            evidence={"files": len(rels), "bytes": total},
+            fix_hint=f"git rm -r --cached -- {' '.join(ctx.shell_path(r) for r in rels[:20])}",
+        )
+
+
+@rule("MLV005", needs="project")
+def notebook_with_outputs(project: ProjectSnapshot, ctx: RuleContext) -> Iterator[Finding]:
+    """Notebooks committed with their cell outputs."""
+    for f in project.of_kind("notebook"):
+        try:
+            doc = json.loads(project.text(f, limit=64 * 1024 * 1024))
+        except (InputError, ValueError):
+            continue  # unreadable notebooks are the notebook reader's MLA002
+        cells = doc.get("cells") if isinstance(doc, dict) else None
+        if cells is None and isinstance(doc, dict):  # nbformat 3
+            cells = [c for ws in doc.get("worksheets") or [] for c in ws.get("cells") or []]
+        with_out = [c for c in cells or [] if isinstance(c, dict) and c.get("outputs")]
+        if not with_out:
+            continue
+        size = sum(len(json.dumps(c["outputs"])) for c in with_out)
+        yield ctx.finding(
+            f"notebook committed with outputs: {len(with_out)} cell(s), about {format_bytes(size)} of output "
+            "in every diff and clone (images, tracebacks, local paths)",
+            Location(f.rel),
+            evidence={"cells_with_outputs": len(with_out), "output_bytes": size},
+            fix_hint=f"jupyter nbconvert --clear-output --inplace {ctx.shell_path(f.rel)}",
         )

@@ -36,6 +36,7 @@ INPUT_KIND_MODULES: dict[str, str] = {
     "explicit_training_config": "mlaudit.inputs.training_config",
     "paired_training_config": "mlaudit.inputs.training_config",
     "python": "mlaudit.inputs.python_code",
+    "python_facts": "mlaudit.inputs.python_code",
     "training_setup": "mlaudit.inputs.python_code",
     "git": "mlaudit.inputs.git",
     "git-location": "mlaudit.inputs.git",

@@ -48,6 +48,8 @@ class GitTree:
     toplevel: Path
     prefix: str  # the scan root inside the repository, '' or 'sub/dir/'
     tracked: tuple[TrackedFile, ...]
+    # tracked files that a .gitignore (or info/exclude) lists: committed before or despite it
+    ignored: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,20 @@ def load_git(session, _file) -> GitTree | None:
     tracked = tuple(
         TrackedFile(rel=p, blob=b, size=sizes.get(b, ("", -1))[1], lfs=p in lfs) for p, b in entries
     )
-    return GitTree(toplevel=toplevel, prefix=prefix, tracked=tracked)
+    ignored = tuple(sorted(tracked_ignored(root)))
+    return GitTree(toplevel=toplevel, prefix=prefix, tracked=tracked, ignored=ignored)
+
+
+def tracked_ignored(root: Path) -> set[str]:
+    """Paths under `root` (relative to it) that git tracks although an ignore rule lists them;
+    empty outside a git work tree or when git fails (the walk then simply honours .gitignore)."""
+    if not any((d / ".git").exists() for d in (root, *root.parents)):
+        return set()
+    try:
+        out = run_git(["ls-files", "-z", "-c", "-i", "--exclude-standard", "--", "."], root)
+    except (InputError, OSError):
+        return set()
+    return {p.decode("utf-8", "replace") for p in out.split(b"\0") if p}
 
 
 @input_kind("git-history", scope="project")

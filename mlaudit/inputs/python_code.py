@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
+from mlaudit.inputs.code_index import CallSite, call_name
+from mlaudit.inputs.config_keys_in_code import names_in_code
 from mlaudit.inputs.notebook import MAX_NOTEBOOK_BYTES, parse_notebook
 from mlaudit.inputs.python_module import PythonModule
 
@@ -67,23 +69,6 @@ def decode_python_bytes(raw: bytes, rel: str) -> str:
         raise InputError(rel, f"not valid {encoding} as its coding declaration says ({err})") from None
 
 
-def call_name(node: ast.AST) -> str:
-    """Dotted name of a call's function (`torch.load`, `model.forward`), '' if not a name."""
-    func = node.func if isinstance(node, ast.Call) else node
-    parts: list[str] = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if isinstance(func, ast.Name):
-        parts.append(func.id)
-    elif isinstance(func, ast.Call):
-        inner = call_name(func)
-        parts.append(inner + "()" if inner else "")
-    else:
-        return ""
-    return ".".join(reversed(parts))
-
-
 def iter_calls(tree: ast.AST) -> Iterator[ast.Call]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
@@ -94,42 +79,39 @@ def keyword(call: ast.Call, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
-def is_seed_call(call: ast.Call) -> bool:
-    name = call_name(call)
-    last = name.rsplit(".", 1)[-1]
-    if name in SEED_CALLS or last in SEED_CALLS - {"seed"}:
-        return True
-    return name.endswith(".seed") and ("random" in name or name.startswith(("np.", "numpy.")))
+def is_seed_site(site: CallSite) -> bool:
+    """A seeding call, judged on its dotted name as written and as resolved through imports."""
+    for name in {site.name, site.resolved}:
+        last = name.rsplit(".", 1)[-1]
+        if name in SEED_CALLS or last in SEED_CALLS - {"seed"}:
+            return True
+        if name.endswith(".seed") and ("random" in name or name.startswith(("np.", "numpy."))):
+            return True
+    return False
 
 
 def seed_lines(module: PythonModule) -> list[int]:
     """Lines of seeding calls in a module."""
-    return [c.lineno for c in iter_calls(module.tree) if is_seed_call(c)]
+    return [c.line for c in module.index.calls if is_seed_site(c)]
 
 
 def is_training_script(module: PythonModule) -> bool:
     """A module that trains: calls `.backward()` and `.step()`, or `.fit(` / `.train()` of a Trainer."""
-    names = {call_name(c).rsplit(".", 1)[-1] for c in iter_calls(module.tree)}
+    names = {c.last for c in module.index.calls}
     if {"backward", "step"} <= names:
         return True
-    return any(call_name(c).endswith(("trainer.fit", "trainer.train", "Trainer().fit"))
-               for c in iter_calls(module.tree))
+    return any(c.name.endswith(("trainer.fit", "trainer.train", "Trainer().fit")) for c in module.index.calls)
 
 
 def imported_modules(module: PythonModule) -> set[str]:
     """Dotted names a module imports; relative imports (`from .utils import x`, `from . import
     utils`) are resolved against the module's own package."""
-    out: set[str] = set()
+    out: set[str] = set(module.index.imported)
     package = module.module_name.split(".")
     if not module.rel.endswith("__init__.py"):
         package = package[:-1]
-    for node in ast.walk(module.tree):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            out.add(node.module)
-            out.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level and node.level - 1 <= len(package):
+    for node in module.index.relative_imports:
+        if node.level - 1 <= len(package):
             base = package[: len(package) - (node.level - 1)]
             target = ".".join(base + ([node.module] if node.module else []))
             if target:
@@ -138,23 +120,112 @@ def imported_modules(module: PythonModule) -> set[str]:
     return out
 
 
+# transformers-style trainers seed themselves (TrainingArguments.seed, default 42)
+HF_TRAINERS = frozenset({
+    "Trainer", "SFTTrainer", "Seq2SeqTrainer", "DPOTrainer", "RewardTrainer", "GRPOTrainer",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeedSite:
+    """A seeding call: dotted name as written, resolved through imports, line."""
+
+    name: str
+    resolved: str
+    line: int
+
+    @property
+    def last(self) -> str:
+        return self.name.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ModuleFacts:
+    """What cross-file rules need to know about one module, small and picklable, so that
+    files parsed in worker processes never travel back as syntax trees."""
+
+    rel: str
+    kind: str
+    module_name: str
+    imports: frozenset[str]  # dotted names imported, relative ones resolved
+    calls: frozenset[str]  # resolved dotted names of every call
+    seeds: tuple[SeedSite, ...]
+    trains: bool  # calls backward() and step(), or a trainer's fit/train
+    entry: bool  # meant to be run: __main__ guard, argument parsing, notebook, script-level step
+    hf_trainer: bool  # builds a transformers-style Trainer
+    uses_torch: bool
+    anchor_line: int  # where a finding about the script points
+    seed_guards: tuple[tuple[int, str], ...] = ()  # `if <...seed>:` around a seeding call
+    # names the code defines as fields/options or reads as keys (config_keys_in_code), so that
+    # MLT007 never calls a key the project itself uses "unknown"
+    config_names: frozenset[str] = frozenset()
+
+
+def _is_entry_point(module: PythonModule) -> bool:
+    index = module.index
+    if index.has_main_guard or module.rel.endswith(".ipynb"):
+        return True
+    return any(c.last in ("parse_args", "backward") for c in index.top_level_calls)
+
+
+def _seed_guards(module: PythonModule) -> tuple[tuple[int, str], ...]:
+    index = module.index
+    out = []
+    for node in index.ifs:
+        test = node.test
+        guard = call_name(test).rsplit(".")[-1] if isinstance(test, (ast.Name, ast.Attribute)) else ""
+        if "seed" not in guard:
+            continue
+        end = node.end_lineno or node.lineno
+        if any(node.lineno < c.line <= end and is_seed_site(c) for c in index.calls):
+            out.append((node.lineno, ast.unparse(test)))
+    return tuple(out)
+
+
+def module_facts(module: PythonModule) -> ModuleFacts:
+    """The facts of one parsed module (one pass over its code index)."""
+    index = module.index
+    calls = index.calls
+    anchor = next((c for c in calls if c.name.endswith(("backward", ".fit"))), None)
+    return ModuleFacts(
+        rel=module.rel, kind=module.kind, module_name=module.module_name,
+        imports=frozenset(imported_modules(module)),
+        calls=frozenset(c.resolved for c in calls if c.resolved),
+        seeds=tuple(SeedSite(c.name, c.resolved, c.line) for c in calls if is_seed_site(c)),
+        trains=is_training_script(module), entry=_is_entry_point(module),
+        hf_trainer=any(c.last in HF_TRAINERS for c in calls),
+        uses_torch=index.imports_from("torch") or any(c.resolved.startswith("torch.") for c in calls),
+        anchor_line=anchor.line if anchor else (calls[0].line if calls else 1),
+        seed_guards=_seed_guards(module),
+        config_names=names_in_code([module]),
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
-    """Every training config and Python module of a scan root, for cross-file rules."""
+    """Every training config and Python module (as ModuleFacts) of a scan root, for
+    cross-file rules."""
 
     configs: tuple[Any, ...]  # TrainingConfig
-    modules: tuple[PythonModule, ...]
+    modules: tuple[ModuleFacts, ...]
 
-    def module(self, name: str) -> PythonModule | None:
-        return next((m for m in self.modules if m.module_name == name), None)
+    def module(self, name: str) -> ModuleFacts | None:
+        """The project module importable as `name` (dotted), if any."""
+        by_name = self.__dict__.get("_by_name")
+        if by_name is None:  # built once: reachable() looks names up for every import
+            by_name = {}
+            for m in self.modules:
+                by_name.setdefault(m.module_name, m)
+            object.__setattr__(self, "_by_name", by_name)
+        return by_name.get(name)
 
-    def reachable(self, start: PythonModule, limit: int = 200) -> list[PythonModule]:
+    def reachable(self, start: ModuleFacts, limit: int = 200) -> list[ModuleFacts]:
         """`start` plus the project modules it imports, transitively."""
         seen = {start.rel: start}
         todo = [start]
         while todo and len(seen) < limit:
             current = todo.pop()
-            for name in imported_modules(current):
+            for name in current.imports:
                 found = self.module(name)
                 if found is not None and found.rel not in seen:
                     seen[found.rel] = found
@@ -179,6 +250,14 @@ def load_python(session, file) -> PythonModule | None:
     return parse_python(file.path, file.rel, file.kind)
 
 
+@input_kind("python_facts", scope="file", file_kinds=("python", "test", "notebook"))
+def load_python_facts(session, file) -> ModuleFacts | None:
+    """A module's facts for cross-file rules (the engine may fill these in from worker
+    processes, so the module is not parsed twice)."""
+    module = session.get("python", file)
+    return None if module is None else module_facts(module)
+
+
 @input_kind("training_setup", scope="project")
 def load_training_setup(session, _file) -> TrainingSetup:
     """All configs and modules; files that fail to parse are left out (reported as MLA002)."""
@@ -190,9 +269,9 @@ def load_training_setup(session, _file) -> TrainingSetup:
                 if cfg is not None:
                     configs.append(cfg)
             elif f.kind in ("python", "test", "notebook"):
-                mod = session.get("python", f)
-                if mod is not None:
-                    modules.append(mod)
+                facts = session.get("python_facts", f)
+                if facts is not None:
+                    modules.append(facts)
         except InputError:
             continue
     return TrainingSetup(tuple(configs), tuple(modules))

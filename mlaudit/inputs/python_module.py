@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+
+from mlaudit.inputs.code_index import CodeIndex, build_index
 
 
 @dataclass(frozen=True)
@@ -23,3 +26,8 @@ class PythonModule:
         """Dotted import name relative to the scan root (`pkg/mod.py` -> `pkg.mod`)."""
         name = self.rel[:-3] if self.rel.endswith(".py") else self.rel
         return name.replace("/", ".").removesuffix(".__init__")
+
+    @cached_property
+    def index(self) -> CodeIndex:
+        """The module's code index, built by one walk on first use and shared by all rules."""
+        return build_index(self.tree)

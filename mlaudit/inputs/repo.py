@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint.sniff import sniff
+from mlaudit.inputs.git import tracked_ignored
 
 DEFAULT_EXCLUDES = (
     ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
@@ -72,6 +73,8 @@ def classify(rel: str) -> str:
         return "ci"
     if name in DEPENDENCY_FILES or fnmatch.fnmatch(lower, "requirements*.txt"):
         return "deps"
+    if suffix in {".yml", ".yaml"} and lower.startswith(("conda", "environment")) and len(parts) <= 2:
+        return "deps"  # conda.yaml, conda-extras.yaml, environment-gpu.yml
     # pip requirement sets beyond the top-level names: requirements-dev.in, constraints-ci.txt,
     # and everything in a requirements/ folder (requirements/base.txt, requirements/gpu.in).
     if suffix in {".txt", ".in"} and (
@@ -121,6 +124,21 @@ def classify_named(path: Path) -> str:
     return "checkpoint" if found in _SURE_FORMATS else kind
 
 
+def _tokenizer_model(path: Path, size: int) -> bool:
+    """A `.model` file whose content no checkpoint format claims: sentencepiece protobufs and
+    tiktoken base64 text share the suffix. Anything the sniffer recognizes (any pickle, zip,
+    HDF5...) stays a checkpoint, so nothing that could be loaded escapes the scan."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+        sniff(head, path.name, size)
+    except InputError:
+        return bool(head)
+    except OSError:
+        return False
+    return False
+
+
 def is_excluded(rel: str, patterns: Sequence[str]) -> bool:
     """Whether a root-relative path matches an exclude glob (as a path, a name or a folder)."""
     name = rel.rsplit("/", 1)[-1]
@@ -159,6 +177,10 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
     import pathspec  # local: only scans pay for it
 
     patterns = (*DEFAULT_EXCLUDES, *exclude)
+    # Files git tracks although .gitignore lists them are part of the project as shipped:
+    # they are walked (and MLV004 reports them), not hidden by the ignore rules.
+    tracked = tracked_ignored(root.resolve()) if respect_gitignore else set()
+    tracked_dirs = {"/".join(k.split("/")[:i]) for k in tracked for i in range(1, k.count("/") + 1)}
     ignore_specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
     found: list[RepoFile] = []
 
@@ -180,6 +202,8 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
         def ignored(rel: str, is_dir: bool) -> bool:
             if is_excluded(rel, patterns):
                 return True
+            if rel in (tracked_dirs if is_dir else tracked):
+                return False
             for base, spec in ignore_specs:
                 if base and not rel.startswith(base + "/"):
                     continue
@@ -207,6 +231,8 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
                 found.append(RepoFile(full, rel, UNREADABLE, 0))
                 continue
             kind = classify(rel) if os.access(full, os.R_OK) else UNREADABLE
+            if kind == "checkpoint" and rel.lower().endswith(".model") and _tokenizer_model(full, size):
+                kind = "other"
             found.append(RepoFile(full, rel, kind, size))
     return found
 

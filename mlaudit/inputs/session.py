@@ -105,6 +105,29 @@ class ScanSession:
         self._cache[key] = value
         return value
 
+    def preload(self, kind: str, rel: str, value: Any) -> None:
+        """Store an input of `kind` for the file at `rel` computed elsewhere (a worker process)."""
+        self._cache[(kind, rel)] = value
+
+    def record_error(self, kinds: tuple[str, ...], rel: str, err: InputError) -> None:
+        """Record that the file at `rel` could not be read as any of `kinds` (a worker's
+        InputError), exactly as if this session had failed to load it."""
+        for kind in kinds:
+            self._cache[(kind, rel)] = err
+        self.input_errors.setdefault(err.path, err)
+
+    def mark_read(self, rels: list[str], tracker: Tracker | None) -> None:
+        """Count files read elsewhere (by worker processes) on the progress display."""
+        for rel in rels:
+            if rel not in self._read:
+                self._read.add(rel)
+                if tracker is not None:
+                    tracker.advance()
+
+    def forget(self, kind: str, file: RepoFile) -> None:
+        """Drop a cached input (a worker frees each syntax tree after its rules ran)."""
+        self._cache.pop((kind, file.rel), None)
+
     def targets(self, kind: str) -> list[tuple[RepoFile | None, Any]]:
         """(file, parsed input) pairs for every file this kind applies to."""
         spec = ensure_input_kind(kind)
