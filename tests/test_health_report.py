@@ -41,3 +41,27 @@ def test_run_model_reports_flops_with_estimate_label(run_cli, tmp_path):
     ev = finding["evidence"]
     assert ev["forward_flops_per_example"] == 2 * 8 * 16 + 2 * 16 * 4
     assert ev["train_flops_per_step"] == ev["train_flops_per_example"] * 32
+
+
+def test_run_model_pairs_a_config_only_with_checkpoints_it_describes(run_cli, tmp_path):
+    """Issue 16: a folder's config was paired with every checkpoint in it, and a checkpoint of
+    another architecture got the FLOPs of the config's model. Names and shapes must agree."""
+    import shutil
+
+    import torch
+
+    case = tmp_path / "case"
+    shutil.copytree(CASES / "MLC020" / "fire", case)
+    other = {"fc1.weight": torch.zeros(3, 8), "fc1.bias": torch.zeros(3), "fc2.weight": torch.zeros(4, 3),
+             "fc2.bias": torch.zeros(4)}  # fmt: skip
+    torch.save(other, case / "other.pt")
+    out = tmp_path / "r.json"
+    code, _, err = run_cli("scan", ".", "--isolated", "--run-model", "--select", "MLC020,MLG014", "--format",
+                           "json", "--output", out, cwd=case)  # fmt: skip
+    assert code in (0, 1), err
+    findings = json.loads(out.read_text())["findings"]
+    by_file = {(f["location"]["path"], f["code"]): f for f in findings}
+    assert ("model.pt", "MLC020") in by_file  # the checkpoint the config describes: measured
+    assert ("other.pt", "MLC020") not in by_file  # never the FLOPs of another architecture
+    message = by_file[("other.pt", "MLG014")]["message"]
+    assert "does not describe this checkpoint" in message and "fc1.weight: [3, 8]" in message

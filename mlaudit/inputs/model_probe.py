@@ -71,6 +71,33 @@ def _state_dict_for(layout: CheckpointLayout) -> dict[str, Any] | None:
     return {strip_wrapper(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
+def pairing_problem(layout: CheckpointLayout, model: Any) -> str | None:
+    """Why the config's model class does not describe this checkpoint (None when it does):
+    every parameter of the class must be in the checkpoint and every model tensor of the
+    checkpoint must be a parameter or buffer of the class, with the same shape. A config found
+    beside a folder of checkpoints is only evidence for those it fits."""
+    have = {strip_wrapper(m.key): tuple(m.info.shape) for m in layout.model}
+    if not have:
+        return None
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    params = [n for n, _ in model.named_parameters()]
+    missing = [n for n in params if n not in have]
+    unexpected = [n for n in have if n not in want]
+    shapes = [n for n in have if n in want and have[n] != want[n]]
+    if not (missing or unexpected or shapes):
+        return None
+    parts = []
+    if shapes:
+        n = shapes[0]
+        parts.append(f"{len(shapes)} shapes differ (e.g. {n}: {list(have[n])} in the checkpoint, "
+                     f"{list(want[n])} in the class)")  # fmt: skip
+    if missing:
+        parts.append(f"{len(missing)} parameters of the class are not in the checkpoint (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} checkpoint tensors are not in the class (e.g. {unexpected[0]})")
+    return "the config's model class does not describe this checkpoint: " + "; ".join(parts)
+
+
 def _measure_meta(model: Any, cfg: Any, probe: ModelProbe) -> None:
     """FLOPs per example (forward; forward+backward) and activation bytes, on meta tensors."""
     import torch
@@ -181,6 +208,11 @@ def run_probe(layout: CheckpointLayout, allow_code: bool) -> ModelProbe | None:
         model = build_model(cfg, allow_code, search_root=str(cfg.path.parent.resolve()))
     except ModelBuildError as err:
         probe.error = str(err)
+        return probe
+    problem = pairing_problem(layout, model)
+    if problem is not None:  # never measure another model's FLOPs for this checkpoint
+        probe.error = problem
+        probe.loaded_weights = "not loaded (names or shapes disagree)"
         return probe
     try:
         sd = _state_dict_for(layout)
