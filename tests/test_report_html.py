@@ -240,3 +240,21 @@ def test_fix_html_without_int8_sensitivity_says_why():
     assert "no node's sensitivity was needed" in render_fix(doc)
     doc["steps"][0]["status"] = "skipped"
     assert "No per-node sensitivity was recorded (int8 step skipped)" in render_fix(doc)
+
+
+def test_history_curves_are_drawn_with_the_findings_marked(run_cli, tmp_path):
+    """Each flagged curve of a run history is a chart whose marks carry the rule codes; the step
+    table is the findings' evidence."""
+    histories = ROOT / "fixtures" / "build" / "histories"
+    doc, html = scan_both(run_cli, histories, tmp_path)
+    mlh = [f for f in doc["findings"] if f["code"].startswith("MLH") and "curve" in f["evidence"]]
+    assert len(mlh) >= 5
+    page = parse(html)
+    charts = {k: v for k, v in page.charts.items() if k.startswith("hist-")}
+    assert len(charts) == len({(f["location"]["path"], f["evidence"]["curve"]["series"]) for f in mlh})
+    for f in mlh:  # the code is written on the chart of its curve
+        series = f["evidence"]["curve"]["series"]
+        assert any(f["code"] in text and series in text for text in charts.values()), f["code"]
+    shown = sorted((r.attrs["data-code"], number(r.cells[2][1]))
+                   for t, rows in page.tables.items() if t.startswith("hist-") for r in rows)
+    assert shown == sorted((f["code"], f["evidence"]["step"]) for f in mlh)

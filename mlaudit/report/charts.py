@@ -256,10 +256,12 @@ def line_chart(title: str, series: Mapping[str, tuple[Sequence[float], Sequence[
         ax = fig.add_subplot()
         for i, (name, (xs, ys)) in enumerate(series.items()):
             ax.plot(xs, ys, color=PALETTE[i % len(PALETTE)], linewidth=1.0, label=name)
-        for x, label in marks:
-            ax.axvline(x, color=FLAG_COLOR, linewidth=0.8, linestyle="--")
-            ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
-                        textcoords="offset points", va="top", fontsize=7, color=FLAG_COLOR)
+        for x, label in marks:  # a mark without a label is drawn fainter (later steps of a finding)
+            ax.axvline(x, color=FLAG_COLOR, linewidth=0.8 if label else 0.5, linestyle="--" if label else ":")
+            if label:
+                ax.annotate(label, (x, 1), xycoords=("data", "axes fraction"), xytext=(2, -2),
+                            textcoords="offset points", va="top", fontsize=7, color=FLAG_COLOR,
+                            fontweight="bold")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, loc="left")

@@ -3,12 +3,14 @@
 Sections: a summary by severity and family; the findings table (sortable, filterable, each
 code one click from its rule's documentation); per checkpoint, memory by module and dtype,
 per-tensor weight health and Adam-estimated gradient norms; per config, the flagged lines
-in context. Everything is read from the Report (findings and artifact details): the same
-numbers the JSON report carries, which the browser test checks cell by cell.
+in context; per training-run history with findings, the flagged curves with the steps marked.
+Everything is read from the Report (findings and artifact details): the same numbers the JSON
+report carries, which the browser test checks cell by cell.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
@@ -250,6 +252,59 @@ def _config(art: ArtifactSummary, findings: Sequence[Finding], idx: int) -> str:
     return "".join(out)
 
 
+def _float(v: Any) -> float:
+    """A JSON number, or the "nan"/"inf" strings the JSON writer uses, as a float."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _histories(findings: Sequence[Finding]) -> str:
+    """Per run history with findings: each flagged curve, the finding steps marked on it. The
+    curves come from the findings' evidence (downsampled, the marked steps kept), so a history
+    without findings has none to draw."""
+    by_path: dict[str, list[Finding]] = defaultdict(list)
+    for f in findings:
+        if isinstance(f.evidence.get("curve"), Mapping):
+            by_path[f.location.path].append(f)
+    if not by_path:
+        return ""
+    out = ['<section id="histories"><h2>Training-run histories</h2><p class="note">Each curve a finding '
+           "is about, with the steps it points at marked; histories without findings are not drawn "
+           "(the report carries curves only as evidence).</p>"]
+    for i, (path, found) in enumerate(sorted(by_path.items())):
+        out.append(f'<section class="history" id="{anchor("hist", str(i))}" data-path="{esc(path)}">'
+                   f"<h3>{esc(path)}</h3>")
+        by_series: dict[str, list[Finding]] = defaultdict(list)
+        for f in found:
+            by_series[str(f.evidence["curve"].get("series"))].append(f)
+        for j, (series, fs) in enumerate(sorted(by_series.items())):
+            curve = fs[0].evidence["curve"]
+            xs = [float(s) for s in curve.get("steps") or []]
+            ys = [_float(v) for v in curve.get("values") or []]
+            marks: list[tuple[float, str]] = []
+            for f in fs:  # the finding's own step carries its code; its other marks are fainter
+                step = f.evidence.get("step")
+                steps = [s for s in (f.evidence.get("marks") or [step]) if s is not None]
+                labelled = step if step in steps else (steps[0] if steps else None)
+                marks += [(float(s), f.code if s == labelled else "") for s in steps]
+            finite = [y for y in ys if math.isfinite(y)]
+            log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 100
+            svg = charts.line_chart(f"{series}: {path.rsplit('/', 1)[-1]}", {series: (xs, ys)},
+                                    xlabel="step", ylabel=series, marks=marks, log=log)
+            out.append(figure(svg, f"{len(xs)} of {curve.get('points', len(xs))} logged points drawn; dashed "
+                              "lines: the steps the findings point at.", f"hist-{i}-{j}"))
+        rows = [f'<tr data-code="{esc(f.code)}"><td><b>{esc(f.code)}</b></td>'
+                f"<td><code>{esc(f.location.pointer or '')}</code></td>"
+                + cell(f.evidence.get("step"), num=True) + f"<td>{esc(f.message)}</td></tr>" for f in found]
+        out.append(table(["rule", "series", "step", "message"], rows, num_cols=(2,),
+                         table_id=f"{anchor('hist', str(i))}-findings"))
+        out.append("</section>")
+    out.append("</section>")
+    return "".join(out)
+
+
 def render(report: Report, out: IO[str], *, show_baselined: bool = True, **_: Any) -> None:
     """Write the HTML report (baselined findings are shown, marked, unless hidden)."""
     findings = [f for f in report.findings if show_baselined or not f.baselined]
@@ -273,6 +328,10 @@ def render(report: Report, out: IO[str], *, show_baselined: bool = True, **_: An
         nav.append(("configs", "Configs"))
         body.append('<section id="configs"><h2>Training configs: flagged lines</h2>'
                     + "".join(_config(a, findings, i) for i, a in enumerate(excerpts)) + "</section>")
+    histories = _histories(findings)
+    if histories:
+        nav.append(("histories", "Histories"))
+        body.append(histories)
     codes = sorted({f.code for f in findings})
     if codes:
         nav.append(("rules", "Rules"))

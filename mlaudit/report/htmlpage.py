@@ -31,7 +31,7 @@ table { border-collapse: collapse; width: 100%; margin: .5em 0 1em; font-size: .
 th, td { border-bottom: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: var(--bg-alt); position: sticky; top: 0; }
 table.facts { width: auto; min-width: 420px; }
-td code { word-break: break-all; }
+td code { overflow-wrap: anywhere; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th[aria-sort=ascending]::after { content: " \\25B2"; }
