@@ -60,9 +60,128 @@ def enabled() -> bool:
 def _entry_points(group: str) -> list:
     if not enabled():
         return []
-    from importlib.metadata import entry_points  # ~20 ms: only when a scan needs plugins
+    found = _scan_entry_points(group)
+    if found is None:  # a place the quick scan does not read: the standard library decides
+        from importlib.metadata import entry_points
 
-    return sorted(entry_points(group=group), key=lambda ep: ep.name)
+        found = list(entry_points(group=group))
+    return sorted(found, key=lambda ep: ep.name)
+
+
+@dataclass(frozen=True)
+class _Dist:
+    name: str
+
+
+@dataclass(frozen=True)
+class _EntryPoint:
+    """An entry point as importlib.metadata.EntryPoint presents it (name, value, group, dist,
+    load), found by `_scan_entry_points`."""
+
+    name: str
+    value: str
+    group: str
+    dist: _Dist
+
+    def load(self) -> object:
+        """Import the module and follow the attribute path, as EntryPoint.load does."""
+        import importlib
+
+        match = _EP_VALUE_RE.match(self.value)
+        if match is None:
+            raise ValueError(f"malformed entry point value {self.value!r}")
+        obj: object = importlib.import_module(match.group("module"))
+        for attr in filter(None, (match.group("attr") or "").split(".")):
+            obj = getattr(obj, attr)
+        return obj
+
+
+# importlib.metadata.EntryPoint.pattern
+_EP_VALUE_RE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+
+
+@functools.cache
+def _dist_infos() -> tuple[tuple[str, str], ...] | None:
+    """(metadata folder, text of its entry_points.txt) of every distribution on sys.path, in
+    the order importlib.metadata finds them; None where that order or place is not plain
+    folders (a zip or egg on sys.path, a finder of its own), left to importlib.metadata."""
+    import sys
+    from importlib.machinery import PathFinder
+
+    # importlib.metadata asks every meta-path finder; only the standard PathFinder is read here
+    if any(getattr(f, "find_distributions", None) is not None and f is not PathFinder for f in sys.meta_path):
+        return None
+    out: list[tuple[str, str]] = []
+    for entry in sys.path:
+        root = entry or "."
+        if root.endswith(".egg") or os.path.isfile(root):
+            return None
+        try:
+            names = os.listdir(root)
+        except OSError:
+            continue  # not there: importlib.metadata finds nothing in it either
+        for name in names:
+            if not name.lower().endswith((".dist-info", ".egg-info")):
+                continue
+            folder = os.path.join(root, name)
+            try:
+                with open(os.path.join(folder, "entry_points.txt"), encoding="utf-8") as fh:
+                    out.append((folder, fh.read()))
+            except OSError:
+                out.append((folder, ""))  # no entry points (or an egg-info file)
+    return tuple(out)
+
+
+def _dist_name(folder: str) -> str:
+    """The distribution's Name from its METADATA (PKG-INFO) headers, as `dist.name` gives it."""
+    for meta in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(folder, meta), encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.strip():
+                        break
+                    key, sep, value = line.partition(":")
+                    if sep and key.strip().lower() == "name":
+                        return value.strip()
+        except OSError:
+            continue
+    return "?"
+
+
+def _scan_entry_points(group: str) -> list[_EntryPoint] | None:
+    """The entry points of `group`, read straight from the entry_points.txt files of the
+    distributions on sys.path (importlib.metadata parses every distribution's METADATA and
+    imports the email package first: ~70 ms of every scan). Same rules as importlib.metadata:
+    first distribution of a (normalized) name wins, `[group]` sections, `name = value` lines,
+    blank and `#` lines skipped. None: not decidable here (see `_dist_infos`)."""
+    infos = _dist_infos()
+    if infos is None:
+        return None
+    found: list[_EntryPoint] = []
+    seen: set[str] = set()
+    for folder, text in infos:
+        stem = os.path.splitext(os.path.basename(folder))[0]
+        key = re.sub(r"[-_.]+", "_", stem.partition("-")[0]).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        if group not in text:
+            continue
+        section = None
+        dist: _Dist | None = None
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line.strip("[]")
+                continue
+            if section != group:
+                continue
+            name, _, value = line.partition("=")
+            dist = dist or _Dist(_dist_name(folder))
+            found.append(_EntryPoint(name.strip(), value.strip(), group, dist))
+    return found
 
 
 def _origin(ep: object) -> str:

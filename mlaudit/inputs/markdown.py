@@ -8,8 +8,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Outline:
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> MarkdownIt:
+    # imported here: markdown-it-py is ~60 modules, and most scans hold no Markdown to parse
+    from markdown_it import MarkdownIt
+
     return MarkdownIt("commonmark")
 
 

@@ -11,10 +11,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.checkpoint.sniff import sniff
 from mlaudit.inputs.git import tracked_ignored
+
+if TYPE_CHECKING:
+    import pathspec
 
 DEFAULT_EXCLUDES = (
     ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "node_modules", "__pycache__",
@@ -174,8 +178,6 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
     Symlinked directories are not followed (they can loop or leave the project). A file or
     folder that cannot be read is returned with kind "unreadable" (never skipped silently).
     """
-    import pathspec  # local: only scans pay for it
-
     patterns = (*DEFAULT_EXCLUDES, *exclude)
     # Files git tracks although .gitignore lists them are part of the project as shipped:
     # they are walked (and MLV004 reports them), not hidden by the ignore rules.
@@ -193,6 +195,8 @@ def walk(root: Path, exclude: Sequence[str] = (), respect_gitignore: bool = True
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir
         if respect_gitignore and ".gitignore" in filenames:
+            import pathspec  # local: only a tree holding a .gitignore pays for it (~30 modules)
+
             try:
                 lines = (Path(dirpath) / ".gitignore").read_text(encoding="utf-8", errors="replace")
                 ignore_specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines.splitlines())))
