@@ -93,29 +93,42 @@ finally:
 """.replace("HEAVY", repr(HEAVY))
 
 
-def _child_rss(cmd: list[str], keep_output: bool = False) -> tuple[float, int, subprocess.CompletedProcess]:
+def _child_rss(cmd: list[str], keep_output: bool = False,
+               env: dict[str, str] | None = None) -> tuple[float, int, subprocess.CompletedProcess]:
     """(wall seconds, peak RSS bytes, process) of one child. Output is discarded unless asked
     for: read into this process it would grow this process, and a forked child's ru_maxrss
-    starts from its parent's size (cat of 1 GiB into a pipe made every later child "1 GB")."""
+    starts from its parent's size (cat of 1 GiB into a pipe made every later child "1 GB").
+    The child's CPU seconds (user + system, its own children included) are in `LAST_CPU[0]`."""
     sink = subprocess.PIPE if keep_output else subprocess.DEVNULL
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=sink, stderr=sink, cwd=ROOT, env=ENV)
+    proc = subprocess.Popen(cmd, stdout=sink, stderr=sink, cwd=ROOT, env=env or ENV)
     out, err = proc.communicate() if keep_output else (b"", b"")
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     code = os.waitstatus_to_exitcode(status)
     return wall, usage.ru_maxrss * 1024, subprocess.CompletedProcess(cmd, code, out, err)
 
 
-def _side_by_side(cmds: dict[str, list[str]], repeats: int = REPEATS) -> dict[str, list[float]]:
-    """Run the commands interleaved `repeats` times; wall seconds per command."""
+LAST_CPU = [0.0]
+
+
+def _side_by_side(cmds: dict[str, list[str]], repeats: int = REPEATS,
+                  cpu: dict[str, list[float]] | None = None,
+                  envs: dict[str, dict[str, str]] | None = None) -> dict[str, list[float]]:
+    """Run the commands interleaved `repeats` times; wall seconds per command. With `cpu`,
+    also each run's CPU seconds there: on a loaded machine wall time mostly measures the
+    wait for a core, CPU time what the command itself costs. `envs`: per-command env."""
     times: dict[str, list[float]] = {k: [] for k in cmds}
-    for cmd in cmds.values():  # warm-up: bytecode caches, page cache
-        _child_rss(cmd)
+    envs = envs or {}
+    for key, cmd in cmds.items():  # warm-up: bytecode caches, page cache
+        _child_rss(cmd, env=envs.get(key))
     for _ in range(repeats):
         for key, cmd in cmds.items():
-            wall, _, _ = _child_rss(cmd)
+            wall, _, _ = _child_rss(cmd, env=envs.get(key))
             times[key].append(wall)
+            if cpu is not None:
+                cpu.setdefault(key, []).append(LAST_CPU[0])
     return times
 
 
@@ -156,14 +169,21 @@ def corpus_scan() -> dict:
         return {"skipped": "fixtures/build/corpus missing (run `make fixtures`)"}
     picklescan = shutil.which("picklescan", path=str(Path(sys.executable).parent))
     cmds = {"mlaudit": _scan_cmd(str(CORPUS))}  # every rule, as a user runs it
+    # a first run: no parsed rule catalog in the user cache dir yet (mlaudit/catalog.py)
+    cmds["mlaudit_no_catalog_cache"] = cmds["mlaudit"]
+    envs = {"mlaudit_no_catalog_cache": {**ENV, "MLAUDIT_NO_CACHE": "1"}}
     if picklescan:
         cmds["picklescan"] = [picklescan, "-p", str(CORPUS)]
-    times = _side_by_side(cmds, max(3, REPEATS // 2))
+    cpu: dict[str, list[float]] = {}
+    times = _side_by_side(cmds, max(3, REPEATS // 2), cpu=cpu, envs=envs)
     out: dict = {"files": sum(1 for p in CORPUS.rglob("*") if p.is_file()),
-                 "mlaudit_s": _med(times["mlaudit"]), "target_ratio": 1.5}
+                 "mlaudit_s": _med(times["mlaudit"]), "target_ratio": 1.5,
+                 "mlaudit_no_catalog_cache_s": _med(times["mlaudit_no_catalog_cache"]),
+                 "cpu_s": {k: _med(v) for k, v in cpu.items()}}
     if picklescan:
         out["picklescan_s"] = _med(times["picklescan"])
         out["ratio"] = round(statistics.median(times["mlaudit"]) / statistics.median(times["picklescan"]), 2)
+        out["cpu_ratio"] = round(statistics.median(cpu["mlaudit"]) / statistics.median(cpu["picklescan"]), 2)
     else:
         out["picklescan_s"] = None
         out["note"] = "picklescan not installed in this venv (make bench installs it)"
@@ -227,10 +247,12 @@ def core_install(tmp: Path) -> dict:
     venv = tmp / "venv"
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    venv_s = time.perf_counter() - t
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     proc = subprocess.run([*pip, str(ROOT)], capture_output=True, text=True)
     install_s = time.perf_counter() - t
-    out: dict = {"core_install_s": round(install_s, 2), "ok": proc.returncode == 0, "target_s": 30}
+    out: dict = {"core_install_s": round(install_s, 2), "venv_s": round(venv_s, 2),
+                 "pip_install_s": round(install_s - venv_s, 2), "ok": proc.returncode == 0, "target_s": 30}
     if proc.returncode:
         out["error"] = proc.stderr.strip().splitlines()[-1:]
         return out
@@ -242,11 +264,16 @@ def core_install(tmp: Path) -> dict:
         # the security corpus again, scanned by the core install (what the pre-commit hook and
         # the Action run: fewer installed distributions, no torch) against picklescan
         core_mlaudit = [str(venv / "bin" / "mlaudit"), "scan", str(CORPUS), "--isolated", "--exit-zero", "-q"]
+        cpu: dict[str, list[float]] = {}
         times = _side_by_side({"mlaudit_core": core_mlaudit, "picklescan": [picklescan, "-p", str(CORPUS)]},
-                              max(3, REPEATS // 2))
+                              max(3, REPEATS // 2), cpu=cpu)
         ours, theirs = statistics.median(times["mlaudit_core"]), statistics.median(times["picklescan"])
-        out["corpus_scan_core_install"] = {"mlaudit_s": round(ours, 4), "picklescan_s": round(theirs, 4),
-                                           "ratio": round(ours / theirs, 2)}
+        cpu_ours, cpu_theirs = statistics.median(cpu["mlaudit_core"]), statistics.median(cpu["picklescan"])
+        out["corpus_scan_core_install"] = {
+            "mlaudit_s": round(ours, 4), "picklescan_s": round(theirs, 4), "ratio": round(ours / theirs, 2),
+            "cpu_s": {"mlaudit_core": round(cpu_ours, 4), "picklescan": round(cpu_theirs, 4)},
+            "cpu_ratio": round(cpu_ours / cpu_theirs, 2),
+        }
     pre_commit = shutil.which("pre-commit", path=str(Path(sys.executable).parent))
     if not pre_commit:
         out["pre_commit"] = "pre-commit not installed in this venv (make bench installs it)"
