@@ -223,6 +223,7 @@ class PickleResult:
     # resolve): the file is not unsafe, but its verdict cannot be clean
     oddities: list[str] = field(default_factory=list)
     member: str = ""  # where the pickle sits (zip member, stacked pickle), for messages
+    non_utf8: bool = False  # a Python 2 byte string that is not UTF-8 (torch decodes them as UTF-8)
 
 
 # Inside TorchScript archives, data.pkl/constants.pkl are read by TorchScript's own C++
@@ -365,6 +366,18 @@ class _Interp:
                 func.name in TORCH_DTYPES or func.name in _QSCHEMES or func.name.endswith("Storage")
             ):
                 self.result.oddities.append(f"{how} calls {func.dotted}, not a callable: loading fails")
+            if how.startswith("NEWOBJ") and (
+                func.module in ("torch._utils", "_codecs", "torch.serialization") or func.name.startswith("_")
+            ):
+                self.result.oddities.append(f"{how} on {func.dotted}, a function, not a class: loading fails")
+            key = (func.module, func.name)
+            if key == ("collections", "OrderedDict") and not _pairs_ok(args):
+                self.result.oddities.append(f"{how} builds an OrderedDict from items that are not pairs")
+            if key == ("torch.nn.parameter", "Parameter") and not (
+                isinstance(args, tuple) and args and tensor_of(args[0]) is not None
+                and all(isinstance(a, bool) for a in args[1:])
+            ):
+                self.result.oddities.append(f"{how} builds a Parameter from something that is not a tensor")
             most = _MAX_ARGS.get((func.module, func.name))
             if most is not None and (not isinstance(args, tuple) or len(args) > most):
                 self.result.oddities.append(f"{how} calls {func.dotted} with arguments it does not take")
@@ -467,6 +480,8 @@ class _Interp:
     def step(self, name: str, arg: Any) -> None:  # noqa: C901 - one branch per opcode group
         st = self.stack
         if name in _CONST_OPS:
+            if name in ("SHORT_BINSTRING", "BINSTRING") and not _utf8(arg):
+                self.result.non_utf8 = True
             st.append(arg)
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             if arg not in self.memo:
@@ -582,6 +597,9 @@ class _Interp:
             self.build(st[-1], state)
         elif name in ("PERSID", "BINPERSID"):
             pid = PersId(arg if name == "PERSID" else self.pop())
+            if not (isinstance(pid.pid, tuple) and pid.pid and pid.pid[0] == "storage"):
+                # torch's loaders assert a ('storage', ...) tuple; pickle.load has no persistent ids
+                self.result.oddities.append(f"persistent id {_describe(pid.pid)} is not a storage reference")
             self.result.persistent_ids.append(pid)
             st.append(pid)
         elif name in ("EXT1", "EXT2", "EXT4"):
@@ -624,6 +642,30 @@ class _Interp:
             target.items.extend(pairs)
         else:
             raise PickleScanError(f"SETITEM onto {_describe(target)}")
+
+
+def _pairs_ok(args: Any) -> bool:
+    """OrderedDict(), or OrderedDict(seq) whose items are all (key, value) pairs."""
+    if args == ():
+        return True
+    if not isinstance(args, tuple) or len(args) != 1:
+        return False
+    seq = args[0].items if isinstance(args[0], SList) else args[0]
+    if not isinstance(seq, tuple | list):
+        return False
+    return all(
+        isinstance(p := (item.items if isinstance(item, SList) else item), tuple | list) and len(p) == 2
+        for item in seq
+    )
+
+
+def _utf8(text: Any) -> bool:
+    """pickletools hands Python 2 byte strings over as latin-1 text: are the bytes UTF-8?"""
+    try:
+        str(text).encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+    return True
 
 
 def _describe(value: Any) -> str:
@@ -785,14 +827,19 @@ def tensor_of(value: Any) -> tuple[str, tuple[int, ...], tuple[str, str, int], i
             return None
         if not isinstance(args[1], int) or args[1] < 0:
             return None
-        if fn.name == "_rebuild_qtensor" and not (_valid_qparams(args[4]) and _empty_hooks(args[6])):
+        if fn.name == "_rebuild_qtensor" and not (
+            _valid_qparams(args[4]) and isinstance(args[5], bool) and _empty_hooks(args[6])
+        ):
             return None
         if fn.name in ("_rebuild_tensor_v2", "_rebuild_tensor_v3") and not (
             isinstance(args[4], bool) and _empty_hooks(args[5])
         ):
             return None
         dtype = storage[1]
-        if fn.name == "_rebuild_tensor_v3" and len(args) >= 7 and isinstance(args[6], Global):
+        if fn.name == "_rebuild_tensor_v3":
+            named = args[6]
+            if not (isinstance(named, Global) and named.module == "torch" and named.name in TORCH_DTYPES):
+                return None  # torch.empty(dtype=...) refuses anything but a dtype
             name = args[6].name
             dtype = _DTYPE_ALIASES.get(name, name)
         offset = args[1] if isinstance(args[1], int) else 0
@@ -803,6 +850,7 @@ def tensor_of(value: Any) -> tuple[str, tuple[int, ...], tuple[str, str, int], i
 # Allowlisted callables with a fixed most-arguments count (more arguments: loading fails).
 _MAX_ARGS = {
     ("collections", "OrderedDict"): 1, ("torch", "Size"): 1, ("torch", "device"): 2,
+    ("torch.nn.parameter", "Parameter"): 2,
     **{(m, "set"): 1 for m in ("builtins", "__builtin__")},
     **{(m, "complex"): 2 for m in ("builtins", "__builtin__")},
     **{(m, "bytearray"): 3 for m in ("builtins", "__builtin__")},
@@ -960,8 +1008,9 @@ def _constructor_pairs(args: Any) -> list:
     pairs = []
     for item in seq:
         pair = item.items if isinstance(item, SList) else item
-        if isinstance(pair, tuple | list) and len(pair) == 2:
-            pairs.append((pair[0], pair[1]))
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise PickleScanError("OrderedDict built from an item that is not a (key, value) pair")
+        pairs.append((pair[0], pair[1]))
     return pairs
 
 

@@ -413,6 +413,9 @@ def _torch_small_records(z: TolerantZip, out: Parsed, at: str) -> None:
 def _weights_only_opcodes(res: ps.PickleResult, out: Parsed) -> None:
     """torch.load(weights_only=True) executes only some opcodes: a torch pickle using another
     one is refused by torch, so the scan's reading is not what a loader gets."""
+    if res.non_utf8:
+        where = f"{res.member}: " if res.member else ""
+        out.inconclusive.append(f"{where}a byte string that is not UTF-8: torch cannot decode it")
     extra = sorted(res.opcode_names - ps.WEIGHTS_ONLY_OPCODES)
     if extra:
         where = f"{res.member}: " if res.member else ""
