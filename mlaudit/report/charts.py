@@ -195,9 +195,10 @@ def layer_panels(title: str, names: Sequence[str],
                  panels: Sequence[tuple[str, Sequence[float | None], Sequence[bool]]], *,
                  log: Sequence[str] = ()) -> str:
     """Small multiples over the tensors of one checkpoint, in file order: one panel per metric
-    (label, values, flagged), sharing the x axis. Tensors are categories, so values are dots,
-    not a line; flagged tensors are larger dots in the alert colour, so a sick layer stands
-    out among hundreds. Labels in `log` get a log axis when all their values are positive."""
+    (label, values, flagged), sharing the x axis. Tensors are categories, so values are dots
+    (needles above NEEDLES_ABOVE tensors), not a line; flagged tensors are circled in the alert
+    colour, so a sick layer stands out among hundreds. Labels in `log` get a log axis when their
+    values are positive and span more than 30x."""
     count = len(names)
     with matplotlib.rc_context(_RC):
         fig = _figure(0.6 + 1.1 * len(panels) + (0.5 if count <= 24 else 0))
@@ -207,7 +208,9 @@ def layer_panels(title: str, names: Sequence[str],
         size = 4 if count <= 60 else 2
         for ax, (label, values, flagged) in zip(axes, panels, strict=True):
             pts = [(x, v) for x, v in zip(xs, values, strict=True) if v is not None and math.isfinite(v)]
-            logged = label in log and bool(pts) and min(p[1] for p in pts) > 0
+            low = min((p[1] for p in pts), default=0.0)
+            # a log axis only where values span more than 30x; within a decade it shows one tick
+            logged = label in log and low > 0 and max(p[1] for p in pts) / low > 30
             if pts and count > NEEDLES_ABOVE:
                 # one <path> of vertical needles instead of a <use> element per dot: the SVG of a
                 # 500-tensor panel drops from ~70 kB to ~15 kB and the page opens faster

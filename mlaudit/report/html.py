@@ -201,7 +201,8 @@ def _checkpoint(path: str, report: Report, arts: Mapping[str, Mapping[str, Mappi
     if grads:
         svg = charts.hbar(f"Adam-estimated gradient norm per tensor: {path.rsplit('/', 1)[-1]}",
                           [g[0] for g in grads], {"gradient norm": [g[1] for g in grads]},
-                          xlabel="sqrt(sum of bias-corrected exp_avg_sq)", log=True,
+                          xlabel="sqrt(sum of bias-corrected exp_avg_sq)",
+                          log=max(g[1] for g in grads) > 30 * max(min(g[1] for g in grads), 1e-30),
                           marks=["flagged" if flagged.get(g[0]) else "" for g in grads])
         out.append(figure(svg, "Estimated from the optimizer's second moments (RMS over recent steps), "
                           "not measured on data.", f"{aid}-grads"))
