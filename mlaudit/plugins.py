@@ -8,7 +8,9 @@
 - `mlaudit.formats`: entry point name = output format name, value = the module holding its
   `render(report, out, **options)`.
 
-Discovery reads the installed distributions' metadata once per process and imports only each
+Discovery reads the installed distributions' entry_points.txt once per process (straight from
+the dist-info folders on sys.path, which spares every scan importlib.metadata's email import and
+METADATA parsing; anything else on sys.path is left to importlib.metadata) and imports only each
 rule pack's declaration; check, fixer and format modules are imported when used, like built-in
 ones. Everything is checked for collisions: a plugin prefix never starts with `ML` (built-in
 codes) nor overlaps another plugin's prefix (selectors match by prefix), and a fixer or format
