@@ -88,6 +88,8 @@ def scan(
     statistics: Annotated[bool, typer.Option("--statistics", help="Print the number of findings per rule.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the summary line.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show evidence and tracebacks.")] = False,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Processes for checkpoint reads and Python code rules (default: MLAUDIT_JOBS, else one per core); the report is the same for any number.")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Directory of a content-addressed cache: a re-run loads only new or changed checkpoints.")] = None,
 ) -> int:
     """Scan a project (or one checkpoint or config) for ML technical debt."""
     from mlaudit.catalog import load_catalog
@@ -158,6 +160,8 @@ def scan(
             per_file_ignore_reasons=project.get("per-file-ignore-reasons", {}),
             require_suppression_reason=project.get("require-suppression-reason", False),
             settings_file=settings_file,
+            jobs=jobs,
+            cache_dir=cache,
         )
         report = run_scan(targets, options)
         from mlaudit.engine import rule_context

@@ -37,9 +37,12 @@ RuleRunner = Callable[[str, Any, RepoFile], list[Finding]]
 _STATE: tuple[ScanSession, tuple[str, ...], RuleRunner] | None = None
 
 
-def worker_count(n_files: int) -> int:
-    """Processes to use for `n_files` Python files: MLAUDIT_JOBS if set, else one per
-    available core, capped so that each worker gets a fair share of files."""
+def worker_count(n_files: int, jobs: int | None = None) -> int:
+    """Processes to use for `n_files` Python files: `--jobs` (`jobs`) or MLAUDIT_JOBS if set
+    (the same setting as the checkpoint work in mlaudit.fleet), else one per available core,
+    capped so that each worker gets a fair share of files."""
+    if jobs is not None:
+        return jobs
     env = os.environ.get("MLAUDIT_JOBS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
@@ -97,7 +100,7 @@ def run_file_rules(session: ScanSession, codes: Sequence[str], run: RuleRunner) 
     files = session.files
     indices = [i for i, f in enumerate(files) if f.kind in PYTHON_KINDS]
     findings: dict[str, list[Finding]] = {c: [] for c in codes}
-    workers = 1 if session.single_file else worker_count(len(indices))
+    workers = 1 if session.single_file or not indices else worker_count(len(indices), session.options.jobs)
     if workers <= 1:
         for i in indices:
             try:

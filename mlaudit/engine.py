@@ -16,6 +16,7 @@ from mlaudit.catalog import load_catalog
 from mlaudit.checks.registry import check_table, implementations
 from mlaudit.context import RuleContext
 from mlaudit.dispatch import run_file_rules
+from mlaudit.fleet import CacheError, ScanCache, prefetch
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.repo import (
@@ -216,6 +217,11 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     suppressed = 0
     used_ignores: set[str] = set()
     skipped: list[str] = []
+    needed = {impls[c].needs for c in runnable} | ({"checkpoint"} if INCONCLUSIVE in options.codes else set())
+    try:
+        cache = ScanCache(options.cache_dir) if options.cache_dir is not None else None
+    except CacheError as err:
+        raise ScanAbort(str(err)) from None
     for path in paths:
         root, files, single = _targets_for(path, options)
         prefix = display_prefix(root)
@@ -228,6 +234,8 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
             session.progress = bar
+            # checkpoint inputs first: in worker processes (--jobs) and from --cache
+            prefetch(session, needed, options.jobs, cache)
             # Code rules run file by file (one parse, one walk per file, in parallel for large
             # trees); the other rules run one after another over the inputs they need.
             per_file = [c for c in runnable if impls[c].needs == "python"]

@@ -38,6 +38,10 @@ class ScanOptions:
     # The settings file as the user sees it (relative to the working directory), so meta
     # findings about suppressions can point at it.
     settings_file: str | None = None
+    # Processes for checkpoint work (`--jobs`; None: MLAUDIT_JOBS, else one per core).
+    jobs: int | None = None
+    # Content-addressed cache of checkpoint inputs (`--cache DIR`), None: no cache.
+    cache_dir: Path | None = None
 
 
 _MISSING = object()

@@ -1,0 +1,247 @@
+"""Checkpoint work fanned out to processes, and remembered across runs (issue 15).
+
+Before the rules run, the engine hands the checkpoint inputs the selected rules need
+(`checkpoint`, `checkpoint_layout`, `checkpoint_stats`: the static pickle scan, the layout and
+the one-pass statistics, where nearly all of a registry scan's time goes) to `prefetch`. It
+loads them file by file, in worker processes when `--jobs` allows (fork, so workers inherit the
+session and the imported readers), and stores each value, each InputError and each artifact in
+the parent's session in file order. The rules then run in the parent exactly as in a serial
+scan, on the same values, so the report is the same whatever the number of workers.
+
+With `--cache DIR` each file's prefetched inputs are stored under a key made of the SHA-256 of
+its bytes, the mlaudit version, the selected rules and their params, the scan options that change
+what a reader does, and a digest of the other files of the project (size and mtime of configs,
+shard indexes, READMEs: what pairing and layout read). A re-run reads each checkpoint once, to
+hash it, and loads only the files whose key is new. A security verdict can never come from a
+stale entry: the key covers every byte of the file. Entries are pickles written atomically
+by mlaudit itself; the cache directory is as trusted as the venv, so one that other users may
+write to is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import pickle
+import stat
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlaudit import __version__
+from mlaudit.fsutil import atomic_writer
+from mlaudit.inputs import InputError
+from mlaudit.inputs.repo import RepoFile
+from mlaudit.inputs.session import ScanSession
+from mlaudit.model import ArtifactSummary
+
+# Checkpoint inputs worth loading ahead, in dependency order. `model_probe` and
+# `checkpoint_memory` stay in the parent: they may import torch and run project code.
+PREFETCH_KINDS = ("checkpoint", "checkpoint_layout", "checkpoint_stats")
+# Below this many checkpoints, starting workers costs more than it saves.
+PARALLEL_MIN_FILES = 4
+CACHE_FORMAT = 1  # bump when the entry layout changes
+_HASH_CHUNK = 1 << 20
+
+
+class CacheError(Exception):
+    """The cache directory cannot be used (one line, exit 2)."""
+
+
+def worker_count(jobs: int | None, n_items: int) -> int:
+    """Processes for `n_items` units of work: `jobs` (--jobs) when given, else MLAUDIT_JOBS,
+    else one per available core; never more than the items, 1 where fork is unavailable."""
+    if jobs is None:
+        env = os.environ.get("MLAUDIT_JOBS", "").strip()
+        jobs = int(env) if env.isdigit() and int(env) > 0 else None
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return max(1, min(jobs, n_items))
+
+
+@dataclass
+class FileResult:
+    """What loading one file's checkpoint inputs produced (picklable: errors as text)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # kind -> (path, reason)
+    artifacts: list[ArtifactSummary] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _load(session: ScanSession, kinds: Sequence[str], f: RepoFile) -> FileResult:
+    out = FileResult()
+    n_art, n_notes = len(session.artifacts), len(session.notes)
+    for kind in kinds:
+        try:
+            out.values[kind] = session.get(kind, f)
+        except InputError as err:  # InputError does not pickle: sent as text
+            out.errors[kind] = (err.path, err.reason)
+    out.artifacts = session.artifacts[n_art:]
+    out.notes = session.notes[n_notes:]
+    del session.artifacts[n_art:], session.notes[n_notes:]
+    return out
+
+
+# What forked workers inherit: set just before the pool starts, cleared after.
+_STATE: tuple[ScanSession, tuple[str, ...]] | None = None
+
+
+def _worker(index: int) -> FileResult:
+    assert _STATE is not None, "worker started without a scan state"
+    session, kinds = _STATE
+    f = session.files[index]
+    try:
+        return _load(session, kinds, f)
+    finally:
+        for kind in kinds:  # this worker will not need them again
+            session.forget(kind, f)
+
+
+def _apply(session: ScanSession, kinds: Sequence[str], f: RepoFile, result: FileResult) -> None:
+    for kind in kinds:
+        if kind in result.errors:
+            path, reason = result.errors[kind]
+            session.record_error((kind,), f.rel, InputError(path, reason))
+        else:
+            session.preload(kind, f.rel, result.values.get(kind))
+    session.artifacts.extend(result.artifacts)
+    session.notes.extend(result.notes)
+
+
+class ScanCache:
+    """Content-addressed store of prefetched checkpoint inputs (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise CacheError(f"--cache {directory}: not a directory")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            st = self.dir.stat()
+        except OSError as err:
+            raise CacheError(f"--cache {directory}: {err.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise CacheError(f"--cache {directory}: not a directory")
+        # Entries are unpickled: a directory others can write to could plant code.
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+            raise CacheError(f"--cache {directory}: writable by other users or not owned by you; "
+                             "use a private directory")
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, f: RepoFile, context: str) -> str | None:
+        """Cache key of `f` in this scan's `context`; None when the file cannot be read."""
+        h = hashlib.sha256()
+        try:
+            with open(f.path, "rb") as fh:
+                while chunk := fh.read(_HASH_CHUNK):
+                    h.update(chunk)
+        except OSError:
+            return None  # the reader reports it
+        return hashlib.sha256(f"{context}\0{f.rel}\0{f.path}\0{h.hexdigest()}".encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.pkl"
+
+    def get(self, key: str) -> FileResult | None:
+        try:
+            with open(self._path(key), "rb") as fh:
+                entry = pickle.load(fh)  # noqa: S301 - mlaudit's own entries in a private directory
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError):
+            return None  # absent or unreadable (a torn write cannot happen: see put)
+        if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] != CACHE_FORMAT:
+            return None
+        return entry[1] if isinstance(entry[1], FileResult) else None
+
+    def put(self, key: str, result: FileResult) -> None:
+        try:
+            with atomic_writer(self._path(key), "wb") as fh:
+                pickle.dump((CACHE_FORMAT, result), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError:
+            pass  # a full or read-only cache costs a re-scan next time, never this scan
+
+
+def scan_context(session: ScanSession, kinds: Sequence[str]) -> str:
+    """Everything besides a file's own bytes that its prefetched inputs depend on."""
+    opts = session.options
+    h = hashlib.sha256()
+    params = {code: session.rule_params(code) for code in ("MLC016",)}  # the readers' own bounds
+    for part in (__version__, CACHE_FORMAT, sorted(kinds), sorted(opts.codes),
+                 sorted((k, sorted(v.items())) for k, v in opts.params.items()), repr(params),
+                 opts.spectral, opts.allow_code, str(opts.training_config), session.single_file):
+        h.update(repr(part).encode() + b"\0")
+    # Layout and pairing read configs, shard indexes and READMEs beside a checkpoint: any change
+    # to a non-checkpoint file of the project invalidates every entry (cheap and safe).
+    for f in session.files:
+        if f.kind != "checkpoint":
+            try:
+                st = f.path.stat()
+            except OSError:
+                continue
+            h.update(f"{f.rel}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    return h.hexdigest()
+
+
+def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
+             cache: ScanCache | None = None) -> None:
+    """Load the checkpoint inputs among `needed` for every checkpoint file of the session,
+    from `cache` where it has them, else in up to `jobs` processes; store them in the session
+    in file order, so the report does not depend on the number of workers."""
+    global _STATE
+    kinds = tuple(k for k in PREFETCH_KINDS if k in needed)
+    indices = [i for i, f in enumerate(session.files) if f.kind == "checkpoint"]
+    if not kinds or not indices:
+        return
+    results: dict[int, FileResult] = {}
+    keys: dict[int, str] = {}
+    if cache is not None:
+        context = scan_context(session, kinds)
+        for i in indices:
+            key = cache.key(session.files[i], context)
+            if key is None:
+                continue
+            keys[i] = key
+            hit = cache.get(key)
+            if hit is not None:
+                results[i] = hit
+        cache.hits += len(results)
+        cache.misses += len(indices) - len(results)
+    todo = [i for i in indices if i not in results]
+    tracker = session.progress
+    workers = 1 if session.single_file or len(todo) < PARALLEL_MIN_FILES else worker_count(jobs, len(todo))
+    if workers <= 1:
+        for i in todo:
+            results[i] = _load(session, kinds, session.files[i])
+    elif todo:
+        # Workers must not draw: the parent advances the display as results come back.
+        session.progress = None
+        _STATE = (session, kinds)
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                # biggest files first so that workers finish together; chunks keep IPC small
+                order = sorted(todo, key=lambda i: -session.files[i].size)
+                chunk = max(1, min(16, len(order) // (workers * 8)))
+                for i, result in zip(order, pool.map(_worker, order, chunksize=chunk), strict=True):
+                    results[i] = result
+                    if tracker is not None:
+                        tracker.advance()
+        finally:
+            _STATE = None
+            session.progress = tracker
+    for i in indices:  # file order, whoever loaded it
+        f = session.files[i]
+        if cache is not None and i in keys and i in todo:
+            cache.put(keys[i], results[i])
+        if workers > 1 or i not in todo:
+            _apply(session, kinds, f, results[i])
+            session.mark_read([f.rel], tracker if i not in todo else None)
+        else:  # loaded in this process: values already cached, artifacts taken out by _load
+            session.artifacts.extend(results[i].artifacts)
+            session.notes.extend(results[i].notes)
