@@ -43,7 +43,7 @@ from mlaudit.model import ArtifactSummary
 PREFETCH_KINDS = ("checkpoint", "checkpoint_layout", "checkpoint_stats")
 # Below this many checkpoints, starting workers costs more than it saves.
 PARALLEL_MIN_FILES = 4
-CACHE_FORMAT = 1  # bump when the entry layout changes
+CACHE_FORMAT = 2  # bump when the entry layout changes
 _HASH_CHUNK = 1 << 20
 
 
@@ -72,11 +72,19 @@ class FileResult:
     errors: dict[str, tuple[str, str]] = field(default_factory=dict)  # kind -> (path, reason)
     artifacts: list[ArtifactSummary] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # files found inconclusive and read errors the loaders recorded without raising: (path, reason)
+    inconclusive: list[tuple[str, str]] = field(default_factory=list)
+    input_errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _new_entries(table: dict[str, InputError], before: set[str]) -> list[tuple[str, str]]:
+    return [(e.path, e.reason) for k, e in table.items() if k not in before]
 
 
 def _load(session: ScanSession, kinds: Sequence[str], f: RepoFile) -> FileResult:
     out = FileResult()
     n_art, n_notes = len(session.artifacts), len(session.notes)
+    seen_inconclusive, seen_errors = set(session.inconclusive), set(session.input_errors)
     for kind in kinds:
         try:
             out.values[kind] = session.get(kind, f)
@@ -84,6 +92,8 @@ def _load(session: ScanSession, kinds: Sequence[str], f: RepoFile) -> FileResult
             out.errors[kind] = (err.path, err.reason)
     out.artifacts = session.artifacts[n_art:]
     out.notes = session.notes[n_notes:]
+    out.inconclusive = _new_entries(session.inconclusive, seen_inconclusive)
+    out.input_errors = _new_entries(session.input_errors, seen_errors)
     del session.artifacts[n_art:], session.notes[n_notes:]
     return out
 
@@ -110,8 +120,17 @@ def _apply(session: ScanSession, kinds: Sequence[str], f: RepoFile, result: File
             session.record_error((kind,), f.rel, InputError(path, reason))
         else:
             session.preload(kind, f.rel, result.values.get(kind))
+    _side_effects(session, result)
+
+
+def _side_effects(session: ScanSession, result: FileResult) -> None:
+    """What the loaders told the session besides their values (idempotent)."""
     session.artifacts.extend(result.artifacts)
     session.notes.extend(result.notes)
+    for path, reason in result.inconclusive:
+        session.add_inconclusive(InputError(path, reason))
+    for path, reason in result.input_errors:
+        session.input_errors.setdefault(path, InputError(path, reason))
 
 
 class ScanCache:
@@ -242,6 +261,5 @@ def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
         if workers > 1 or i not in todo:
             _apply(session, kinds, f, results[i])
             session.mark_read([f.rel], tracker if i not in todo else None)
-        else:  # loaded in this process: values already cached, artifacts taken out by _load
-            session.artifacts.extend(results[i].artifacts)
-            session.notes.extend(results[i].notes)
+        else:  # loaded in this process: values already in the session, artifacts taken out by _load
+            _side_effects(session, results[i])

@@ -36,10 +36,19 @@ def _view(report: Report) -> tuple:
     return report.findings, artifacts, report.notes, report.skipped, report.files_scanned
 
 
+def _differences(a: Report, b: Report) -> list[str]:
+    """The findings only one of two reports has, for a readable failure message."""
+    def show(label: str, found: set) -> list[str]:
+        return [f"only {label}: {f.code} {f.location.path} {f.message}" for f in found]
+
+    first, second = set(a.findings), set(b.findings)
+    return show("first", first - second) + show("second", second - first)
+
+
 def test_jobs_2_gives_the_serial_report_in_the_same_order(registry_dir):
     serial = scan([registry_dir], _options(jobs=1))
     parallel = scan([registry_dir], _options(jobs=2))
-    assert _view(parallel) == _view(serial)
+    assert _view(parallel) == _view(serial), _differences(serial, parallel)
     # the corpus really holds what the comparison is about: hostile, broken and ordinary files
     by_file: dict[str, set[str]] = {}
     for f in serial.findings:
