@@ -464,3 +464,36 @@ def test_stateful_onnx_input_is_refused_with_the_reason(run_cli, tmp_path):
     code, _, err = run_cli("fix", path, "--apply", "int8", *FAST)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "'state'" in err and "no batch axis first" in err and "internal error" not in err
+
+
+def test_opset_below_13_is_converted_before_per_channel_int8(run_cli, tmp_path):
+    """An opset-11 conv model quantized per channel used to load as an invalid model
+    (DequantizeLinear `axis` needs opset 13); it is converted first and quantized."""
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 16, 3, 3)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("Conv", ["r", "w2"], ["y"], pads=[1, 1, 1, 1]),
+        ],
+        "conv11",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8, 16, 16])],
+        initializer=[w, w2],
+    )
+    path = tmp_path / "conv11.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)]), str(path))
+    code, _, err = run_cli(
+        "fix", path, "--apply", "int8-static", "--budget", "latency=100,cosine=0.9", "--keep-failed", *FAST
+    )
+    assert "invalid model" not in err and "internal error" not in err, err
+    report = json.loads((tmp_path / "conv11-fixed" / "fix-report.json").read_text())
+    step = next(s for s in report["steps"] if s["name"] == "int8-static")
+    assert step["evidence"]["families"]["conv"]["nodes_quantized"] == 2
+    assert code == 0, err

@@ -45,6 +45,7 @@ WHY_NOT = {
     ("static", "LSTM"): "static QDQ has no LSTM; the dynamic recipe (int8:recipe=dynamic) quantizes it",
     ("static", "GRU"): "ONNX Runtime has no int8 GRU kernel",
 }
+MIN_OPSET = 13  # per-channel QuantizeLinear/DequantizeLinear
 SENSITIVITY_SAMPLES = 16  # samples of the one fp32 run that observes activation ranges
 
 
@@ -118,6 +119,20 @@ def _named_copy(src: Path, dst: Path) -> list[Candidate]:
 
     model = onnx.load(str(src))
     _constants_to_initializers(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), MIN_OPSET)
+    if opset < MIN_OPSET:
+        # per-channel QuantizeLinear/DequantizeLinear (their `axis`) need opset 13: an opset-12
+        # graph quantized per channel loads as an invalid model; convert first
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, MIN_OPSET)
+        except Exception as err:  # the converter raises several types for unsupported ops
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise FixError(
+                f"int8 needs opset {MIN_OPSET} for per-channel quantization; this model is opset {opset} "
+                f"and onnx cannot convert it ({first[:160]}); try int8:per_channel=false"
+            ) from None
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
@@ -364,7 +379,10 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     def evaluate(kept_fp32: list[str]) -> tuple[Path, dict, float | None]:
         out = work / f"q{len(trials)}.onnx"
         chosen = [c.name for c in supported if c.name not in set(kept_fp32)]
-        _quantize(recipe, prep, out, chosen, ops, config, calib)
+        if chosen:
+            _quantize(recipe, prep, out, chosen, ops, config, calib)
+        else:  # an empty nodes_to_quantize means "every node" to ONNX Runtime: nothing to do
+            shutil.copyfile(prep, out)
         got = ort_runner(out, threads)(x)
         acc = classification(got, labels)["accuracy"] if labels is not None else None
         fid = fidelity(ref, got, scores_like)

@@ -108,8 +108,13 @@ def ort_error(err: BaseException, path: Path) -> str:
     import re
 
     text = str(err).strip()
-    op = re.search(r"Op \((\w+)\)|op_type[=: ]+(\w+)|Op type: (\w+)|(\w+)\(\d+\) node", text)
-    node = re.search(r"Node \(([^)]*)\)|node (\S+)|Node: (\S+)", text, flags=re.IGNORECASE)
+    op = re.search(
+        r"Op \((\w+)\)|op_type[=: ]+(\w+)|Op type: (\w+)|(\w+)\(\d+\) node|In Node, \(\"[^\"]*\", (\w+),",
+        text,
+    )
+    node = re.search(
+        r"In Node, \(\"([^\"]*)\"|Node \(([^)]*)\)|node (\S+)|Node: (\S+)", text, flags=re.IGNORECASE
+    )
     try:
         import onnx
 
