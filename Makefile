@@ -72,6 +72,7 @@ realworld: setup
 lint: setup
 	$(VENV)/bin/ruff check mlaudit tests fixtures benchmarks
 	$(PY) -m tests.import_contract
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) fixtures/build benchmarks/results .pytest_cache

@@ -132,7 +132,7 @@ def apply(
     Only entries `in_scope` (their rule ran, their file was scanned) can be stale: a scan
     of one directory or one rule family must not declare the rest of the baseline paid off.
     """
-    budget = Counter()
+    budget: Counter[str] = Counter()
     for e in entries:
         budget[e.fingerprint] += e.count
     used: Counter[str] = Counter()

@@ -16,7 +16,7 @@ import typer
 try:  # typer >= 0.2x vendors click; older releases use the click package
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - depends on the installed typer
-    from click.exceptions import UsageError
+    from click.exceptions import UsageError  # type: ignore[assignment]
 from rich.console import Console
 
 from mlaudit import __version__

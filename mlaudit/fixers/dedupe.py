@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from mlaudit.fixers import fixer
 from mlaudit.fixers.base import FixState, StepResult
@@ -47,7 +48,7 @@ def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
         if storage > kept:
             compacted_bytes += storage - kept
             oversized.add(ptr)
-    out = {}
+    out: dict[str, Any] = {}
     for name, t in state.tensors.items():
         nbytes = t.numel() * t.element_size()
         if t.untyped_storage().data_ptr() in oversized:  # written whole by torch.save: compact it

@@ -277,7 +277,11 @@ def from_onnx(path: Path) -> InputSource:
 
     model = onnx.load(str(path), load_external_data=False)
     init = {i.name for i in model.graph.initializer}
-    names, shapes, dtypes, defaults, ranges = [], [], [], {}, []
+    names: list[str] = []
+    shapes: list[Any] = []
+    dtypes: list[Any] = []
+    defaults: dict[str, Any] = {}
+    ranges: list[Any] = []
     batch_symbol = None
     for inp in model.graph.input:
         if inp.name in init:

@@ -258,7 +258,7 @@ class ProjectSnapshot:
 
     def text(self, f: RepoFile, limit: int = 1_000_000) -> str:
         """The file's text (UTF-8, undecodable bytes replaced), at most `limit` bytes."""
-        return self._reader(f, limit)  # type: ignore[misc,operator]
+        return self._reader(f, limit)  # type: ignore[operator]
 
     def find(self, rel: str) -> RepoFile | None:
         return next((f for f in self.files if f.rel == rel), None)

@@ -90,10 +90,11 @@ class ScanSession:
                 raise cached
             return cached
         loader = ensure_input_kind(kind).loader
-        first = file is not None and self.progress is not None and file.rel not in self._read
-        if first:
+        # progress counts each file once, on its first read
+        progress = self.progress if file is not None and file.rel not in self._read else None
+        if progress is not None and file is not None:
             self._read.add(file.rel)
-            self.progress.step(file.rel)
+            progress.step(file.rel)
         try:
             try:
                 value = loader(self, file)
@@ -104,8 +105,8 @@ class ScanSession:
             self.input_errors.setdefault(err.path, err)
             raise
         finally:
-            if first:
-                self.progress.advance()
+            if progress is not None:
+                progress.advance()
         self._cache[key] = value
         return value
 
@@ -137,7 +138,7 @@ class ScanSession:
         spec = ensure_input_kind(kind)
         if spec.scope == "project":
             return [(None, self.get(kind))]
-        out = []
+        out: list[tuple[RepoFile | None, Any]] = []
         for f in self.files:
             if f.kind in spec.file_kinds:
                 try:

@@ -211,9 +211,9 @@ def _parse_optimizer(prefix: str, info: CheckpointInfo) -> OptimizerState:
     sp = prefix + "state."
     for key, value in meta.items():
         if key.startswith(sp) and key.endswith(".step") and isinstance(value, (int, float)):
-            idx = key[len(sp):-len(".step")]
-            if idx.isdigit():
-                steps[int(idx)] = float(value)
+            number = key[len(sp):-len(".step")]
+            if number.isdigit():
+                steps[int(number)] = float(value)
     norm_groups = []
     for g in sorted(groups):
         d = dict(groups[g])

@@ -124,7 +124,7 @@ def _metadata_classes(info: CheckpointInfo) -> list[Any]:
     import pathlib
 
     wanted = {i.target for i in info.issues if i.kind == "metadata"}
-    out = []
+    out: list[Any] = []
     for cls in (
         argparse.Namespace,
         pathlib.Path,

@@ -517,15 +517,15 @@ def _export_weights(z: TolerantZip, out: Parsed) -> None:
             except (ValueError, AttributeError):
                 raise ReadError(f"{m.name}: invalid JSON") from None
             for name, entry in config.items():
-                meta = entry.get("tensor_meta", {}) if isinstance(entry, dict) else {}
-                sizes = [s.get("as_int") for s in meta.get("sizes", []) if isinstance(s, dict)]
+                meta: dict[str, Any] = entry.get("tensor_meta", {}) if isinstance(entry, dict) else {}
+                sizes: list[Any] = [s.get("as_int") for s in meta.get("sizes", []) if isinstance(s, dict)]
                 if not all(isinstance(s, int) for s in sizes):
                     continue
 
                 out.tensors.append(
                     TensorInfo(
                         str(name),
-                        EXPORT_DTYPES.get(meta.get("dtype"), "unknown"),
+                        EXPORT_DTYPES.get(meta.get("dtype", -1), "unknown"),
                         tuple(sizes),
                         f"{m.name}:{entry.get('path_name', name)}",
                     )
