@@ -41,12 +41,14 @@ def worker_count(n_files: int, jobs: int | None = None) -> int:
     """Processes to use for `n_files` Python files: `--jobs` (`jobs`) or MLAUDIT_JOBS if set
     (the same setting as the checkpoint work in mlaudit.fleet), else one per available core,
     capped so that each worker gets a fair share of files."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # workers inherit the scan state by fork; elsewhere run in-process
     if jobs is not None:
         return jobs
     env = os.environ.get("MLAUDIT_JOBS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    if n_files < PARALLEL_MIN_FILES or "fork" not in multiprocessing.get_all_start_methods():
+    if n_files < PARALLEL_MIN_FILES:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, MAX_WORKERS, n_files // FILES_PER_WORKER))
