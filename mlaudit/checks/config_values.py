@@ -1,4 +1,4 @@
-"""MLT014-MLT019, MLR004-MLR006: facts written in a config's values, whatever its dialect.
+"""MLT014-MLT020, MLR004-MLR006: facts written in a config's values, whatever its dialect.
 
 These read what a file says literally (a `???`, a placeholder path, an unpinned hub revision,
 a test split reused for validation), so they also run on launchers, data descriptions and
@@ -31,10 +31,16 @@ _PLACEHOLDER = re.compile(
 )
 
 
+# Tokenizer special tokens look like `<...>` placeholders but are literal values: `<|im_end|>`,
+# `<|endoftext|>`, `<s>`, `</s>`, `<pad>` (axolotl `special_tokens`, TRL `eos_token`, ...).
+_SPECIAL_TOKEN = re.compile(r"^(<\|[^<>|]*\|>|</?(s|pad|unk|mask|eos|bos|sep|cls|eot|eod)>)$", re.I)
+
+
 def _placeholder(value: Any) -> bool:
     if not isinstance(value, str) or not value.strip():
         return False
-    return bool(_PLACEHOLDER.match(value.strip()))
+    text = value.strip()
+    return bool(_PLACEHOLDER.match(text)) and not _SPECIAL_TOKEN.match(text)
 
 
 @rule("MLT014", needs="training_config")
@@ -107,8 +113,14 @@ def _is_data_value(value: Any) -> bool:
 
 
 _DATA_WORD = re.compile(r"data|path|file|split|dir|set|manifest|shard", re.I)
+# `dataset_splits` (old alignment-handbook) is not here: its splits are routed by name, a
+# `test_*` split becomes the eval set there, not training data.
 TRAIN_SPLIT_KEYS = ("train_loader.dataset.split", "dataset.split", "train_split", "dataset_train_split",
-                    "data.train_split", "dataset_splits")
+                    "data.train_split")
+# Lists whose every member is training data, each member naming its own `split`
+# (alignment-handbook `dataset_mixture.datasets`, axolotl `datasets`; axolotl's eval data is
+# `test_datasets`, the handbook's eval set is carved out of the mixture by `test_split_size`).
+TRAIN_MIXTURE_KEYS = {"dataset_mixture.datasets": None, "datasets": "axolotl"}
 
 
 def _mappings(data: Any, prefix: str = "") -> Iterable[tuple[str, Mapping[str, Any]]]:
@@ -154,10 +166,22 @@ def eval_data_leak(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
             continue
         hits = [v for v in values if isinstance(v, str) and _TEST.search(v)]
         if hits:
-            yield ctx.finding(
-                f"the training data uses a test split (`{key}` = {hits[0]!r}): the model is "
-                "trained on the data meant to measure it",
-                key_loc(cfg, key), evidence={"split": hits[0]}, key=key)
+            yield _trains_on_test(cfg, ctx, key, hits[0])
+    for key, dialect in TRAIN_MIXTURE_KEYS.items():
+        members = get_path(cfg.raw, key)
+        if (dialect and cfg.dialect != dialect) or not isinstance(members, list):
+            continue
+        for i, member in enumerate(members):
+            split = member.get("split") if isinstance(member, Mapping) else None
+            if isinstance(split, str) and _TEST.search(split):
+                yield _trains_on_test(cfg, ctx, f"{key}.{i}.split", split)
+
+
+def _trains_on_test(cfg: TrainingConfig, ctx: RuleContext, key: str, split: str) -> Finding:
+    return ctx.finding(
+        f"the training data uses a test split (`{key}` = {split!r}): the model is "
+        "trained on the data meant to measure it",
+        key_loc(cfg, key), evidence={"split": split}, key=key)
 
 
 # ----------------------------------------------------------------------------- MLT018
@@ -184,6 +208,22 @@ def yaml_none_string(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]
                 f"`{path}: None` is the string 'None' in YAML, not null; write `null` (or leave "
                 "the value empty) if no value is meant",
                 key_loc(cfg, path), evidence={"value": "None"}, key=path)
+
+
+# ----------------------------------------------------------------------------- MLT020
+@rule("MLT020", needs="training_config")
+def code_in_config(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    # Read here without constructing anything; the project's own loader may be unsafe_load.
+    for path, line, tag in cfg.code_tags:
+        short = tag.removeprefix("tag:yaml.org,2002:")
+        yield ctx.finding(
+            f"`{path or '(document)'}` is written with the Python tag `!!{short}`: a config loaded "
+            "with yaml.unsafe_load/full_load (fvcore/detectron2 CfgNode do) runs code, and a safe "
+            "loader cannot read it at all",
+            Location(cfg.rel, line, pointer=path or None),
+            evidence={"tag": short},
+            key=path,
+        )
 
 
 # ----------------------------------------------------------------------------- MLT019

@@ -85,12 +85,14 @@ def nearest(word: str, options: set[str] | frozenset[str], cutoff: float = 0.75)
 
 
 def _unknown(m: Mapped, section: Mapping[str, Any], known: frozenset[str], prefix: str,
-             only_close: bool = False) -> None:
+             only_close: bool = False, suggest_from: frozenset[str] | None = None) -> None:
+    """Record keys of `section` outside `known`; `suggest_from` (default `known`) is the part of
+    the schema complete enough to name a rename. With `only_close`, only near misses count."""
     for key in section:
         k = str(key)
         if k in known or k.startswith("_"):
             continue
-        hint = nearest(k, known)
+        hint = nearest(k, known if suggest_from is None else suggest_from)
         if hint or not only_close:
             m.unknown.append((f"{prefix}{k}", hint))
 
@@ -347,7 +349,10 @@ def map_huggingface(data: Mapping[str, Any]) -> Mapped:
         m.default(name, value, key)
     if "model_name_or_path" not in data and ("config_name" in data or "model_type" in data):
         m.values["regime"] = "pretraining"  # run_clm-style: a model built from a config, no weights
-    _unknown(m, data, HF_KEYS | HF_SCRIPT_KEYS, "", only_close=True)
+    # Script arguments are the project's own dataclasses (alignment-handbook renamed
+    # `dataset_mixer` to `dataset_mixture`): a key near one of them may be the project's current
+    # name, so only TrainingArguments - a complete schema - can tell a typo.
+    _unknown(m, data, HF_KEYS | HF_SCRIPT_KEYS, "", only_close=True, suggest_from=HF_KEYS)
     return m
 
 

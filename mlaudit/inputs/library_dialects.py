@@ -312,7 +312,11 @@ def map_litgpt(data: Mapping[str, Any]) -> Mapped:
     TrainArgs default), seed 42, precision written at the top level."""
     m = Mapped()
     train = data.get("train") if isinstance(data.get("train"), Mapping) else {}
-    if "max_norm" in train:
+    if data.get("checkpoint_dir"):
+        # every `litgpt finetune*` recipe rejects train.max_norm ("unsupported"): clipping is
+        # the recipe's business, nothing the file can change
+        m.auto.add("grad_clip")
+    elif "max_norm" in train:
         value = _num(train["max_norm"])
         m.values["grad_clip"] = 0.0 if value is None else value
         m.keys["grad_clip"] = "train.max_norm"

@@ -84,6 +84,7 @@ class TrainingConfig:
     # dotted key -> root-relative file that wrote it, for keys inherited from a base (_BASE_)
     key_files: Mapping[str, str] = field(default_factory=dict)
     duplicates: tuple[tuple[str, int, int], ...] = ()  # (dotted key, line, first line)
+    code_tags: tuple[tuple[str, int, str], ...] = ()  # (dotted key, line, Python YAML tag)
 
     def effective(self, name: str) -> Any:
         """The value in force: the file's own, else the library default, else None."""
@@ -278,6 +279,7 @@ def build_training_config(
         partial=mapped.partial,
         unknown_keys=tuple(mapped.unknown),
         duplicates=tuple(doc.duplicates),
+        code_tags=tuple(doc.code_tags),
         **values,
     )
 

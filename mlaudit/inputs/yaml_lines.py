@@ -26,6 +26,19 @@ MAX_DEPTH = 64  # nesting depth of the converted document
 MERGE_TAG = "tag:yaml.org,2002:merge"
 STANDARD_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:omap",
                            "tag:yaml.org,2002:set", "tag:yaml.org,2002:pairs"})
+# PyYAML's Python tags (`!!python/object/apply:eval`, `!!python/name:...`): a full/unsafe loader
+# (fvcore's CfgNode uses yaml.unsafe_load) imports or calls what they name.
+CODE_TAG_PREFIX = "tag:yaml.org,2002:python/"
+
+
+@dataclass(frozen=True)
+class CodeTag:
+    """Stands in for a value written with a Python tag: never constructed, never run."""
+
+    tag: str
+
+    def __str__(self) -> str:
+        return "!!" + self.tag.removeprefix("tag:yaml.org,2002:")
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,8 @@ class ConfigDoc:
     # (path, line of the repeated key, line of the first occurrence)
     duplicates: tuple[tuple[str, int, int], ...] = ()
     text: str = ""
+    # (path, line, tag) of values written with a Python tag (see CODE_TAG_PREFIX)
+    code_tags: tuple[tuple[str, int, str], ...] = ()
 
 
 def _one_line(text: str) -> str:
@@ -82,6 +97,7 @@ class _Walker:
         self.count = 0
         self.lines: dict[str, int] = {}
         self.duplicates: list[tuple[str, int, int]] = []
+        self.code_tags: list[tuple[str, int, str]] = []
 
     def _budget(self, node: Any, depth: int) -> None:
         self.count += 1
@@ -96,6 +112,9 @@ class _Walker:
         import yaml
 
         self._budget(node, depth)
+        if node.tag.startswith(CODE_TAG_PREFIX):  # recorded, never constructed
+            self.code_tags.append((path, node.start_mark.line + 1, node.tag))
+            return CodeTag(node.tag)
         if isinstance(node, yaml.ScalarNode):
             return self.loader.construct_object(node, deep=True)
         if node.tag not in STANDARD_TAGS:  # e.g. !!python/object: refused, never constructed
@@ -182,7 +201,7 @@ def parse_config_text(text: str, rel: str, json_mode: bool = False) -> ConfigDoc
         raise InputError(rel, f"{where}malformed YAML: {_one_line(problem)}") from None
     except RecursionError:
         raise InputError(rel, "nested too deeply to parse") from None
-    return ConfigDoc(data, walker.lines, tuple(walker.duplicates), text)
+    return ConfigDoc(data, walker.lines, tuple(walker.duplicates), text, tuple(walker.code_tags))
 
 
 def _parse_json(text: str, rel: str) -> ConfigDoc:
