@@ -277,13 +277,14 @@ def hub_revision_unpinned(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Fin
 
 
 # ----------------------------------------------------------------------------- MLR005
-SEED_KEYS = {"torchtune": "seed", "llm-foundry": "seed", "mlaudit": "seed", "huggingface": "seed"}
+SEED_KEYS = {"torchtune": "seed", "llm-foundry": "seed", "mlaudit": "seed", "huggingface": "seed",
+             "mmengine": "randomness.seed"}
 
 
 @rule("MLR005", needs="training_config")
 def random_seed_per_run(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
     key = SEED_KEYS.get(cfg.dialect)
-    if key is None or key not in cfg.raw or cfg.raw[key] is not None:
+    if key is None or not has_path(cfg.raw, key) or get_path(cfg.raw, key) is not None:
         return
     yield ctx.finding(
         f"`{key}: null`: the {cfg.dialect} run draws a new random seed each time, so no two runs "

@@ -403,9 +403,43 @@ def map_llamafactory(data: Mapping[str, Any]) -> Mapped:
     return m
 
 
+# --------------------------------------------------------------------------- mmengine
+def map_mmengine(data: Mapping[str, Any]) -> Mapped:
+    """mmengine/mmcv Python config modules (read by py_config, bases merged): partial - the
+    runner's defaults and the registries' classes decide what is not written. `clip_grad=None`
+    written = no clipping; `randomness.seed=None` = a new seed per run (MLR005 reads it)."""
+    m = Mapped(partial=True)
+    wrapper = data.get("optim_wrapper") if isinstance(data.get("optim_wrapper"), Mapping) else None
+    if wrapper is not None:
+        opt = wrapper.get("optimizer") if isinstance(wrapper.get("optimizer"), Mapping) else {}
+        where = "optim_wrapper.optimizer"
+        if "clip_grad" in wrapper:
+            clip = wrapper["clip_grad"]
+            value = clip.get("max_norm") if isinstance(clip, Mapping) else clip
+            m.put("grad_clip", 0.0 if value is None else _num(value), "optim_wrapper.clip_grad")
+        if str(wrapper.get("type") or "") == "AmpOptimWrapper":
+            dtype = str(wrapper.get("dtype") or "float16")
+            m.put("precision", "bf16-mixed" if "bf" in dtype else "16-mixed", "optim_wrapper.type")
+    else:  # mmcv 0.x/1.x: `optimizer = dict(type=..., lr=...)`
+        opt = data.get("optimizer") if isinstance(data.get("optimizer"), Mapping) else {}
+        where = "optimizer"
+    if opt:
+        m.put("optimizer", _opt_name(opt.get("type")), f"{where}.type")
+        m.put("lr", _num(opt.get("lr")), f"{where}.lr")
+        m.put("weight_decay", _num(opt.get("weight_decay")), f"{where}.weight_decay")
+    randomness = data.get("randomness")
+    if isinstance(randomness, Mapping) and "seed" in randomness and randomness["seed"] is not None:
+        m.put("seed", _num(randomness["seed"]), "randomness.seed")
+    train_cfg = data.get("train_cfg")
+    if isinstance(train_cfg, Mapping):
+        m.put("epochs", _num(train_cfg.get("max_epochs")), "train_cfg.max_epochs")
+    return m
+
+
 LIBRARY_MAPPERS = {
     "torchtune": map_torchtune, "llm-foundry": map_llm_foundry, "gpt-neox": map_gpt_neox,
     "ultralytics": map_ultralytics, "yacs": map_yacs, "omegaconf": map_omegaconf,
     "accelerate": map_accelerate, "ultralytics-data": map_data, "llamafactory": map_llamafactory,
     "timm": map_timm, "fairseq": map_fairseq, "axolotl": map_axolotl, "litgpt": map_litgpt,
+    "mmengine": map_mmengine,
 }  # fmt: skip

@@ -31,6 +31,7 @@ from mlaudit.inputs.config_verdict import (
     unparsable_other,
 )
 from mlaudit.inputs.library_dialects import LIBRARY_MAPPERS
+from mlaudit.inputs.py_config import merge_python_bases, read_python_config
 from mlaudit.inputs.yaml_lines import read_config_file
 from mlaudit.model import ArtifactSummary
 
@@ -228,6 +229,10 @@ def build_training_config(
         merged = merge_bases(path, rel, doc)
         if merged is not None:
             data, doc_lines, key_files = merged
+    elif dialect == "mmengine" and "_base_" in data:
+        merged = merge_python_bases(path, rel, doc)
+        if merged is not None:
+            data, doc_lines, key_files = merged
     resolved = dialects.resolve_interpolations(dict(data))
     mapped = MAPPERS[dialect](resolved)
     regime = mapped.values.pop("regime", None)
@@ -409,14 +414,26 @@ def _config_named_in_metadata(session: Any, file: Any) -> str | None:
     return None
 
 
-@input_kind("training_config", scope="file", file_kinds=("config",))
+@input_kind("training_config", scope="file", file_kinds=("config", "python"))
 def load_training_config(session, file) -> TrainingConfig | None:
-    """A discovered YAML/JSON file as a training config (None when it is some other YAML).
+    """A discovered YAML/JSON file as a training config (None when it is some other YAML), or a
+    Python config module (mmengine `_base_` style, read with `ast`, never run; any other Python
+    file is code, not a config, and is left to the code rules without a word).
 
     Files over the size bound are data, not configs: skipped in directory scans, an error
     when named directly."""
     from mlaudit.inputs.yaml_lines import MAX_BYTES
 
+    if file.kind == "python":
+        got = read_python_config(file.path, file.rel)
+        if got is None:
+            return None
+        doc, why = got
+        cfg = build_training_config(file.path, file.rel, doc, verdict=Verdict("mmengine", TRAINING, why))
+        if cfg is not None:
+            session.add_artifact(ArtifactSummary(file.rel, "config", {
+                "dialect": cfg.dialect, "kind": cfg.kind, "why": cfg.why, "regime": cfg.regime}))
+        return cfg
     if not session.single_file and file.size > MAX_BYTES:
         return None
     doc, verdict = read_config_verdict(file.path, file.rel)
