@@ -304,7 +304,13 @@ def read_config_verdict(path: Path, rel: str) -> tuple[Any, Verdict]:
         if why is None:
             raise
         return None, Verdict(None, OTHER, why)
-    return doc, config_verdict(path, doc)
+    verdict = config_verdict(path, doc)
+    if verdict.kind == OTHER and doc.code_tags and unparsable_other(doc.text, rel) is None:
+        # A Python tag in a file we cannot place: nothing would judge it (MLT020 runs on
+        # configs), and a file a loader would run code from is never "not a config, clean".
+        _, line, tag = doc.code_tags[0]
+        raise InputError(rel, f"line {line}: unsupported YAML tag {tag!r}")
+    return doc, verdict
 
 
 def read_training_config(path: Path, rel: str, *, require: bool = False,
