@@ -1,4 +1,4 @@
-"""MLT014-MLT020, MLR004-MLR006: facts written in a config's values, whatever its dialect.
+"""MLT014-MLT021, MLR004-MLR006: facts written in a config's values, whatever its dialect.
 
 These read what a file says literally (a `???`, a placeholder path, an unpinned hub revision,
 a test split reused for validation), so they also run on launchers, data descriptions and
@@ -208,6 +208,27 @@ def yaml_none_string(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]
                 f"`{path}: None` is the string 'None' in YAML, not null; write `null` (or leave "
                 "the value empty) if no value is meant",
                 key_loc(cfg, path), evidence={"value": "None"}, key=path)
+
+
+# ----------------------------------------------------------------------------- MLT021
+AXOLOTL_LORA_KEYS = ("lora_r", "lora_alpha", "lora_target_modules", "lora_target_linear")
+
+
+@rule("MLT021", needs="training_config")
+def lora_settings_without_adapter(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    # axolotl builds a PEFT model only for `adapter: lora|qlora`; with `adapter` empty or
+    # absent every lora_* setting is ignored and all weights are trained.
+    if cfg.dialect != "axolotl" or cfg.raw.get("adapter") not in (None, ""):
+        return
+    written = [k for k in AXOLOTL_LORA_KEYS if cfg.raw.get(k) not in (None, False, "", [])]
+    if not written:
+        return
+    pointer = "adapter" if "adapter" in cfg.raw else written[0]
+    yield ctx.finding(
+        f"`adapter` is {'empty' if 'adapter' in cfg.raw else 'not set'}, so "
+        f"{', '.join(f'`{k}`' for k in written)} are ignored: this run fine-tunes every weight, "
+        "not the LoRA run the file describes",
+        key_loc(cfg, pointer), evidence={"lora_keys": written}, key=pointer)
 
 
 # ----------------------------------------------------------------------------- MLT020

@@ -45,8 +45,8 @@ RULE_MODULES: dict[str, tuple[str, ...]] = {
         "MLT009", "MLT010", "MLT011", "MLT013",
     ),
     "mlaudit.checks.config_values": (
-        "MLT014", "MLT015", "MLT016", "MLT017", "MLT018", "MLT019", "MLT020", "MLR004", "MLR005",
-        "MLR006", "MLR007",
+        "MLT014", "MLT015", "MLT016", "MLT017", "MLT018", "MLT019", "MLT020", "MLT021", "MLR004",
+        "MLR005", "MLR006", "MLR007",
     ),
     "mlaudit.checks.config_checkpoint": ("MLT012",),
     "mlaudit.checks.reproducibility": ("MLR001", "MLR002", "MLR003", "MLR010", "MLR011"),
