@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlaudit.model import RegistryError
 
@@ -66,7 +67,8 @@ def _entry_points(group: str) -> list:
     if found is None:  # a place the quick scan does not read: the standard library decides
         from importlib.metadata import entry_points
 
-        found = list(entry_points(group=group))
+        standard: list[Any] = list(entry_points(group=group))  # same fields as _EntryPoint
+        found = standard
     return sorted(found, key=lambda ep: ep.name)
 
 
