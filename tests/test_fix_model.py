@@ -28,6 +28,10 @@ def transformer_int8(tmp_path_factory):
             "onnx,int8",
             "--out",
             str(out),
+            # Wall-clock latency on a shared CI core flips the keep/reject gate (16x seen at load 19);
+            # the gate's logic is unit-tested on fixed numbers in test_fix_decisions.py.
+            "--budget",
+            "latency=100",
             *model_args("transformer"),
         ]
     )
@@ -90,7 +94,7 @@ def test_int8_meets_its_budget_and_shrinks(transformer_int8):
     assert step["evidence"]["recipe"] == "dynamic"  # MatMul/Gemm-heavy graph
     matmul = step["evidence"]["families"]["matmul"]
     assert 0 < matmul["nodes_quantized"] <= matmul["nodes"] and matmul["bytes_quantized"] > 0
-    assert report["budget_failure"] is None  # the latency gate judged the printed numbers
+    assert report["budget_failure"] is None  # fidelity, size and accuracy budgets all held
     for batch in ("1", "32"):
         assert (
             int8["latency"][batch]["p50_ms"] > 0
