@@ -61,7 +61,7 @@ class _Reader:
                 out.append(self.value(item, sub))
             return out
         if isinstance(node, ast.Dict):
-            pairs = []
+            pairs: list[tuple[Any, int, ast.AST]] = []
             for k, v in zip(node.keys, node.values, strict=True):
                 if not isinstance(k, ast.Constant) or not isinstance(k.value, (str, int, float)):
                     raise _NotLiteral("dict key")
@@ -127,10 +127,12 @@ def parse_python_config(text: str) -> tuple[dict[str, Any], dict[str, int]] | No
     for stmt in tree.body:
         if _is_docstring(stmt):
             continue
-        single = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
-        if not (single and isinstance(stmt.targets[0], ast.Name)):
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1):
             return None  # imports, attribute assignments, functions, loops: a program, not a config
-        name = stmt.targets[0].id
+        target = stmt.targets[0]
+        if not isinstance(target, ast.Name):
+            return None
+        name = target.id
         reader.lines[name] = stmt.lineno
         try:
             value = reader.value(stmt.value, name)
