@@ -26,6 +26,7 @@ from mlaudit.inputs.checkpoint.stats import (
     TensorStats,
     duplicate_candidates,
     equal_groups,
+    wants_subnormal,
 )
 from mlaudit.progress import progress
 
@@ -211,8 +212,7 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
     """Read every tensor once and compute its statistics (numpy; no torch)."""
     started = time.perf_counter()
     info = layout.info
-    cfg = layout.config
-    want_sub = bool(cfg and cfg.precision and "16" in cfg.precision and "bf16" not in cfg.precision)
+    want_sub = wants_subnormal(layout)
     model_names = {m.info.name for m in layout.model}
     stats: dict[str, TensorStats] = {}
     seen: dict[tuple, str] = {}

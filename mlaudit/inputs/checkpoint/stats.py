@@ -88,6 +88,13 @@ class CheckpointStats:
         return self.layout.info
 
 
+def wants_subnormal(layout: CheckpointLayout) -> bool:
+    """Whether subnormal counts matter for `layout`: its paired config trains in fp16 (bf16
+    keeps fp32's exponent range, so it has no fp16 subnormal problem)."""
+    cfg = layout.config
+    return bool(cfg and cfg.precision and "16" in cfg.precision and "bf16" not in cfg.precision)
+
+
 def duplicate_candidates(stats: Mapping[str, TensorStats]) -> set[str]:
     """Tensors on distinct storages whose cheap signatures equal another's (to confirm on bytes)."""
     by_sig: dict[tuple, list[str]] = {}

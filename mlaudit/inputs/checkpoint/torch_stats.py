@@ -29,10 +29,11 @@ from mlaudit.inputs.checkpoint.stats import (
     TensorStats,
     duplicate_candidates,
     equal_groups,
+    wants_subnormal,
 )
 from mlaudit.inputs.checkpoint.types import CheckpointInfo
+from mlaudit.progress import progress
 
-PROGRESS_MIN_BYTES = 300 * 1024 * 1024
 _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
               "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
               "BOOL": "bool", "U16": "uint16", "U32": "uint32", "U64": "uint64",
@@ -281,17 +282,6 @@ def tensor_stats(name: str, tensor: Any, *, want_subnormal: bool = False,
     return st
 
 
-def _progress(info: CheckpointInfo):
-    if info.size_bytes < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
-        return None
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("stats {task.description}"), BarColumn(), DownloadColumn(),
-                        TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-    return progress
-
-
 def _raw(t: Any) -> Any:
     import torch
 
@@ -326,20 +316,17 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     info = layout.info
-    cfg = layout.config
-    want_sub = bool(cfg and cfg.precision and "16" in cfg.precision and "bf16" not in cfg.precision)
+    want_sub = wants_subnormal(layout)
     model_names = {m.info.name for m in layout.model}
     stats: dict[str, TensorStats] = {}
     seen: dict[tuple, str] = {}
     spectral_notes: dict[str, Any] = {"enabled": spectral, "skipped": [], "budget_s": spectral_budget_s}
     spectral_started: float | None = None
-    progress = _progress(info)
-    task = None
-    if progress is not None:
-        progress.start()
-        task = progress.add_task(info.rel, total=sum(t.nbytes for t in info.tensors))
+    done = 0
     try:
-        with torch.no_grad():
+        with torch.no_grad(), progress(
+            f"stats {info.rel}", total=sum(t.nbytes for t in info.tensors) >> 20, unit="MB"
+        ) as bar:
             for name, t in _tensors(info, stream=True):
                 if not isinstance(t, (torch.Tensor, FileTensor)):
                     continue
@@ -368,14 +355,12 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
                 stats[name] = st
                 if key is not None:
                     seen[key] = name
-                if progress is not None:
-                    progress.advance(task, t.numel() * t.element_size())
+                done += t.numel() * t.element_size()
+                bar.advance((done >> 20) - bar.completed, label=name)
                 if key is not None:
                     _release(t)
     finally:
         torch.set_num_threads(threads)
-        if progress is not None:
-            progress.stop()
     # Duplicate candidates: equal cheap signatures on distinct storages, confirmed on bytes.
     candidates = duplicate_candidates(stats)
     duplicates = tuple(_equal_bytes(info, candidates)) if candidates else ()
