@@ -262,3 +262,21 @@ def test_sigkill_leftovers_are_removed_by_the_next_run(tmp_path):
     assert again.returncode == 0, again.stderr
     assert _leftovers(out) == [foreign.name]
     assert (out / "m.safetensors").is_file()
+
+
+def test_sigterm_that_surfaces_as_another_error_is_still_a_termination():
+    """SIGTERM landing inside an import or an `except BaseException` can come out of the fix
+    as an unrelated error (seen: a half-imported numpy); it must still end as Terminated."""
+    from mlaudit.fixers import outdir
+
+    with pytest.raises(outdir.Terminated):
+        with outdir.sigterm_as_interrupt():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(1)  # the handler raises Terminated here
+            except BaseException:
+                pass  # swallowed, as a module's import-time fallback might
+            raise AttributeError("module 'numpy' has no attribute 'iterable'")
+    with pytest.raises(AttributeError):  # without SIGTERM an error stays what it is
+        with outdir.sigterm_as_interrupt():
+            raise AttributeError("plain bug")

@@ -135,11 +135,22 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
         return
 
+    received = False
+
     def handler(signum: int, frame: object) -> None:
+        nonlocal received
+        received = True
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
+    except Exception as err:
+        # `Terminated` raised in the middle of an import or inside code that catches it can
+        # come out as another error (a half-imported numpy: "no attribute 'iterable'"); once
+        # SIGTERM arrived, whatever unwinds the fix is still the termination.
+        if received:
+            raise Terminated() from err
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
