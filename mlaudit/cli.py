@@ -309,6 +309,7 @@ def fix(
     line = need_line("mlaudit fix")
     if line:
         raise CliError(line)
+    from mlaudit.fix_scan import scan_for_fixes
     from mlaudit.fixers import FixError, outdir
     from mlaudit.fixers.base import Budget
     from mlaudit.fixers.runner import FixOptions, default_out, run_fix
@@ -318,7 +319,7 @@ def fix(
         opts = FixOptions(checkpoint=checkpoint, config=config, apply=tuple(_split(apply)), out=out,
                           dry_run=dry_run, unsafe_fixes=unsafe_fixes, budget=Budget.parse(_split(budget)),
                           eval_data=eval_data, force=force, keep_failed=keep_failed, run_model=run_model,
-                          measure_seconds=measure_seconds, threads=threads)
+                          measure_seconds=measure_seconds, threads=threads, scanner=scan_for_fixes)
 
         from mlaudit.progress import progress
 
@@ -345,6 +346,11 @@ def fix(
         console.print(f"plan for {checkpoint} ({plan.artifact_kind}) -> {out or default_out(checkpoint)} (dry run, nothing written):")
         for i, s in enumerate(plan.steps, 1):
             console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})", markup=False)
+            for f in s.findings:
+                args = "; ".join(f"{k}={v if isinstance(v, str) else ','.join(v)}"
+                                 for k, v in (f.fix.args if f.fix else {}).items())
+                console.print(f"     answers {f.code} {f.location.display()}" + (f" ({args})" if args else ""),
+                              markup=False)
         for n in plan.notes:
             console.print(f"  note: {n}")
         return EXIT_OK

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlaudit.model import Finding, Location, RuleMeta, Severity, fingerprint
+from mlaudit.model import Finding, FixArgs, Location, RuleMeta, Severity, fingerprint
 from mlaudit.params import RuleParams
 
 
@@ -52,11 +52,13 @@ class RuleContext:
         evidence: Mapping[str, Any] | None = None,
         fix_hint: str | None = None,
         key: str = "",
+        fix_args: Mapping[str, str | tuple[str, ...]] | None = None,
     ) -> Finding:
         """Build a finding for this rule. `location.path` is relative to the scan root.
 
         `key` tells apart several findings that share a location (it enters the
-        fingerprint; line numbers never do)."""
+        fingerprint; line numbers never do). `fix_args` locate the problem for the rule's
+        fixer (`mlaudit fix` plans from them); a fixable rule's finding always carries its fix."""
         stable = fingerprint(self.meta.code, self.project_path(location.path), location.pointer, key)
         if self.prefix:
             # "." (the project itself) under a prefix reads as the folder, not "dir/."
@@ -72,4 +74,6 @@ class RuleContext:
             evidence=dict(evidence or {}),
             fingerprint=stable,
             fixable=self.meta.fixable,
+            fix=(FixArgs(self.meta.fix.fixer, self.meta.fix.applicability, dict(fix_args or {}))
+                 if self.meta.fix is not None else None),
         )

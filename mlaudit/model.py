@@ -61,6 +61,19 @@ class Location:
 
 
 @dataclass(frozen=True)
+class FixArgs:
+    """The fix a finding carries: the fixer named by its rule's YAML (`fix.fixer`) and the
+    structured arguments that say where the problem is (a state key, a prefix, tensor names).
+
+    Values are strings or tuples of strings; keys that name a field of the fixer's config
+    become that config's options, the others are shown in the plan as its targets."""
+
+    fixer: str
+    applicability: str  # safe | unsafe
+    args: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Finding:
     """One problem found by one rule, with the numbers that prove it."""
 
@@ -73,6 +86,7 @@ class Finding:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
     fixable: bool = False
+    fix: FixArgs | None = None  # set for rules with a fixer (their YAML `fix:`)
     # Set by post-processing (baselines) rather than by rules.
     baselined: bool = False
 

@@ -56,6 +56,7 @@ def saved_slice(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]
                 evidence={"storage_bytes": t.storage_nbytes, "tensor_bytes": t.nbytes,
                           "used_bytes": used, "wasted_bytes": extra},
                 fix_hint="re-save with `mlaudit fix --apply safetensors` (or tensor.clone() before saving)",
+                fix_args={"tensors": tuple(u.name for u in users)},
             )
 
 
@@ -74,13 +75,14 @@ def duplicate_bytes(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
             evidence={"copies": len(group), "tensor_bytes": nbytes, "tensors": list(group),
                       "duplicated_bytes": nbytes * (len(group) - 1), "shape": list(first.shape)},
             fix_hint="`mlaudit fix --apply dedupe` stores the bytes once (tie the tensors if intended)",
+            fix_args={"tensors": tuple(group)},
         )
 
 
 @rule("MLC004", needs="checkpoint_layout")
 def optimizer_in_inference_artifact(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]:
-    if layout.role != "inference":
-        return
+    if layout.role not in ("inference", None) or not layout.model:
+        return  # a checkpoint marked for training keeps its state; a bare optimizer file has no model
     sections = layout.bytes_by_section()
     training = sections["optimizer"] + sections["scheduler"]
     total = sum(sections.values())
@@ -88,17 +90,25 @@ def optimizer_in_inference_artifact(layout: CheckpointLayout, ctx: RuleContext) 
     if not has_training_state or not total:
         return
     share = training / total
-    if share < ctx.params.min_share:
+    # inference artifacts: any real share; unmarked files: when training state dominates them
+    limit = ctx.params.min_share if layout.role == "inference" else ctx.params.heavy_share
+    if share < limit:
         return
     what = " and ".join(x for x, on in (("optimizer", layout.optimizer is not None),
                                          ("scheduler", bool(layout.scheduler_keys))) if on)
+    where = sorted({*((layout.optimizer.prefix.rstrip(".") or "(top level)",) if layout.optimizer else ()),
+                    *layout.scheduler_keys})
+    role = (f"inference artifact ({layout.role_source})" if layout.role == "inference"
+            else "checkpoint not marked for training (artifact_role)")
     yield ctx.finding(
-        f"inference artifact ({layout.role_source}) carries {what} state: "
+        f"{role} carries {what} state under {', '.join(where)}: "
         f"{format_bytes(training)} of {format_bytes(total)} tensor bytes ({share:.0%}) are training-only",
         Location(layout.info.rel),
         evidence={"training_state_bytes": training, "tensor_bytes": total, "share": round(share, 4),
-                  "role_source": layout.role_source, **{f"{k}_bytes": v for k, v in sections.items()}},
+                  "role_source": layout.role_source, "training_keys": where,
+                  **{f"{k}_bytes": v for k, v in sections.items()}},
         fix_hint="`mlaudit fix --apply strip-optimizer` keeps only the model weights",
+        fix_args={"state_key": layout.model_prefix.rstrip("."), "drop": tuple(where)},
     )
 
 
@@ -116,4 +126,5 @@ def wrapper_prefix(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Findi
         fix_hint=(
             "`mlaudit fix --apply strip-prefix`, or save model.module.state_dict() / the uncompiled model"
         ),
+        fix_args={"prefixes": layout.wrapper_prefix},
     )

@@ -5,8 +5,13 @@ bit-exact) or `unsafe` (changes numbers; needs `--unsafe-fixes` or an explicit `
 the level it works on: `state` (the tensors of a checkpoint) or `model` (needs an architecture:
 the config's model class, a TorchScript / torch.export file, or an ONNX file).
 
-The pipeline order is fixed (ORDER): state cleanup first, then pruning and casts, then the
-on-disk format, then ONNX export and int8 quantization of the exported graph.
+Fixers declare their dependencies instead of a place in a global list: `requires` (fixers
+that must run first and are added to a plan when missing: int8 requires onnx) and `after`
+(fixers that run first when both are planned: safetensors after every state cleanup). The
+pipeline order is a topological sort of those edges, ties broken by the fixer table's order,
+so built-in fixers run as: state cleanup, pruning and casts, the on-disk format, then ONNX
+export and int8 quantization of the exported graph. A plugin's state-level fixer runs before
+the on-disk format, a model-level one after the built-ins.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ FIXER_MODULES: dict[str, str] = {
     "int8": "mlaudit.fixers.int8",
     "int8-static": "mlaudit.fixers.int8",
 }
-ORDER = tuple(FIXER_MODULES)  # built-in fixers; plugins' join in all_fixers()
+ORDER = tuple(FIXER_MODULES)  # built-in fixers' tie-break order; plugins' join in all_fixers()
+FORMAT_FIXERS = ("safetensors",)  # write the state file: every other state-level fixer runs first
 
 
 class FixError(Exception):
@@ -52,20 +58,35 @@ class FixerSpec:
     effect: str  # expected effect, shown in the plan
     config_cls: type
     handler: Callable[..., Any]
+    requires: tuple[str, ...] = ()  # run first; added to a plan that lacks them
+    after: tuple[str, ...] = ()  # run first when both are planned
+    conflicts: tuple[str, ...] = ()  # never in one plan with these
 
 
 FIXERS: dict[str, FixerSpec] = {}
 
 
-def fixer(name: str, applicability: str, level: str, effect: str, config_cls: type) -> Callable:
-    """Register `handler(state, config) -> StepResult` under `name`."""
+def fixer(
+    name: str,
+    applicability: str,
+    level: str,
+    effect: str,
+    config_cls: type,
+    *,
+    requires: tuple[str, ...] = (),
+    after: tuple[str, ...] = (),
+    conflicts: tuple[str, ...] = (),
+) -> Callable:
+    """Register `handler(state, config) -> StepResult` under `name`, with the fixers it
+    `requires`, runs `after` and `conflicts` with (see the module docstring)."""
 
     def deco(handler: Callable) -> Callable:
         listed = fixer_modules().get(name)
         if listed != handler.__module__:
             raise RegistryError(f"fixer {name!r} registered by {handler.__module__}, but the fixer "
                                 f"table lists {listed or 'no module'} for it")
-        FIXERS[name] = FixerSpec(name, applicability, level, effect, config_cls, handler)
+        FIXERS[name] = FixerSpec(name, applicability, level, effect, config_cls, handler,
+                                 tuple(requires), tuple(after), tuple(conflicts))
         return handler
 
     return deco
@@ -78,9 +99,7 @@ def fixer_modules() -> dict[str, str]:
 
 
 def all_fixers() -> dict[str, FixerSpec]:
-    """Every fixer, in pipeline order (imports the fixer modules on first use). Plugin fixers
-    run after the built-in state cleanup, before the on-disk format (state level), or last
-    (model level)."""
+    """Every fixer, in pipeline order (imports the fixer modules on first use)."""
     for name, module in fixer_modules().items():
         if name not in FIXERS:
             try:
@@ -89,11 +108,43 @@ def all_fixers() -> dict[str, FixerSpec]:
                 raise RegistryError(f"cannot import fixer module {module}: {err}") from None
             if name not in FIXERS:
                 raise RegistryError(f"{module} does not register fixer {name!r} (listed in the fixer table)")
-    extra = [n for n in fixer_modules() if n not in FIXER_MODULES]
-    state = [n for n in extra if FIXERS[n].level == "state"]
-    cut = ORDER.index("safetensors")
-    order = [*ORDER[:cut], *state, *ORDER[cut:], *(n for n in extra if n not in state)]
-    return {n: FIXERS[n] for n in order}
+    specs = {n: FIXERS[n] for n in fixer_modules()}
+    return {n: specs[n] for n in pipeline_order(specs)}
+
+
+def _edges(specs: dict[str, FixerSpec]) -> dict[str, set[str]]:
+    """name -> the fixers that must run before it: declared `requires` and `after`, the
+    format fixers after every other state-level fixer, plugins' model-level fixers after
+    every built-in one."""
+    before: dict[str, set[str]] = {n: set(s.requires) | set(s.after) for n, s in specs.items()}
+    for name, spec in specs.items():
+        unknown = before[name] - set(specs)
+        if unknown:
+            raise RegistryError(f"fixer {name!r} depends on unknown fixer(s) {', '.join(sorted(unknown))}")
+        if spec.level == "state" and name not in FORMAT_FIXERS:
+            for fmt in FORMAT_FIXERS:
+                if fmt in specs:
+                    before[fmt].add(name)
+        if name not in FIXER_MODULES and spec.level == "model":
+            before[name] |= {n for n in specs if n in FIXER_MODULES}
+    return before
+
+
+def pipeline_order(specs: dict[str, FixerSpec]) -> list[str]:
+    """Topological order of `specs` by their dependencies, ties broken by the fixer table's
+    order (built-ins first, then plugins by name). A cycle is a RegistryError."""
+    before = _edges(specs)
+    rank = {n: (0, ORDER.index(n), n) if n in ORDER else (1, 0, n) for n in specs}
+    done: list[str] = []
+    left = set(specs)
+    while left:
+        ready = [n for n in left if not (before[n] & left)]
+        if not ready:
+            raise RegistryError(f"fixer dependencies form a cycle among {', '.join(sorted(left))}")
+        first = min(ready, key=rank.__getitem__)
+        done.append(first)
+        left.remove(first)
+    return done
 
 
 def parse_fix_arg(text: str) -> tuple[str, dict[str, str]]:

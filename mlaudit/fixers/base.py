@@ -73,9 +73,36 @@ class StepResult:
     budget_failure: str | None = None  # one line: which budget failed by how much
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How the run measures: thread count for PyTorch and ONNX Runtime, the larger batch,
+    seconds of timing per batch size."""
+
+    threads: int = 1
+    large_batch: int = 32
+    measure_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The fp32 reference every numeric fix is judged against: the inputs fidelity is
+    measured on, the input model's outputs on them, whether those are class scores (top-1
+    agreement applies), and its accuracy with labelled --eval-data."""
+
+    inputs: Any  # tuple of numpy arrays, one per model input
+    outputs: Any  # numpy outputs of the input model
+    class_scores: bool | None = None
+    accuracy: float | None = None
+
+
 @dataclass
 class FixState:
-    """Mutable state threaded through the pipeline (one per `mlaudit fix` run)."""
+    """Mutable state threaded through the pipeline (one per `mlaudit fix` run).
+
+    Every artifact a step produces for later stages has a typed field of its own (no
+    grab-bag): the state artifact (`tensors`, `origin`, `metadata`, `aliases`, `cast_dtype`),
+    the torch module (`model`, `model_changed`), the ONNX artifacts (`exported_onnx`,
+    `int8_path`, `onnx_path` the current one)."""
 
     input_path: Path
     workdir: Path
@@ -97,7 +124,19 @@ class FixState:
     warnings: list[str] = field(default_factory=list)
     variants: list[dict[str, Any]] = field(default_factory=list)  # measured variants for the report
     runners: dict[str, Callable] = field(default_factory=dict)  # name -> fn(inputs) -> np outputs
-    extras: dict[str, Any] = field(default_factory=dict)
+    settings: RunSettings = field(default_factory=RunSettings)
+    baseline: Baseline | None = None  # set when a model runs (model fixes, fidelity of casts)
+    aliases: dict[str, str] = field(default_factory=dict)  # name -> the kept name it duplicates
+    cast_dtype: str | None = None  # the tensors were cast to this dtype (a cast step applied)
+    model_changed: bool = False  # a step changed the module's numbers (pruning)
+    exported_onnx: Path | None = None  # the fp32 ONNX export
+    int8_path: Path | None = None  # the int8 ONNX model (also when it failed its budget)
+
+    def require_baseline(self) -> Baseline:
+        """The reference outputs; a model-level step without them is a planning bug."""
+        if self.baseline is None:
+            raise FixError("this fix needs the model's reference outputs (an architecture to run)")
+        return self.baseline
 
 
 def state_dict_of(obj: Any) -> tuple[dict[str, Any], str | None]:

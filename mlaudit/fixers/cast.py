@@ -56,7 +56,7 @@ def _cast(state: FixState, config: CastConfig, name: str, dtype_name: str) -> St
         return StepResult(name, "unsafe", "skipped", "no fp32/fp64 tensors to cast")
     state.tensors = out
     state.state_dirty = True
-    state.extras["cast"] = dtype_name
+    state.cast_dtype = dtype_name
     detail = (
         f"{cast} tensors stored as {dtype_name}; worst per-tensor error {worst_rel:.2e} "
         "of the tensor's max |w|"
@@ -78,6 +78,8 @@ def _cast(state: FixState, config: CastConfig, name: str, dtype_name: str) -> St
     "state",
     "store fp32 weights as bfloat16: half the size, ~3 significant digits",
     CastConfig,
+    after=("strip-optimizer", "strip-prefix", "dedupe", "prune"),
+    conflicts=("cast-fp16",),
 )
 def cast_bf16(state: FixState, config: CastConfig) -> StepResult:
     """Cast floating tensors to bfloat16."""
@@ -90,6 +92,8 @@ def cast_bf16(state: FixState, config: CastConfig) -> StepResult:
     "state",
     "store fp32 weights as float16: half the size; refuses weights beyond fp16 range (overflow check)",
     CastConfig,
+    after=("strip-optimizer", "strip-prefix", "dedupe", "prune"),
+    conflicts=("cast-bf16",),
 )
 def cast_fp16(state: FixState, config: CastConfig) -> StepResult:
     """Cast floating tensors to float16 after an overflow check."""

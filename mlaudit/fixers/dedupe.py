@@ -25,13 +25,14 @@ class DedupeConfig:
     "state",
     "store bit-identical tensors once; save views of larger storages as their own compact tensors",
     DedupeConfig,
+    after=("strip-optimizer", "strip-prefix"),
 )
 def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
     """Merge duplicates (recorded as aliases) and compact oversized slices."""
     import torch
 
     groups: dict[tuple, str] = {}
-    aliases: dict[str, str] = dict(state.extras.get("aliases", {}))
+    aliases: dict[str, str] = dict(state.aliases)
     merged_bytes = 0
     # torch.save writes each storage once, however many views share it: the real saving of
     # compacting is per storage (its bytes minus the bytes of the distinct views kept), never
@@ -68,7 +69,7 @@ def dedupe(state: FixState, config: DedupeConfig) -> StepResult:
     if not aliases and not compacted_bytes:
         return StepResult("dedupe", "safe", "skipped", "no duplicate tensors or oversized slices")
     state.tensors = out
-    state.extras["aliases"] = aliases
+    state.aliases = aliases
     state.state_dirty = True
     return StepResult(
         "dedupe",

@@ -354,10 +354,10 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             evidence={"recipe": recipe, "op_mix": mix, "families": fams},
         )  # fmt: skip
     src = state.inputs
-    x = state.extras["fidelity_inputs"]
-    ref = state.extras["reference_outputs"]
+    baseline = state.require_baseline()
+    x, ref = baseline.inputs, baseline.outputs
     labels = state.eval_labels
-    acc_ref = state.extras.get("reference_accuracy")
+    acc_ref = baseline.accuracy
     calib = None
     if recipe == "static":
         calib_x, judged = held_out(src, len(x[0]), config.calibration_samples)
@@ -372,8 +372,8 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             if labels is not None:
                 labels = labels[:judged]
                 acc_ref = classification(ref, labels)["accuracy"]
-    threads = state.extras["threads"]
-    scores_like = state.extras.get("class_scores")
+    threads = state.settings.threads
+    scores_like = baseline.class_scores
     trials: list[dict[str, Any]] = []
 
     def evaluate(kept_fp32: list[str]) -> tuple[Path, dict, float | None]:
@@ -485,7 +485,7 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     final = state.workdir / f"{state.input_path.stem}.int8.onnx"
     shutil.copyfile(path, final)
     shutil.rmtree(work, ignore_errors=True)
-    state.extras["int8_path"] = final
+    state.int8_path = final
     if miss:
         return StepResult(
             name, "unsafe", "failed", detail, evidence=evidence,
@@ -509,6 +509,8 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     "bytes (recipe by where the bytes are), most sensitive nodes kept fp32 until the fidelity "
     "budget is met",
     Int8Config,
+    requires=("onnx",),
+    conflicts=("int8-static",),
 )
 def int8(state: FixState, config: Int8Config) -> StepResult:
     """Accuracy-aware int8 with the recipe picked from where the weight bytes are."""
@@ -522,6 +524,8 @@ def int8(state: FixState, config: Int8Config) -> StepResult:
     "static QDQ int8 with calibration on held-out samples (--eval-data, else synthetic "
     "inputs with a warning), accuracy-aware like int8",
     Int8Config,
+    requires=("onnx",),
+    conflicts=("int8",),
 )
 def int8_static(state: FixState, config: Int8Config) -> StepResult:
     """Static QDQ int8 regardless of the op mix."""

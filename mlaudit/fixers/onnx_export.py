@@ -186,6 +186,7 @@ def shapes_to_check(state: FixState) -> list[tuple[int, dict[str, int]]]:
     "export to ONNX (dynamo exporter, legacy fallback), ONNX checker, parity "
     "with PyTorch at two input shapes",
     OnnxConfig,
+    after=("prune",),
 )
 def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
     """Export state.model to <workdir>/<stem>.onnx and verify it."""
@@ -241,7 +242,7 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
                 f.unlink()
             continue
         files = onnx_files(path)
-        state.onnx_path = path
+        state.onnx_path = state.exported_onnx = path
         used = opset if exporter == "dynamo" else min(opset, 17)
         note = f" (after {errors[0]})" if errors else ""
         return StepResult(

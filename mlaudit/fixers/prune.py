@@ -169,6 +169,7 @@ def _layer_summary(before: Any, after: Any) -> dict[str, dict[str, Any]]:
     "magnitude pruning within the fidelity budget: structured (removes "
     "channels, really shrinks) or unstructured (zeros; dense size and latency unchanged)",
     PruneConfig,
+    after=("strip-optimizer", "strip-prefix", "dedupe"),
 )
 def prune(state: FixState, config: PruneConfig) -> StepResult:
     """Prune state.model by the largest amount (target, then backing off) within the budget."""
@@ -178,8 +179,9 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
         )
     if config.mode not in ("structured", "unstructured"):
         raise FixError(f"prune mode must be structured or unstructured, not {config.mode!r}")
-    x, ref = state.extras["fidelity_inputs"], state.extras["reference_outputs"]
-    labels, acc_ref = state.eval_labels, state.extras.get("reference_accuracy")
+    baseline = state.require_baseline()
+    x, ref = baseline.inputs, baseline.outputs
+    labels, acc_ref = state.eval_labels, baseline.accuracy
     pairs = prunable_pairs(state.model) if config.mode == "structured" else []
     if config.mode == "structured" and not pairs:
         return StepResult(
@@ -196,7 +198,7 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
             break
         model, removed = _shrink(state.model, pairs, amount) if pairs else _sparsify(state.model, amount)
         got = torch_runner(model)(x)
-        fid = fidelity(ref, got, state.extras.get("class_scores"))
+        fid = fidelity(ref, got, baseline.class_scores)
         acc = classification(got, labels)["accuracy"] if labels is not None else None
         miss = budget_miss(fid, acc, acc_ref, state.budget)
         tried.append(
@@ -225,7 +227,7 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
     state.tensors = {k: v.detach() for k, v in model.state_dict().items()}
     state.origin = {}
     state.state_dirty = True
-    state.extras["model_changed"] = True
+    state.model_changed = True
     # a structurally pruned state dict no longer fits the config's kwargs: say what changed
     mods = dict(model.named_modules())
     widths = {p: int(mods[p].weight.shape[0]) for p, _c in pairs}

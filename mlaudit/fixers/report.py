@@ -95,6 +95,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"  - kept fp32: `{kept['node']}` (sensitivity {kept['sensitivity']}): {kept['why']}"
             )
+    lines += findings_section(report.get("findings"))
     lines += [
         "",
         "## Before / after",
@@ -107,6 +108,21 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in report["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def findings_section(diff: dict[str, list[dict[str, Any]]] | None) -> list[str]:
+    """Markdown lines: the scan's fixable findings removed, introduced and remaining (the
+    output re-scanned with the same rules); nothing when the output was not scanned."""
+    if diff is None:
+        return []
+    lines = ["", "## Findings", ""]
+    labels = (("removed", "removed by the fix"), ("introduced", "introduced by the fix"),
+              ("remaining", "still in the output"))  # fmt: skip
+    for key, label in labels:
+        entries = diff.get(key) or []
+        lines.append(f"- {label}: {len(entries)}")
+        lines += [f"  - {r['code']} `{r['location']}`: {r['message']}" for r in entries]
+    return lines
 
 
 def write_reports(report: dict[str, Any], directory: Path) -> None:

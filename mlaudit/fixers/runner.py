@@ -12,13 +12,27 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlaudit.fixers import FixError, all_fixers, outdir
-from mlaudit.fixers.base import Budget, FixState, StepResult, state_dict_of, strip_prefixes
+from mlaudit.fixers.base import (
+    Baseline,
+    Budget,
+    FixState,
+    RunSettings,
+    StepResult,
+    state_dict_of,
+    strip_prefixes,
+)
 from mlaudit.fixers.plan import Plan, make_plan, unsafe_steps_allowed
+from mlaudit.model import Finding
+
+# file -> the fixable rules' findings on it: the engine's scan, handed in by the CLI (the
+# fixers layer does not import the engine; see mlaudit.fix_scan)
+Scanner = Callable[[Path], Sequence[Finding]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,7 @@ class FixOptions:
     large_batch: int = 32
     measure_seconds: float = 1.0
     threads: int | None = None
+    scanner: Scanner | None = None  # None: no findings, so only --apply and --unsafe-fixes plan
 
 
 @dataclass
@@ -102,9 +117,12 @@ def _prepare(opts: FixOptions) -> tuple[Plan, dict[str, Any]]:
     )
     if kind == "checkpoint" and ctx["cfg"] is not None and ctx["cfg"].model_target and not opts.run_model:
         ctx["arch_hint"] = "the config names a model class; pass --run-model to allow building it"
-    plan = make_plan(path, kind, ctx["info"], list(opts.apply) or None, opts.unsafe_fixes, has_arch)
+    scanned = opts.scanner is not None and kind == "checkpoint"
+    findings = list(opts.scanner(path)) if opts.scanner is not None and scanned else []
+    plan = make_plan(path, kind, findings, list(opts.apply) or None, opts.unsafe_fixes, has_arch)
     if ctx.get("arch_hint") and opts.unsafe_fixes:
-        plan = Plan(plan.input_path, plan.artifact_kind, plan.steps, (*plan.notes, ctx["arch_hint"]))
+        plan = Plan(plan.input_path, plan.artifact_kind, plan.steps, (*plan.notes, ctx["arch_hint"]),
+                    plan.findings)
     unsafe_steps_allowed(plan, bool(opts.apply), opts.unsafe_fixes)
     return plan, ctx
 
@@ -143,9 +161,7 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         # PyTorch and ONNX Runtime timed with the same thread count; run_fix restores it
         ctx.setdefault("torch_threads_before", torch.get_num_threads())
         torch.set_num_threads(threads)
-    state.extras["threads"] = threads
-    state.extras["large_batch"] = opts.large_batch
-    state.extras["measure_seconds"] = opts.measure_seconds
+    state.settings = RunSettings(threads, opts.large_batch, opts.measure_seconds)
     if kind == "onnx":
         state.onnx_input = state.onnx_path = state.input_path
         state.inputs = source.from_onnx(state.input_path)
@@ -196,7 +212,6 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
     x = state.inputs.batch(n)
     if state.eval_labels is not None:  # labels of the samples fidelity is measured on (any count)
         state.eval_labels = state.eval_labels[:n]
-    state.extras["fidelity_inputs"] = x
     ref_run = (
         metrics.torch_runner(state.reference)
         if state.reference is not None
@@ -209,15 +224,15 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         shape = "x".join(str(s) for s in x[0].shape)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FixError(f"the model fails on inputs of shape {shape} (static shapes?): {first}") from None
-    state.extras["reference_outputs"] = ref
     # top-1 agreement only where the output is class scores (declared by its name or a
     # [batch, classes] matrix); never over hidden states, embeddings or heatmaps
     out_name = (getattr(state.reference, "output_names", None) or [None])[0]
     if state.reference is None and state.onnx_input is not None:
         out_name = metrics.onnx_output_names(state.onnx_input)[0]
-    state.extras["class_scores"] = metrics.is_class_scores(ref, out_name)
-    if state.eval_labels is not None:
-        state.extras["reference_accuracy"] = metrics.classification(ref, state.eval_labels)["accuracy"]
+    accuracy = (
+        metrics.classification(ref, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
+    )
+    state.baseline = Baseline(x, ref, metrics.is_class_scores(ref, out_name), accuracy)
 
 
 def _write_and_verify_state(
@@ -235,7 +250,7 @@ def _write_and_verify_state(
     if state.state_file is None:
         return None
     lossless = all(s.applicability == "safe" for s in steps if s.status == "applied")
-    if lossless and not state.extras.get("model_changed"):
+    if lossless and not state.model_changed:
         # re-read the input from disk: the comparison does not trust the pipeline's memory
         source = dict(iter_tensors(ctx["info"]))
         line = verify_bit_exact(state.state_file, state.tensors, state.origin, source)
@@ -256,9 +271,10 @@ def _cast_fidelity(state: FixState) -> StepResult | None:
     from mlaudit.fixers import metrics
     from mlaudit.fixers.int8 import budget_miss
 
-    dtype = state.extras.get("cast")
+    dtype = state.cast_dtype
     if dtype is None or state.reference is None:
         return None
+    baseline = state.require_baseline()
     model = copy.deepcopy(state.model)
     own = model.state_dict()
     # the cast tensors may still carry wrapper keys and prefixes (`model.module.fc.weight`)
@@ -272,12 +288,12 @@ def _cast_fidelity(state: FixState) -> StepResult | None:
         raise FixError(f"cannot match the cast tensors to the model's parameters (e.g. {missing})")
     model.load_state_dict(mapped, strict=True)
     state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
-    got = metrics.torch_runner(model)(state.extras["fidelity_inputs"])
-    fid = metrics.fidelity(state.extras["reference_outputs"], got, state.extras.get("class_scores"))
+    got = metrics.torch_runner(model)(baseline.inputs)
+    fid = metrics.fidelity(baseline.outputs, got, baseline.class_scores)
     acc = (
         metrics.classification(got, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
     )
-    miss = budget_miss(fid, acc, state.extras.get("reference_accuracy"), state.budget)
+    miss = budget_miss(fid, acc, baseline.accuracy, state.budget)
     name = f"cast-{'bf16' if dtype == 'bfloat16' else 'fp16'}"
     return StepResult(
         name,
@@ -327,7 +343,7 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
                 "nonzero_params": nz,
             }
         )
-    if state.reference is not None and state.extras.get("model_changed"):
+    if state.reference is not None and state.model_changed:
         state.runners["pytorch (pruned)"] = metrics.torch_runner(state.model)
         rows.append(
             {
@@ -337,9 +353,9 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
                 **dict(zip(("params", "nonzero_params"), metrics.module_params(state.model), strict=True)),
             }
         )
-    fp32_onnx = state.extras.get("exported_onnx")
-    threads = state.extras.get("threads", 1)
-    int8_path = state.extras.get("int8_path")
+    fp32_onnx = state.exported_onnx
+    threads = state.settings.threads
+    int8_path = state.int8_path
     onnx_variants = (
         ("onnx fp32", fp32_onnx),
         ("onnx int8", int8_path if int8_path is not None and int8_path.exists() else None),
@@ -363,14 +379,14 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
         if by_name[name] not in rows:
             rows.append(by_name[name])
     if state.runners and state.inputs is not None:
-        x = state.extras["fidelity_inputs"]
-        ref = state.extras["reference_outputs"]
+        baseline = state.require_baseline()
+        x, ref = baseline.inputs, baseline.outputs
         batches = {1: state.inputs.batch(1), opts.large_batch: state.inputs.batch(opts.large_batch)}
         lat = metrics.latency(state.runners, batches, seconds=opts.measure_seconds)
         for name, run in state.runners.items():
             row = by_name[name]
             got = ref if name == "input" else run(x)  # the reference was computed at setup
-            row["fidelity"] = metrics.fidelity(ref, got, state.extras.get("class_scores"))
+            row["fidelity"] = metrics.fidelity(ref, got, baseline.class_scores)
             if state.eval_labels is not None:
                 row.update(metrics.classification(got, state.eval_labels))
             row["latency"] = lat[name]
@@ -461,8 +477,6 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
             t0 = time.perf_counter()
             result = fixers[step.name].handler(state, step.config)
             result.evidence["wall_s"] = round(time.perf_counter() - t0, 3)
-            if step.name == "onnx" and result.status == "applied":
-                state.extras["exported_onnx"] = state.onnx_path
             outcome.steps.append(result)
             if on_step is not None:
                 on_step(result)
@@ -477,6 +491,16 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
             if cast is not None:
                 outcome.steps.append(cast)
                 outcome.budget_failure = cast.budget_failure
+        diff = rescan_output(state, plan, opts)
+        if diff is not None and outcome.budget_failure is None:
+            from mlaudit.fixers.findings_diff import introduced_errors
+
+            errors = introduced_errors(diff)
+            if errors:
+                outcome.budget_failure = (
+                    "findings gate failed: the output has error findings the input did not: "
+                    + ", ".join(errors)
+                )
         if outcome.budget_failure is not None and not opts.keep_failed:
             return outcome
         rows = _measure(state, ctx, opts)
@@ -501,10 +525,12 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
             "input_kind": plan.artifact_kind, "input_sha256": before_hash, "input_unchanged": True,
             "output_dir": str(out), "status": "budget-failed" if outcome.budget_failure else "ok",
             "budget_failure": outcome.budget_failure, "budget": asdict(opts.budget),
-            "plan": [{"name": s.name, "applicability": s.applicability, "reason": s.reason}
+            "plan": [{"name": s.name, "applicability": s.applicability, "reason": s.reason,
+                      "findings": [f"{f.code} {f.location.display()}" for f in s.findings]}
                      for s in plan.steps],
+            "findings": diff,
             "steps": [asdict(s) for s in outcome.steps],
-            "threads": state.extras.get("threads"), "batches": [1, opts.large_batch],
+            "threads": state.settings.threads, "batches": [1, opts.large_batch],
             "inputs": state.inputs.origin if state.inputs is not None else None,
             "warnings": state.warnings + list(plan.notes),
             "variants": rows,
@@ -546,3 +572,15 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         os.chmod(out, 0o755)
         for f in out.iterdir():
             os.chmod(f, 0o644)
+
+
+def rescan_output(state: FixState, plan: Plan, opts: FixOptions) -> dict[str, Any] | None:
+    """The fixable rules again, on the state file the fix wrote (still in the work dir):
+    `{removed, introduced, remaining}` against the input's findings. None when nothing was
+    scanned (no scanner, not a checkpoint, or no state file written)."""
+    from mlaudit.fixers.findings_diff import findings_diff
+
+    if opts.scanner is None or plan.artifact_kind != "checkpoint" or state.state_file is None:
+        return None
+    after = opts.scanner(state.state_file)
+    return findings_diff(plan.findings, after)

@@ -37,6 +37,7 @@ def _storage_key(t) -> tuple:
     "write the tensors as .safetensors: loading runs no code; every key kept (shared tensors "
     "as copies unless aliases=metadata), plain metadata kept",
     SafetensorsConfig,
+    after=("prune",),  # and every state-level fixer (FORMAT_FIXERS)
 )
 def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
     """Write state.tensors to <workdir>/<stem>.safetensors (verification happens in the runner)."""
@@ -44,7 +45,7 @@ def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
 
     if state.source is not None and state.source.format == "safetensors" and not state.state_dirty:
         return StepResult("safetensors", "safe", "skipped", "the input is already safetensors")
-    aliases: dict[str, str] = dict(state.extras.get("aliases", {}))
+    aliases: dict[str, str] = dict(state.aliases)
     seen: dict[tuple, str] = {}
     plain = {}
     for name, t in state.tensors.items():
@@ -83,7 +84,7 @@ def to_safetensors(state: FixState, config: SafetensorsConfig) -> StepResult:
     path = state.workdir / name
     save_file(plain, str(path), metadata=meta)
     state.state_file = path
-    state.extras["aliases"] = aliases
+    state.aliases = aliases
     return StepResult(
         "safetensors",
         "safe",

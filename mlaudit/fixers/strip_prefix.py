@@ -21,6 +21,7 @@ class StripPrefixConfig:
     "state",
     "rename tensors without wrapper prefixes (module., _orig_mod.) so a plain model loads them",
     StripPrefixConfig,
+    after=("strip-optimizer",),
 )
 def strip_prefix(state: FixState, config: StripPrefixConfig) -> StepResult:
     """Rename the pipeline's tensors; values untouched."""

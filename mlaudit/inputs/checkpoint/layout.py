@@ -37,6 +37,14 @@ BUFFER_NAMES = frozenset({
 })  # fmt: skip
 ROLE_WORDS = ("export", "inference", "deploy", "serving", "release", "infer")
 _STATE_RE = re.compile(r"^state\.(\d+)\.([A-Za-z0-9_]+)$")
+# Per-parameter state names of torch.optim optimizers: found as `<prefix>state.<i>.<name>`
+# tensors, they mark optimizer state by its structure even where `param_groups` was not saved
+# (a flattened safetensors file) and whatever the container key is called.
+MOMENT_NAMES = frozenset({
+    "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "acc_delta",
+    "exp_inf", "mu_product", "prev", "step_size", "grad_avg", "mu", "eta",
+})  # fmt: skip
+_MOMENT_RE = re.compile(r"(?:^|\.)state\.\d+\.([A-Za-z0-9_]+)$")
 FLOAT_DTYPES = frozenset({"float64", "float32", "float16", "bfloat16"})
 
 
@@ -166,11 +174,19 @@ def _is_buffer(key: str, t: TensorInfo) -> bool:
 
 
 def _optimizer_prefixes(meta: Mapping[str, Any], names: list[str]) -> list[str]:
+    """Prefixes of optimizer state dicts, found by structure: a `param_groups` entry, or
+    `state.<i>.<moment>` tensors (exp_avg, exp_avg_sq, momentum_buffer...), under any key."""
     found: list[str] = []
     for key in list(meta) + names:
         i = key.find("param_groups.")
         if i >= 0 and (i == 0 or key[i - 1] == "."):
             p = key[:i]
+            if p not in found:
+                found.append(p)
+    for name in names:
+        m = _MOMENT_RE.search(name)
+        if m and m.group(1) in MOMENT_NAMES:
+            p = name[: m.start() + (1 if m.group(0).startswith(".") else 0)]
             if p not in found:
                 found.append(p)
     return found
