@@ -233,7 +233,8 @@ def _leftovers(out: Path) -> list[str]:
 @pytest.mark.xfail(
     strict=False,
     reason="known bug (issue 11, open): a SIGTERM that lands while a module is being imported can be "
-    "swallowed (the fix completes, exit 0) or leave a half-imported numpy (exit 2); seen in ~1 of 3 full runs",
+    "swallowed (the fix completes, exit 0) or leave a half-imported numpy (exit 2); "
+    "seen in ~1 of 3 full runs",
 )
 def test_sigterm_cleans_up_and_exits_143(tmp_path):
     model = _checkpoint(tmp_path / "m.pt", mb=48)

@@ -25,7 +25,6 @@ from mlaudit.fixers.base import (
     RunSettings,
     StepResult,
     state_dict_of,
-    strip_prefixes,
 )
 from mlaudit.fixers.plan import Plan, make_plan, unsafe_steps_allowed
 from mlaudit.model import Finding
@@ -183,22 +182,14 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         else:
             raise FixError(f"{kind} input needs --config (input_spec) or --eval-data to know its inputs")
     elif cfg is not None and cfg.model_target and opts.run_model:
-        from mlaudit.inputs.model_builder import ModelBuildError, build_model
+        from mlaudit.fixers.model_load import load_config_model
 
-        try:
-            model = build_model(cfg, allow_code=True)
-        except ModelBuildError as err:
-            raise FixError(str(err)) from None
-        weights, _key = state_dict_of(state.checkpoint)
-        rename = strip_prefixes(list(weights))
-        try:
-            model.load_state_dict({rename[k]: v for k, v in weights.items()}, strict=True)
-        except RuntimeError as err:
-            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-            raise FixError(
-                f"the checkpoint does not fit {cfg.model_target}: {lines[-1] if lines else err}"
-            ) from None
-        state.reference = state.model = model.float().eval()
+        model, loaded = load_config_model(cfg, state.checkpoint)
+        ctx["model_load"] = {"state_key": loaded.where, "tensors_loaded": loaded.loaded,
+                             "dropped_keys": list(loaded.dropped)}  # fmt: skip
+        if loaded.line():
+            state.warnings.append(loaded.line())
+        state.reference = state.model = model
         state.inputs = source.from_config(cfg)
     elif needs_model:
         raise FixError("model-level fixes need an architecture (--config with --run-model)")
@@ -275,8 +266,10 @@ def _cast_fidelity(state: FixState) -> StepResult | None:
     if dtype is None or state.reference is None:
         return None
     baseline = state.require_baseline()
+    # a config's keyword interface wraps the model class as `inner`: cast the class's weights
     model = copy.deepcopy(state.model)
-    own = model.state_dict()
+    target = getattr(model, "inner", model)
+    own = target.state_dict()
     # the cast tensors may still carry wrapper keys and prefixes (`model.module.fc.weight`)
     mapped = {}
     for key in own:
@@ -286,7 +279,7 @@ def _cast_fidelity(state: FixState) -> StepResult | None:
     if set(mapped) != set(own):
         missing = sorted(set(own) - set(mapped))[:3]
         raise FixError(f"cannot match the cast tensors to the model's parameters (e.g. {missing})")
-    model.load_state_dict(mapped, strict=True)
+    target.load_state_dict(mapped, strict=True)
     state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
     got = metrics.torch_runner(model)(baseline.inputs)
     fid = metrics.fidelity(baseline.outputs, got, baseline.class_scores)
@@ -529,6 +522,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
                       "findings": [f"{f.code} {f.location.display()}" for f in s.findings]}
                      for s in plan.steps],
             "findings": diff,
+            "model_load": ctx.get("model_load"),
             "steps": [asdict(s) for s in outcome.steps],
             "threads": state.settings.threads, "batches": [1, opts.large_batch],
             "inputs": state.inputs.origin if state.inputs is not None else None,

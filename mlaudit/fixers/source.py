@@ -106,7 +106,8 @@ def from_config(cfg: Any) -> InputSource:
         dtypes.append(str(spec.get("dtype", "float32")))
         defaults.update({k: int(v) for k, v in (spec.get("dims") or {}).items()})
         ranges.append((int(spec.get("low", 0)), int(spec.get("high", 2))))
-    names = [f"input_{i}" for i in range(len(shapes))]
+    # named entries are the forward's keyword inputs (and the ONNX input names)
+    names = [str(spec.get("name") or f"input_{i}") for i, spec in enumerate(cfg.input_spec)]
     return InputSource(names, shapes, dtypes, defaults, int_ranges=ranges)
 
 

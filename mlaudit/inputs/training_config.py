@@ -53,6 +53,13 @@ class TrainingConfig:
     # One entry per model input: {"shape": [..] (without batch), "dtype": "float32",
     # "low": 0, "high": 1000} (low/high bound integer inputs such as token ids).
     input_spec: tuple[Mapping[str, Any], ...] = ()
+    # How `mlaudit fix` loads the checkpoint into the model class (docs/fix.md, "Config for
+    # real models"): the dotted key holding the state dict, globs of checkpoint keys the class
+    # does not own that may be dropped (reported), and how `forward` is called (`kwargs`:
+    # constant keyword arguments; `output`: which output is judged). Never model kwargs.
+    model_state_key: str | None = None
+    model_drop_keys: tuple[str, ...] = ()
+    model_forward: Mapping[str, Any] = field(default_factory=dict)
     optimizer: str | None = None  # normalized lower-case name: adam, adamw, sgd, ...
     lr: float | None = None
     weight_decay: float | None = None
@@ -128,6 +135,30 @@ def _coerce(name: str, value: Any, rel: str, line: int | None) -> Any:
     return value
 
 
+# keys of the `model:` section that tell `mlaudit fix` how to load and call the model, not
+# arguments of the model class
+MODEL_LOAD_KEYS = frozenset({"input_spec", "class_path", "state_key", "drop_keys", "forward"})
+
+
+def model_load_options(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`model.state_key`, `model.drop_keys` and `model.forward` as TrainingConfig fields
+    (absent or ill-typed values are left out; `fix` reports what it could not use)."""
+    model = data.get("model")
+    if not isinstance(model, Mapping):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(model.get("state_key"), str) and model["state_key"].strip():
+        out["model_state_key"] = model["state_key"].strip()
+    drop = model.get("drop_keys")
+    if isinstance(drop, str):
+        drop = [drop]
+    if isinstance(drop, (list, tuple)):
+        out["model_drop_keys"] = tuple(str(d) for d in drop)
+    if isinstance(model.get("forward"), Mapping):
+        out["model_forward"] = dict(model["forward"])
+    return out
+
+
 def _model_section(data: Mapping[str, Any], dialect: str) -> tuple[Mapping[str, Any], tuple]:
     """Model kwargs (sizes for the checkpoint comparison) and the input spec."""
     model = data.get("model")
@@ -136,7 +167,7 @@ def _model_section(data: Mapping[str, Any], dialect: str) -> tuple[Mapping[str, 
     if isinstance(model.get("init_args"), Mapping):  # LightningCLI class_path/init_args
         model = model["init_args"]
     kwargs = {k: v for k, v in model.items()
-              if isinstance(k, str) and not k.startswith("_") and k not in {"input_spec", "class_path"}}
+              if isinstance(k, str) and not k.startswith("_") and k not in MODEL_LOAD_KEYS}
     spec = model.get("input_spec") or data.get("input_spec") or ()
     if isinstance(spec, Mapping):
         spec = (spec,)
@@ -272,6 +303,7 @@ def build_training_config(
         raw=resolved,
         model_kwargs=kwargs,
         input_spec=spec,
+        **model_load_options(resolved),
         artifact_role=role if isinstance(role := resolved.get("artifact_role"), str) else None,
         explicit=explicit,
         lines=lines,
