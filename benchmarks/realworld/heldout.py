@@ -30,13 +30,19 @@ def snapshot_root(shared: Path) -> Path | None:
 
 
 def run(shared: Path) -> dict[str, Any]:
-    spec = yaml.safe_load(LABELS.read_text())
+    return run_labels(shared, LABELS, PART)
+
+
+def run_labels(shared: Path, labels_path: Path, part: str) -> dict[str, Any]:
+    """Score the held-out files labelled in `labels_path`, or skip with one line when any
+    snapshot is absent (a partial set would give numbers that compare with nothing)."""
+    spec = yaml.safe_load(labels_path.read_text())
     entries = [{**e, "file": f"{e['repo'].replace('/', '__')}/{e['path']}"} for e in spec["files"]]
     root = snapshot_root(shared)
     missing = [e["file"] for e in entries if root is None or not (root / e["file"]).is_file()]
     if missing:
-        print(f"heldout: skipped - {len(missing)} of {len(entries)} snapshot files absent "
+        print(f"{part}: skipped - {len(missing)} of {len(entries)} snapshot files absent "
               f"(looked in $MLAUDIT_HELDOUT, {shared / 'heldout'}, {REPO.parent / 'heldout'}); "
               "recreate with: python -m benchmarks.realworld.heldout_fetch REPOS_DIR [ROOT]")
         return {"skipped": f"{len(missing)} snapshot files absent"}
-    return evaluate(root, entries, PART)
+    return evaluate(root, entries, part)

@@ -1,4 +1,4 @@
-"""Recreate the held-out config snapshots that benchmarks/realworld/heldout.yaml labels.
+"""Recreate the held-out config snapshots that benchmarks/realworld/heldout*.yaml label.
 
     python -m benchmarks.realworld.heldout_fetch REPOS_DIR [ROOT]
 
@@ -18,7 +18,7 @@ import yaml
 
 from benchmarks.realworld._common import REPO
 
-LABELS = Path(__file__).with_name("heldout.yaml")
+LABEL_FILES = sorted(Path(__file__).parent.glob("heldout*.yaml"))
 
 
 def _git_dir(repos: Path, repo: str) -> Path | None:
@@ -30,12 +30,17 @@ def _git_dir(repos: Path, repo: str) -> Path | None:
 
 
 def fetch(repos: Path, root: Path) -> int:
-    """Write every labelled and support file; return the number of files that could not be."""
-    spec = yaml.safe_load(LABELS.read_text())
-    wanted: dict[str, list[str]] = {r["repo"]: list(r.get("support") or []) for r in spec["repos"]}
-    commits = {r["repo"]: r["commit"] for r in spec["repos"]}
-    for entry in spec["files"]:
-        wanted[entry["repo"]].append(entry["path"])
+    """Write every labelled and support file of every heldout*.yaml; return the number of files
+    that could not be."""
+    wanted: dict[str, list[str]] = {}
+    commits: dict[str, str] = {}
+    for labels in LABEL_FILES:
+        spec = yaml.safe_load(labels.read_text())
+        for r in spec["repos"]:
+            wanted.setdefault(r["repo"], []).extend(r.get("support") or [])
+            commits[r["repo"]] = r["commit"]
+        for entry in spec["files"]:
+            wanted[entry["repo"]].append(entry["path"])
     failed = 0
     for repo, paths in wanted.items():
         git = _git_dir(repos, repo)
