@@ -236,3 +236,40 @@ def test_yacs_base_value_judged_where_it_takes_effect_reported_where_written(run
         got = sorted((f["code"], Path(f["location"]["path"]).name, f["location"]["line"])
                      for f in json.loads(out)["findings"])
         assert got == [("MLT005", "Base.yaml", 4), ("MLT014", "Base.yaml", 2)], target
+
+
+def test_script_arguments_without_training_arguments_are_not_training(run_cli, tmp_path):
+    # open-r1 dataset_filtering style: model + dataset + generation settings of a data script,
+    # no TrainingArguments. Not a training config, but its literal values are still judged.
+    text = ("model_name_or_path: org/policy-1b\nmodel_revision: main\ndataset_name: org/prompts\n"
+            "num_generations: 8\ntemperature: 0.7\npass_rate_min: 0.2\n")
+    verdict = decide(parse_config_text(text, "x.yaml").data, text)
+    assert (verdict.dialect, verdict.kind) == ("huggingface", "data")
+    (tmp_path / "filter.yaml").write_text(text)
+    _, out, _ = run_cli("scan", str(tmp_path / "filter.yaml"), "--isolated", "--format", "json",
+                        "--exit-zero")
+    codes = {f["code"] for f in json.loads(out)["findings"]}
+    assert "MLR004" in codes and "MLT001" not in codes
+
+
+@pytest.mark.parametrize("rel, objective, regime", [
+    ("recipes/zephyr/dpo/config_full.yaml", "dpo", "preference"),
+    ("recipes/big/orpo/config_full.yaml", "orpo", "preference"),
+    ("recipes/coder/sft/config_v00.yaml", "sft", "full"),
+    ("recipes/coder/sft/config_qlora.yaml", "sft", "lora"),
+    ("recipes/x/config_demo.yaml", None, None),
+    ("notes/dpo_and_sft/config.yaml", None, None),  # two objectives named: unclear, no regime
+])
+def test_objective_and_regime_from_the_path(rel, objective, regime):
+    from mlaudit.inputs.training_regime import objective_of, regime_for
+
+    assert objective_of(rel, {}) == objective
+    assert regime_for(objective, rel, {}) == regime
+
+
+def test_online_rl_objective_from_trl_keys():
+    from mlaudit.inputs.training_regime import objective_of, regime_for
+
+    data = {"reward_funcs": ["accuracy"], "num_generations": 8}
+    assert objective_of("recipes/x/config.yaml", data) == "grpo"
+    assert regime_for("grpo", "recipes/x/config.yaml", data) == "rl"

@@ -11,6 +11,7 @@ from mlaudit.context import RuleContext
 from mlaudit.inputs.dialects import get_path
 from mlaudit.inputs.python_code import TrainingSetup
 from mlaudit.inputs.training_config import TrainingConfig
+from mlaudit.inputs.training_regime import REFERENCE_FREE_PREFERENCE, uses_adapter
 from mlaudit.model import Finding, Location
 
 ADAPTIVE = frozenset({"adam", "adamw", "adamax", "nadam", "radam", "adafactor", "lamb", "lion", "rmsprop",
@@ -48,8 +49,9 @@ def walk_values(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def trains(cfg: TrainingConfig) -> bool:
-    """Dialect rules judge training configs only (not launchers or data descriptions)."""
-    return cfg.kind == "training"
+    """Dialect rules judge training configs only (not launchers, data descriptions, or
+    evaluation-only configs, which need no optimizer, clipping or checkpoints)."""
+    return cfg.kind == "training" and cfg.regime != "eval"
 
 
 def _source(cfg: TrainingConfig, name: str) -> str:
@@ -62,6 +64,8 @@ def _source(cfg: TrainingConfig, name: str) -> str:
 def no_validation(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
     if not trains(cfg) or cfg.partial or "validation" in cfg.auto:
         return
+    if cfg.regime == "rl":
+        return  # online RL: rewards on fresh generations are the signal, not a held-out loss
     value = cfg.effective("validation")
     if value is False or (value is None and cfg.dialect == "mlaudit"):
         pointer = cfg.pointer_of("validation") or "validation_split"
@@ -223,15 +227,46 @@ def implausible_lr(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
         low, high = p.sgd_min, p.sgd_max
     else:
         return
+    regime = None
     if low <= lr <= high:
-        return
+        if opt not in ADAPTIVE:
+            return
+        bounds = regime_bounds(cfg, p)
+        if bounds is None:
+            return
+        regime, low, high = bounds
+        if low <= lr <= high:
+            return
     side = "above" if lr > high else "below"
+    what = f"for {regime}" if regime else f"for {opt}"
     yield ctx.finding(
-        f"learning rate {lr:g} is {side} the plausible range [{low:g}, {high:g}] for {opt}"
+        f"learning rate {lr:g} is {side} the plausible range [{low:g}, {high:g}] {what}"
         + via(cfg, cfg.pointer_of("lr")),
         loc(cfg, "lr"),
-        evidence={"lr": lr, "optimizer": opt, "low": low, "high": high},
+        evidence={"lr": lr, "optimizer": opt, "low": low, "high": high, "regime": regime},
     )
+
+
+def regime_bounds(cfg: TrainingConfig, p: Any) -> tuple[str, float, float] | None:
+    """(what, low, high) for an adaptive optimizer when the regime is clear: online RL and
+    reference-anchored preference tuning of a full model move it in small steps, supervised
+    full fine-tunes and reference-free preference objectives (ORPO) at SFT scale, LoRA at
+    adapter scale. None when the regime is unknown (the generic range alone applies)."""
+    adapter = cfg.regime == "lora" or uses_adapter(cfg.rel, cfg.raw)
+    objective = cfg.objective or ""
+    if cfg.regime == "rl" and not adapter:
+        return f"online RL ({objective}) of a full model", p.min, p.rl_full_max
+    if cfg.regime == "preference" and not adapter:
+        if objective in REFERENCE_FREE_PREFERENCE:
+            return f"a full {objective} fine-tune", p.full_min, p.adam_max
+        return "reference-anchored preference tuning of a full model", p.min, p.preference_full_max
+    if cfg.regime == "full":
+        return "a full fine-tune", p.full_min, p.adam_max
+    if cfg.regime == "lora":
+        return "LoRA adapters", p.full_min, p.lora_max
+    if cfg.regime == "pretraining":
+        return "pretraining", p.min, p.pretraining_max
+    return None
 
 
 @rule("MLT006", needs="training_config")

@@ -85,9 +85,19 @@ def unresolved_reference(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Find
 
 
 # ----------------------------------------------------------------------------- MLT016
+_PROFILING_NAMES = frozenset({"debug", "profile", "profiler", "profiling", "benchmark"})
+
+
+def _profiling_config(rel: str) -> bool:
+    """A config whose folder or name says profiling/debugging is its purpose (Hydra
+    `debug/profiler.yaml`, chosen only on demand): a profiler there is not left on."""
+    words = {w for part in rel.lower().split("/") for w in re.findall(r"[a-z]+", part)}
+    return bool(words & _PROFILING_NAMES)
+
+
 @rule("MLT016", needs="training_config")
 def profiler_left_on(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
-    if getattr(cfg, "kind", "training") != "training":
+    if getattr(cfg, "kind", "training") != "training" or _profiling_config(cfg.rel):
         return
     for path, value in walk_values(dict(cfg.raw)):
         parts = path.split(".")
@@ -159,6 +169,7 @@ def eval_data_leak(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
                 f"`{path}` is the same data as `{twin}`{others}: the test numbers are not "
                 "independent of what was watched during training",
                 key_loc(cfg, path), evidence={"pairs": len(same)}, key=path)
+    yield from _validates_on_training_data(cfg, ctx)
     for key in TRAIN_SPLIT_KEYS:
         value = get_path(cfg.raw, key)
         values = value if isinstance(value, list) else [value]
@@ -175,6 +186,19 @@ def eval_data_leak(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
             split = member.get("split") if isinstance(member, Mapping) else None
             if isinstance(split, str) and _TEST.search(split):
                 yield _trains_on_test(cfg, ctx, f"{key}.{i}.split", split)
+
+
+def _validates_on_training_data(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    # Ultralytics/YOLOv5 dataset files: `val` naming the very images of `train` (coco128 does,
+    # as a smoke test) makes every validation metric a measure of memorisation.
+    if cfg.dialect != "ultralytics-data":
+        return
+    train, val = cfg.raw.get("train"), cfg.raw.get("val")
+    if _is_data_value(train) and train == val:
+        yield ctx.finding(
+            f"`val` is the same data as `train` ({val!r}): validation metrics, best-checkpoint "
+            "choice and early stopping all measure memorisation of the training images",
+            key_loc(cfg, "val"), evidence={"train": train}, key="val")
 
 
 def _trains_on_test(cfg: TrainingConfig, ctx: RuleContext, key: str, split: str) -> Finding:
@@ -298,7 +322,7 @@ def hub_revision_unpinned(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Fin
 
 
 # ----------------------------------------------------------------------------- MLR005
-SEED_KEYS = {"torchtune": "seed", "llm-foundry": "seed", "mlaudit": "seed", "huggingface": "seed",
+SEED_KEYS = {"torchtune": "seed", "llm-foundry": "seed", "mlaudit": "seed", "huggingface": "seed", "hydra": "seed",
              "mmengine": "randomness.seed"}
 
 

@@ -141,6 +141,7 @@ HF_MARKERS = frozenset({
     "per_device_eval_batch_size", "gradient_accumulation_steps", "full_determinism",
     "model_name_or_path", "dataset_name",
 })  # fmt: skip
+HF_SCRIPT_MARKERS = frozenset({"model_name_or_path", "dataset_name"})
 LIGHTNING_TRAINER_HINTS = frozenset({"max_epochs", "max_steps", "accelerator", "devices", "precision",
                                      "gradient_clip_val", "check_val_every_n_epoch", "callbacks", "logger",
                                      "limit_val_batches", "val_check_interval", "accumulate_grad_batches"})
@@ -217,6 +218,12 @@ def decide(data: Any, text: str = "") -> Verdict:
         return Verdict("hydra", TRAINING, "a Hydra `# @package` header")
     hit = keys & HF_MARKERS
     if len(hit) >= 2 and "trainer" not in keys:
+        if not hit - HF_SCRIPT_MARKERS:
+            # model/dataset script arguments and no TrainingArguments at all: the settings of a
+            # generation or data-filtering script sharing the recipe format (open-r1
+            # dataset_filtering); its literal values are still judged, training rules are not.
+            return Verdict("huggingface", DATA,
+                           f"model/dataset script arguments only ({_listing(hit)}), no TrainingArguments")
         return Verdict("huggingface", TRAINING, f"TrainingArguments keys ({_listing(hit)})")
     if _has_key(data, "class_path") or "seed_everything" in keys:
         why = "`seed_everything`" if "seed_everything" in keys else "`class_path`/`init_args` (LightningCLI)"

@@ -106,7 +106,9 @@ def map_llm_foundry(data: Mapping[str, Any]) -> Mapped:
     else:
         m.auto.add("save_checkpoints")
     model = data.get("model") if isinstance(data.get("model"), Mapping) else {}
-    if model.get("peft_config"):
+    if evals and not data.get("optimizer") and not data.get("train_loader"):
+        m.values["regime"] = "eval"  # scripts/eval yamls: a model, benchmarks, no training
+    elif model.get("peft_config"):
         m.values["regime"] = "lora"
     elif model.get("pretrained") is True or model.get("load_path") or data.get("load_path"):
         m.values["regime"] = "full"

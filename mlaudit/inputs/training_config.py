@@ -32,6 +32,7 @@ from mlaudit.inputs.config_verdict import (
 )
 from mlaudit.inputs.library_dialects import LIBRARY_MAPPERS
 from mlaudit.inputs.py_config import merge_python_bases, read_python_config
+from mlaudit.inputs.training_regime import objective_of, regime_for
 from mlaudit.inputs.yaml_lines import read_config_file
 from mlaudit.model import ArtifactSummary
 
@@ -45,7 +46,8 @@ class TrainingConfig:
     dialect: str  # see config_verdict / docs/dialects.md
     kind: str = "training"  # training | launcher | data (config_verdict.Verdict.kind)
     why: str = ""  # the evidence that decided the dialect
-    regime: str | None = None  # pretraining | full | lora | preference, when the file says
+    regime: str | None = None  # pretraining | full | lora | preference | rl | eval, when the file says
+    objective: str | None = None  # sft | dpo | orpo | grpo | ... (training_regime), when clear
     text: str = ""  # the file's text (rules that need to see how a value was written)
     raw: Mapping[str, Any] = field(default_factory=dict)
     model_target: str | None = None  # import path "pkg.module:Class" or "pkg.module.Class"
@@ -267,6 +269,9 @@ def build_training_config(
     resolved = dialects.resolve_interpolations(dict(data))
     mapped = MAPPERS[dialect](resolved)
     regime = mapped.values.pop("regime", None)
+    objective = objective_of(rel, resolved)
+    if regime is None and verdict.kind == TRAINING:
+        regime = regime_for(objective, rel, resolved)
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     for name, value in mapped.values.items():
@@ -299,6 +304,7 @@ def build_training_config(
         kind=verdict.kind,
         why=verdict.why,
         regime=regime,
+        objective=objective,
         text=doc.text,
         raw=resolved,
         model_kwargs=kwargs,
