@@ -322,8 +322,8 @@ def hub_revision_unpinned(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Fin
 
 
 # ----------------------------------------------------------------------------- MLR005
-SEED_KEYS = {"torchtune": "seed", "llm-foundry": "seed", "mlaudit": "seed", "huggingface": "seed", "hydra": "seed",
-             "mmengine": "randomness.seed"}
+SEED_KEYS = {"torchtune": "seed", "llm-foundry": "seed", "mlaudit": "seed", "huggingface": "seed",
+             "hydra": "seed", "mmengine": "randomness.seed"}
 
 
 @rule("MLR005", needs="training_config")
