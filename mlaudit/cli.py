@@ -65,7 +65,7 @@ CodesOpt = Annotated[list[str] | None, typer.Option(help="Rule codes or prefixes
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path] | None, typer.Argument(help="Project directories or single files (default: .).")] = None,
+    paths: Annotated[list[str] | None, typer.Argument(help="Project directories, single files, or remote URLs: s3://bucket/prefix, gs://..., hf://... (extra mlaudit[remote]) (default: .).")] = None,
     select: CodesOpt = None,
     ignore: CodesOpt = None,
     extend_select: CodesOpt = None,
@@ -97,15 +97,18 @@ def scan(
     from mlaudit.engine import ScanAbort
     from mlaudit.engine import scan as run_scan
     from mlaudit.gate import GateError, GateOptions, apply_gate, display_path, parse_outputs
+    from mlaudit.inputs.remote import is_remote
     from mlaudit.inputs.session import ScanOptions
     from mlaudit.model import RegistryError, Severity
     from mlaudit.report import available_formats, render
     from mlaudit.selection import SelectionError, select_codes, validate
 
-    targets = paths or [Path(".")]
+    # a URL stays a string: Path("s3://b/k") would fold the "//"
+    targets: list[Path | str] = [p if is_remote(p) else Path(p) for p in paths or ["."]]
     try:
         catalog = load_catalog()
-        project = load_project_config(targets[0], settings, isolated, catalog)
+        first = targets[0]
+        project = load_project_config(first if isinstance(first, Path) else Path("."), settings, isolated, catalog)
         codes = list(catalog)
         cli_select = validate(_split(select), codes)
         cli_ignore = validate(_split(ignore), codes)

@@ -19,6 +19,7 @@ from mlaudit.dispatch import run_file_rules
 from mlaudit.fleet import CacheError, ScanCache, prefetch
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
+from mlaudit.inputs.remote import RemoteError, RemoteTarget, close_target, is_remote, open_target
 from mlaudit.inputs.repo import (
     UNREADABLE,
     RepoFile,
@@ -202,7 +203,17 @@ def rule_context(code: str, options: ScanOptions, prefix: str = "") -> RuleConte
     return _context(code, options, prefix)
 
 
-def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
+def _remote_target(path: Path | str, options: ScanOptions) -> RemoteTarget | None:
+    """The listed remote target for a URL (None for a local path); ScanAbort if unlistable."""
+    if not is_remote(path):
+        return None
+    try:
+        return open_target(str(path), options.exclude)
+    except RemoteError as err:
+        raise ScanAbort(str(err)) from None
+
+
+def scan(paths: Sequence[Path | str], options: ScanOptions) -> Report:
     """Scan each path (a project directory or a single file) with the selected rules."""
     started = time.perf_counter()
     # A rule that would silently report nothing (catalog and implementations disagree) stops
@@ -223,8 +234,12 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
     except CacheError as err:
         raise ScanAbort(str(err)) from None
     for path in paths:
-        root, files, single = _targets_for(path, options)
-        prefix = display_prefix(root)
+        target = _remote_target(path, options)
+        if target is not None:  # s3://, gs://, hf://: findings name the URI
+            root, files, single, prefix = target.root, target.files, target.single, target.display_prefix
+        else:
+            root, files, single = _targets_for(Path(path), options)
+            prefix = display_prefix(root)
         session = ScanSession(root, files, options, single_file=single,
                               rule_params=lambda code: RuleParams.build(load_catalog()[code], options.params))
         files_scanned += len(files)
@@ -283,6 +298,9 @@ def scan(paths: Sequence[Path], options: ScanOptions) -> Report:
         config_excerpts(session, flagged_lines)
         artifacts.extend(replace(a, path=prefix + a.path) for a in session.artifacts)
         notes.extend(prefix + n for n in session.notes)
+        if target is not None:
+            notes.extend(target.notes)
+            close_target(target)
     if not options.ignore_suppressions:
         findings.extend(suppression_findings(
             codes=options.codes, per_file_ignores=options.per_file_ignores,

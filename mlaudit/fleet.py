@@ -34,6 +34,7 @@ from typing import Any
 from mlaudit import __version__
 from mlaudit.fsutil import atomic_writer
 from mlaudit.inputs import InputError
+from mlaudit.inputs.remote import remote_object
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.inputs.session import ScanSession
 from mlaudit.model import ArtifactSummary
@@ -156,6 +157,12 @@ class ScanCache:
 
     def key(self, f: RepoFile, context: str) -> str | None:
         """Cache key of `f` in this scan's `context`; None when the file cannot be read."""
+        obj = remote_object(f.path)
+        if obj is not None:  # an object in a bucket: the store's content identity, not a download
+            if obj.content_id is None:
+                return None  # nothing identifies its content: scanned every time
+            ident = f"{context}\0{f.rel}\0{obj.url}\0{obj.size}\0{obj.content_id}"
+            return hashlib.sha256(ident.encode()).hexdigest()
         h = hashlib.sha256()
         try:
             with open(f.path, "rb") as fh:
@@ -198,7 +205,12 @@ def scan_context(session: ScanSession, kinds: Sequence[str]) -> str:
     # Layout and pairing read configs, shard indexes and READMEs beside a checkpoint: any change
     # to a non-checkpoint file of the project invalidates every entry (cheap and safe).
     for f in session.files:
-        if f.kind != "checkpoint":
+        obj = remote_object(f.path)
+        if obj is not None and f.kind != "checkpoint":  # its mirror copy's mtime is the download's
+            h.update(f"{f.rel}\0{obj.size}\0{obj.content_id or obj.url + ' (no content id)'}\0".encode())
+            if obj.content_id is None:  # nothing names its content: no entry can be trusted
+                h.update(os.urandom(16))
+        elif f.kind != "checkpoint":
             try:
                 st = f.path.stat()
             except OSError:

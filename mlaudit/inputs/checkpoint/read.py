@@ -42,17 +42,27 @@ def sniff_format(path: Path) -> str:
 def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
     """Read a checkpoint's format, tensor metadata and safety verdict. Raises InputError."""
     # imported on first read, not at start-up: the pickle scanner's tables cost ~10 ms
+    from mlaudit.inputs import remote
     from mlaudit.inputs.checkpoint import readers
 
+    obj = remote.remote_object(path)
     try:
-        size = path.stat().st_size
+        size = remote.size_of(path)
     except OSError as err:
         raise InputError(rel, f"cannot read: {err.strerror}") from None
     if size == 0:
         raise InputError(rel, "empty file (0 bytes)")
+    buf: Any = None
+    if obj is not None:  # an object in a bucket: read by ranges, or downloaded whole first
+        try:
+            opened = remote.open_buffer(path)
+        except (OSError, remote.RemoteError) as err:
+            raise InputError(rel, f"cannot read {obj.url}: {err}") from None
+        buf = opened[0] if opened is not None else None
     try:
-        with open(path, "rb") as fh:
-            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if buf is None:
+            with open(path, "rb") as fh:
+                buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError) as err:
         raise InputError(rel, f"cannot read: {err}") from None
     try:
@@ -63,9 +73,14 @@ def read_checkpoint(path: Path, rel: str) -> CheckpointInfo:
         raise InputError(rel, "exceeds the memory mlaudit allows for reading headers") from None
     except RecursionError:
         raise InputError(rel, "object nesting too deep to analyse") from None
+    except OSError as err:  # a ranged read of a remote object failed: not read, not clean
+        raise InputError(rel, f"cannot read: {err}") from None
     except Exception as err:  # fail closed: a reader bug or an unforeseen corruption is inconclusive
         raise InputError(rel, f"could not be parsed ({type(err).__name__}: {err})") from None
     finally:
+        if obj is not None and hasattr(buf, "bytes_read"):
+            obj.bytes_read += buf.bytes_read
+            obj.requests += buf.requests
         buf.close()
     return CheckpointInfo(
         path=path,
@@ -153,11 +168,26 @@ def _metadata_classes(info: CheckpointInfo) -> list[Any]:
     return out
 
 
+def make_local(info: CheckpointInfo) -> None:
+    """Download a remote checkpoint whole (with its shards or external data) before its
+    tensor data is read; nothing for a local file. Raises InputError."""
+    from mlaudit.inputs import remote
+
+    siblings = {*info.external_data}
+    if info.format == "safetensors-index":
+        siblings |= {t.storage_key.split(":", 1)[0] for t in info.tensors if t.storage_key}
+    try:
+        remote.ensure_local(info.path, sorted(siblings))
+    except (OSError, remote.RemoteError) as err:
+        raise InputError(info.rel, f"cannot download for tensor data: {err}") from None
+
+
 def _torch_load(info: CheckpointInfo) -> Any:
     import pickle
     import zipfile
 
     torch = require_safe_torch(info.rel)
+    make_local(info)
     mmap_ok = info.format in ("torch-zip", "lightning")
     extra = _metadata_classes(info)
     import warnings
@@ -235,6 +265,7 @@ def iter_tensors(info: CheckpointInfo) -> Iterator[tuple[str, Any]]:
         yield from flat.items()
         return
     require_safe_torch(info.rel)
+    make_local(info)
     from mlaudit.inputs.checkpoint import loaders  # safetensors / onnx / numpy: heavy, lazy
 
     try:
@@ -269,7 +300,14 @@ def artifact_details(info: CheckpointInfo) -> dict[str, Any]:
 @input_kind("checkpoint", scope="file", file_kinds=("checkpoint",))
 def load_checkpoint(session, file) -> CheckpointInfo:
     info = read_checkpoint(file.path, file.rel)
-    session.add_artifact(ArtifactSummary(file.rel, "checkpoint", artifact_details(info)))
+    details = artifact_details(info)
+    from mlaudit.inputs.remote import remote_object
+
+    obj = remote_object(file.path)
+    if obj is not None:  # what reading it cost: ranged reads, or one whole download
+        details["remote"] = {"url": obj.url, "bytes_read": obj.bytes_read, "requests": obj.requests,
+                             "whole_download": obj.whole}
+    session.add_artifact(ArtifactSummary(file.rel, "checkpoint", details))
     if info.inconclusive:
         # read, but not to the end of what a loader uses: MLA002 beside the file's other findings
         session.add_inconclusive(InputError(file.rel, "; ".join(info.inconclusive)))

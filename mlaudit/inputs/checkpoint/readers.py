@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mlaudit.inputs import InputError
+from mlaudit.inputs import InputError, remote
 from mlaudit.inputs.checkpoint import accounting, archives, onnx_proto
 from mlaudit.inputs.checkpoint import pickle_scan as ps
 from mlaudit.inputs.checkpoint.sniff import MAX_SAFETENSORS_HEADER, data_kind, looks_like_pickle, sniff
@@ -709,13 +709,23 @@ def _read_index(buf: Any, path: Path) -> Parsed:
             out.layout_problems.append(_problem(shard, f"shard path {shard!r} leaves the model directory"))
             continue
         shard_path = path.parent / shard
-        if not shard_path.is_file():
+        if not remote.exists(shard_path):
             raise ReadError(f"shard {shard!r} listed in the index is missing")
-        size = shard_path.stat().st_size
+        size = remote.size_of(shard_path)
         if size == 0:
             raise ReadError(f"shard {shard!r} is empty")
-        with open(shard_path, "rb") as fh, _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as sbuf:
-            tensors = _read_safetensors(sbuf, size, out, prefix=shard)
+        opened = remote.open_buffer(shard_path)  # a shard in a bucket: its header by ranges
+        if opened is not None:
+            view, obj = opened
+            try:
+                tensors = _read_safetensors(view, size, out, prefix=shard)
+            finally:
+                obj.bytes_read += view.bytes_read
+                obj.requests += view.requests
+                view.close()
+        else:
+            with open(shard_path, "rb") as fh, _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ) as sbuf:
+                tensors = _read_safetensors(sbuf, size, out, prefix=shard)
         present = {t.name for t in tensors}
         for missing in sorted(names - present):
             out.layout_problems.append(

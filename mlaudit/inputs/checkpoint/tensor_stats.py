@@ -46,6 +46,9 @@ def load_checkpoint_stats(session, file) -> CheckpointStats | None:
         return None
     # The spectral caps are MLC016's params (defaults from its YAML, overridable in settings).
     params = session.rule_params("MLC016")
+    from mlaudit.inputs.checkpoint.read import make_local
+
+    make_local(layout.info)  # statistics read every tensor byte: a remote file comes down whole
     try:
         stats = _compute(
             layout,

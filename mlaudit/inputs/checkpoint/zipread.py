@@ -101,6 +101,8 @@ class TolerantZip:
             raise ZipError(
                 f"central directory at {cd_offset:,}+{cd_size:,} lies beyond the {self.size:,}-byte file"
             )
+        if hasattr(self.buf, "prefetch"):  # a remote object read by ranges (mlaudit.inputs.ranged)
+            self._prefetch_members(cd_offset, cd_size)
         members: list[Member] = []
         pos = cd_offset
         for _ in range(count):
@@ -135,6 +137,28 @@ class TolerantZip:
         if pos != cd_offset + cd_size:
             raise ZipError("the central directory holds more entries than the end record counts")
         return members
+
+    def _prefetch_members(self, cd_offset: int, cd_size: int) -> None:
+        """Ask a ranged view for every member's local header (and the first bytes after it,
+        where the readers peek), and for the whole of each pickle member, in one batch:
+        one round trip instead of one per member. Only a hint: nothing is validated here,
+        the loop in _read_central checks every entry as for a local file."""
+        cd = bytes(self.buf[cd_offset : cd_offset + cd_size])
+        ranges: list[tuple[int, int]] = []
+        pos = 0
+        while pos + 46 <= len(cd) and cd[pos : pos + 4] == CENTRAL and len(ranges) < MAX_MEMBERS:
+            csize, usize = struct.unpack("<II", cd[pos + 20 : pos + 28])
+            nlen, xlen, clen = struct.unpack("<HHH", cd[pos + 28 : pos + 34])
+            (offset,) = struct.unpack("<I", cd[pos + 42 : pos + 46])
+            name = cd[pos + 46 : pos + 46 + nlen]
+            extra = cd[pos + 46 + nlen : pos + 46 + nlen + xlen]
+            usize, csize, offset = _zip64_sizes(extra, usize, csize, offset)
+            span = 30 + nlen + 128  # local header, its extra field (torch pads to 64), a peek
+            if name.lower().endswith(b".pkl") or csize <= 4096:
+                span += csize
+            ranges.append((offset, offset + span))
+            pos += 46 + nlen + xlen + clen
+        self.buf.prefetch(ranges)
 
     def _local_name(self, offset: int, name: str) -> str | None:
         if offset + 30 > self.size or bytes(self.buf[offset : offset + 4]) != LOCAL:
