@@ -70,7 +70,7 @@ def scan(
     ignore: CodesOpt = None,
     extend_select: CodesOpt = None,
     fail_on: Annotated[str | None, typer.Option(help="Lowest severity that fails: error, warning, info.")] = None,
-    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text, json, sarif, github, gitlab, junit, markdown, html.")] = None,
+    output_format: Annotated[str | None, typer.Option("--format", help="Output format: text, json, jsonl, sarif, github, gitlab, junit, markdown, html.")] = None,
     output: Annotated[list[str] | None, typer.Option(help="Write a report to a file: PATH (in --format) or FORMAT=PATH; repeatable; '-' is stdout.")] = None,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 even when findings fail the gate.")] = False,
     config: Annotated[Path | None, typer.Option("--config", help="Training config to pair with the checkpoints (overrides discovery).")] = None,

@@ -120,8 +120,9 @@ def test_golden(fmt, show_baselined):
 
 
 def test_all_ci_formats_are_registered():
-    # text, json and html have their own tests (test_format_text, the schema tests, test_report_html)
-    assert set(GOLDEN_FILES) | {"text", "json", "html"} == set(FORMATS)
+    # text, json, jsonl and html have their own tests (test_format_text, the schema tests,
+    # test_jsonl, test_report_html)
+    assert set(GOLDEN_FILES) | {"text", "json", "jsonl", "html"} == set(FORMATS)
 
 
 @pytest.mark.parametrize("show_baselined", [False, True])

@@ -21,6 +21,7 @@ Renderer = Callable[..., None]
 FORMATS: dict[str, str] = {
     "text": "mlaudit.report.text",
     "json": "mlaudit.report.json_format",
+    "jsonl": "mlaudit.report.jsonl",  # one record per line, for fleet scans
     "sarif": "mlaudit.report.sarif",
     "github": "mlaudit.report.github",
     "gitlab": "mlaudit.report.gitlab",
