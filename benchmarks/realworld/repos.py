@@ -28,6 +28,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = Path(__file__).resolve().parent / "repos.yaml"
 RESULTS = ROOT / "benchmarks" / "results" / "realworld-repos.json"
+# The held-out set: other repositories, labelled before mlaudit was first run on them.
+HELDOUT_LABELS = LABELS.with_name("repos_heldout.yaml")
+HELDOUT_RESULTS = RESULTS.with_name("realworld-repos-heldout.json")
 PART = "repos"  # the name `python -m benchmarks.realworld` knows this part by
 LINE_SLACK = 3
 # Rule families whose inputs are training configs or checkpoints (issue 12 and others);
@@ -167,13 +170,23 @@ def run(_shared: Path | None = None, wanted: Iterable[str] = ()) -> dict[str, An
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--labels"] and len(argv) >= 2:
+        if argv[1] != "heldout":
+            print(f"repos: unknown label set {argv[1]!r}; known: dev (default), heldout")
+            return 2
+        measure(argv[2:], HELDOUT_LABELS, HELDOUT_RESULTS)
+        return 0
     measure(argv)
     return 0
 
 
-def measure(argv: list[str]) -> dict[str, Any]:
-    """Scan every snapshot present (or the named repositories), print and write the numbers."""
-    labels = yaml.safe_load(LABELS.read_text())
+def measure(argv: list[str], labels_path: Path = LABELS, results: Path = RESULTS) -> dict[str, Any]:
+    """Scan every snapshot present (or the named repositories) that `labels_path` labels,
+    print the numbers and write them to `results`."""
+    if not labels_path.is_file():
+        print(f"repos: skipped - no label file {labels_path.name}")
+        return {"skipped": [labels_path.name]}
+    labels = yaml.safe_load(labels_path.read_text())
     root = snapshot_root()
     wanted = set(argv)
     results: list[RepoResult] = []
@@ -216,13 +229,13 @@ def measure(argv: list[str]) -> dict[str, Any]:
             print(f"  missed in {row['repo']}: {', '.join(row['missed'])}")
         for u in row["unjudged_examples"][:5]:
             print(f"  unjudged in {row['repo']}: {u}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": "realworld-repos", "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    results.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"benchmark": "realworld-repos", "labels": labels_path.name, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "snapshots": str(root), "skipped": skipped, "total": total_row, "repos": rows}
-    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp = results.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(RESULTS)
-    print(f"-> {RESULTS}")
+    tmp.replace(results)
+    print(f"-> {results}")
     return {"total": total_row, "skipped": skipped}
 
 
