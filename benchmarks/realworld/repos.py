@@ -180,9 +180,9 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def measure(argv: list[str], labels_path: Path = LABELS, results: Path = RESULTS) -> dict[str, Any]:
+def measure(argv: list[str], labels_path: Path = LABELS, results_path: Path = RESULTS) -> dict[str, Any]:
     """Scan every snapshot present (or the named repositories) that `labels_path` labels,
-    print the numbers and write them to `results`."""
+    print the numbers and write them to `results_path`."""
     if not labels_path.is_file():
         print(f"repos: skipped - no label file {labels_path.name}")
         return {"skipped": [labels_path.name]}
@@ -229,13 +229,13 @@ def measure(argv: list[str], labels_path: Path = LABELS, results: Path = RESULTS
             print(f"  missed in {row['repo']}: {', '.join(row['missed'])}")
         for u in row["unjudged_examples"][:5]:
             print(f"  unjudged in {row['repo']}: {u}")
-    results.parent.mkdir(parents=True, exist_ok=True)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"benchmark": "realworld-repos", "labels": labels_path.name, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "snapshots": str(root), "skipped": skipped, "total": total_row, "repos": rows}
-    tmp = results.with_suffix(".json.tmp")
+    tmp = results_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(results)
-    print(f"-> {results}")
+    tmp.replace(results_path)
+    print(f"-> {results_path}")
     return {"total": total_row, "skipped": skipped}
 
 
