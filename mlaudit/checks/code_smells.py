@@ -239,6 +239,28 @@ def _model_expr(node: ast.AST | None) -> str | None:
     return text if WHOLE_MODEL.search(last) or re.fullmatch(r"net[A-Z]\w*|model_\w+", last) else None
 
 
+# Values that are never a module: containers and what state_dict()/dict() return.
+_NOT_A_MODULE = (ast.Dict, ast.DictComp, ast.List, ast.ListComp, ast.Tuple, ast.Set, ast.Constant)
+_STATE_CALLS = ("state_dict", "dict", "OrderedDict")
+
+
+def _bound_to_non_module(index: CodeIndex, target: str, line: int) -> bool:
+    """Whether the name saved was last bound, in the same function (or module) before `line`,
+    to a container literal or a state dict: `model_to_save = {"model": sd}` is named like a
+    model but holds none. Only the binding's value counts, never the name."""
+    scope = min((f for f in index.functions if f.lineno <= line <= (f.end_lineno or f.lineno)),
+                key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+    bindings = [a for a in index.assigns if a.lineno < line
+                and any(call_name(t) == target for t in a.targets)
+                and (scope is None or _within(a, scope))]
+    if not bindings:
+        return False
+    value = max(bindings, key=lambda a: a.lineno).value
+    if isinstance(value, _NOT_A_MODULE):
+        return True
+    return isinstance(value, ast.Call) and _last(call_name(value)) in _STATE_CALLS
+
+
 @rule("MLQ005", needs="python")
 def whole_model_pickled(module: PythonModule, ctx: RuleContext) -> Iterable[Finding]:
     index = module.index
@@ -246,7 +268,7 @@ def whole_model_pickled(module: PythonModule, ctx: RuleContext) -> Iterable[Find
         if site.resolved != "torch.save" and site.name != "torch.save":
             continue
         target = _model_expr(site.node.args[0] if site.node.args else None)
-        if target is None:
+        if target is None or _bound_to_non_module(index, target, site.line):
             continue
         yield ctx.finding(
             f"`{site.name}({target}, ...)` pickles the whole module: loading it needs the same class at "

@@ -282,8 +282,16 @@ def _setup_py(f: RepoFile, text: str) -> list[Declared]:
 
 def setup_py_requirement_files(text: str) -> list[str]:
     """Requirements files a setup.py whose install_requires is computed (not a constant
-    expression) reads: string literals naming requirements*.txt in it."""
-    if re.search(r"install_requires\s*=\s*\[", text):
+    expression) reads: string literals naming requirements*.txt in it. A list comprehension
+    over `open(...)` is computed too, so the test is on the parsed value, not on a `[`."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return []
+    env = _module_bindings(tree)
+    computed = [n for n in ast.walk(tree) if isinstance(n, ast.keyword) and n.arg == "install_requires"
+                and _static_strings(n.value, env) is None]
+    if not computed:
         return []
     found = re.findall(r"[\"']([\w./-]*requirements[\w.-]*\.txt)[\"']", text)
     return sorted({name for name in found if not DEV_GROUP.search(PurePosixPath(name).stem)})
@@ -399,8 +407,9 @@ def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iter
     deps = project.of_kind("deps")
     lock_homes = {_home(f) for f in deps if _is_lock(f)}
     wanted = {canonical(p) for p in ctx.params.packages}
+    published_files = _published_requirement_files(project)
     decls = [d for f in deps for d in declarations(project, f)
-             if d.name in wanted and not (d.metadata or d.library)]
+             if d.name in wanted and not (d.metadata or d.library) and f.rel not in published_files]
     pinned_somewhere = {(_home(d.file), d.name) for d in decls if d.pinned}
     reported: set[tuple[str, str]] = set()
     for d in decls:
@@ -418,6 +427,26 @@ def unpinned_ml_dependencies(project: ProjectSnapshot, ctx: RuleContext) -> Iter
             evidence={"package": d.name, "declarations": same, "exact_pins": 0, "lock_files": 0},
             key=d.name,
         )
+
+
+def _published_requirement_files(project: ProjectSnapshot) -> set[str]:
+    """Requirements files a published setup.py (author, url, classifiers ...) reads into its
+    install_requires: they are the library's requirements, where ranges are right."""
+    out: set[str] = set()
+    for f in project.of_kind("deps"):
+        if f.name != "setup.py":
+            continue
+        try:
+            text = project.text(f)
+        except InputError:
+            continue
+        if not re.search(rf"\b({'|'.join(LIBRARY_KEYS)})\s*=", text):
+            continue
+        for name in setup_py_requirement_files(text):
+            req = project.find(str(PurePosixPath(f.rel).parent / name).removeprefix("./"))
+            if req is not None:
+                out.add(req.rel)
+    return out
 
 
 def _metadata_declarations(project: ProjectSnapshot) -> list[Declared]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError, input_kind
-from mlaudit.inputs.code_index import CallSite, call_name
+from mlaudit.inputs.code_index import CallSite, CodeIndex, call_name
 from mlaudit.inputs.config_keys_in_code import names_in_code
 from mlaudit.inputs.notebook import MAX_NOTEBOOK_BYTES, parse_notebook
 from mlaudit.inputs.python_module import PythonModule
@@ -99,8 +99,18 @@ def is_training_script(module: PythonModule) -> bool:
     """A module that trains: calls `.backward()` and `.step()`, or `.fit(` / `.train()` of a Trainer."""
     names = {c.last for c in module.index.calls}
     if {"backward", "step"} <= names:
-        return True
+        return not _single_step_demo(module.index)
     return any(c.name.endswith(("trainer.fit", "trainer.train", "Trainer().fit")) for c in module.index.calls)
+
+
+def _single_step_demo(index: CodeIndex) -> bool:
+    """Every `.backward()` runs once at module level, in no loop and no function: a usage demo
+    (one optimizer step on random tensors under `__main__`), not a training run. A backward in
+    a function may be a step some loop calls, so that still counts as training."""
+    backward = [c for c in index.calls if c.last == "backward"]
+    in_loop = {id(c.node) for loop in index.loops for c in index.calls_in(loop)}
+    return all(index.enclosing_function.get(id(c.node)) is None and id(c.node) not in in_loop
+               for c in backward)
 
 
 def imported_modules(module: PythonModule) -> set[str]:
