@@ -36,6 +36,11 @@ class RuleContext:
         """A root-relative `path` as a shell argument that works from the working directory."""
         return shlex.quote(posixpath.normpath(posixpath.join(self.cwd_prefix or ".", path)))
 
+    def fix_command(self, path: str, fixes: str) -> str:
+        """The `mlaudit fix` command line for a root-relative checkpoint `path`, runnable as
+        written from the working directory mlaudit was started in."""
+        return f"mlaudit fix {self.shell_path(path)} --apply {fixes}"
+
     # "path: reason" lines for inputs the rule could not judge (history too short...), shown with -v
     skips: list[str] = field(default_factory=list, compare=False)
 

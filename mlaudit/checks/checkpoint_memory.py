@@ -52,5 +52,6 @@ def memory_over_budget(target: tuple[CheckpointLayout, Any], ctx: RuleContext) -
             where, key="inference",
             evidence={"inference_bytes": inference, "usable_bytes": int(usable),
                       **{f"{k}_bytes": v for k, v in summary["inference"].items()}},
-            fix_hint="`mlaudit fix --apply cast-bf16` or `--apply onnx,int8`",
+            fix_hint=f"{ctx.fix_command(layout.info.rel, 'cast-bf16')}  (int8 through onnx needs --run-model "
+            "--config <training config>)",
         )

@@ -55,7 +55,8 @@ def saved_slice(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Finding]
                 Location(layout.info.rel, pointer=t.name),
                 evidence={"storage_bytes": t.storage_nbytes, "tensor_bytes": t.nbytes,
                           "used_bytes": used, "wasted_bytes": extra},
-                fix_hint="re-save with `mlaudit fix --apply safetensors` (or tensor.clone() before saving)",
+                fix_hint=f"{ctx.fix_command(layout.info.rel, 'safetensors')}  "
+                         "(or tensor.clone() before saving)",
                 fix_args={"tensors": tuple(u.name for u in users)},
             )
 
@@ -74,7 +75,8 @@ def duplicate_bytes(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
             Location(stats.info.rel, pointer=group[0]),
             evidence={"copies": len(group), "tensor_bytes": nbytes, "tensors": list(group),
                       "duplicated_bytes": nbytes * (len(group) - 1), "shape": list(first.shape)},
-            fix_hint="`mlaudit fix --apply dedupe` stores the bytes once (tie the tensors if intended)",
+            fix_hint=f"{ctx.fix_command(stats.info.rel, 'dedupe')}  "
+                     "(stores the bytes once; tie the tensors if intended)",
             fix_args={"tensors": tuple(group)},
         )
 
@@ -107,7 +109,7 @@ def optimizer_in_inference_artifact(layout: CheckpointLayout, ctx: RuleContext) 
         evidence={"training_state_bytes": training, "tensor_bytes": total, "share": round(share, 4),
                   "role_source": layout.role_source, "training_keys": where,
                   **{f"{k}_bytes": v for k, v in sections.items()}},
-        fix_hint="`mlaudit fix --apply strip-optimizer` keeps only the model weights",
+        fix_hint=f"{ctx.fix_command(layout.info.rel, 'strip-optimizer')}  (keeps only the model weights)",
         fix_args={"state_key": layout.model_prefix.rstrip("."), "drop": tuple(where)},
     )
 
@@ -124,7 +126,8 @@ def wrapper_prefix(layout: CheckpointLayout, ctx: RuleContext) -> Iterator[Findi
         Location(layout.info.rel, pointer=layout.model[0].info.name),
         evidence={"prefix": layout.wrapper_prefix, "keys": n},
         fix_hint=(
-            "`mlaudit fix --apply strip-prefix`, or save model.module.state_dict() / the uncompiled model"
+            f"{ctx.fix_command(layout.info.rel, 'strip-prefix')}  "
+            "(or save model.module.state_dict() / the uncompiled model)"
         ),
         fix_args={"prefixes": layout.wrapper_prefix},
     )

@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterable
 
+from mlaudit.checks._hints import with_keyword
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs import InputError
@@ -51,7 +52,7 @@ def torch_load_unsafe(module: PythonModule, ctx: RuleContext) -> Iterable[Findin
             Location(module.rel, call.lineno),
             evidence={"weights_only": None if flag is None else ast.unparse(flag)},
             key=f"torch.load@{ast.unparse(call)[:80]}",
-            fix_hint=f"{site.name}(..., weights_only=True)",
+            fix_hint=with_keyword(call, "weights_only", "True"),
         )
 
 
@@ -174,7 +175,7 @@ def unpinned_hub_download(module: PythonModule, ctx: RuleContext) -> Iterable[Fi
         if revision is not None and not (isinstance(revision, ast.Constant) and revision.value in FLOATING):
             continue
         what = ast.unparse(call.args[0]) if call.args and shown is None else repr(target)
-        label, fix = shown or (f"{name}({what})`", f"{name}({what}, revision=\"<commit sha>\")")
+        label, fix = shown or (f"{name}({what})`", with_keyword(call, "revision", "'<commit sha>'"))
         yield ctx.finding(
             f"`{label} pulls {target!r} from the hub without a pinned revision"
             + (f" (revision={ast.unparse(revision)} moves)" if revision is not None else ""),

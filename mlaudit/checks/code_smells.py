@@ -6,6 +6,7 @@ import ast
 import re
 from collections.abc import Iterable
 
+from mlaudit.checks._hints import with_first_arg, with_keyword
 from mlaudit.checks.registry import rule
 from mlaudit.context import RuleContext
 from mlaudit.inputs.code_index import CallSite, CodeIndex, call_name
@@ -276,7 +277,7 @@ def whole_model_pickled(module: PythonModule, ctx: RuleContext) -> Iterable[Find
             Location(module.rel, site.line),
             evidence={"object": target},
             key=f"save@{target}",
-            fix_hint=f"{site.name}({target}.state_dict(), path)",
+            fix_hint=with_first_arg(site.node, f"{target}.state_dict()"),
         )
     for node in index.assigns:
         value = node.value
@@ -292,7 +293,7 @@ def whole_model_pickled(module: PythonModule, ctx: RuleContext) -> Iterable[Find
             Location(module.rel, node.lineno),
             evidence={"object": target},
             key=f"load@{target}",
-            fix_hint=f"{target}.load_state_dict({call_name(value)}(path, weights_only=True))",
+            fix_hint=f"{target}.load_state_dict({with_keyword(value, 'weights_only', 'True')})",
         )
 
 
@@ -312,5 +313,5 @@ def non_strict_load_ignored(module: PythonModule, ctx: RuleContext) -> Iterable[
             Location(module.rel, site.line),
             evidence={"call": site.name},
             key=f"{site.name}@{ast.unparse(site.node)[:80]}",
-            fix_hint=f"result = {site.name}(..., strict=False); assert not result.missing_keys, result",
+            fix_hint=f"result = {ast.unparse(site.node)}; assert not result.missing_keys, result",
         )

@@ -116,7 +116,8 @@ def torch_never_seeded(setup: TrainingSetup, ctx: RuleContext) -> Iterable[Findi
             f"({m.rel}:{first.line}); torch's generator (weight init, dropout, shuffling) stays unseeded",
             Location(module.rel, first.line if m is module else module.anchor_line),
             evidence={"seed_calls": len(sites)},
-            fix_hint="torch.manual_seed(seed)",
+            # the same seed expression the module already passes to random/numpy
+            fix_hint=f"torch.manual_seed({first.arg})" if first.arg and m is module else None,
         )
 
 

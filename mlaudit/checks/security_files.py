@@ -74,7 +74,7 @@ def pickle_where_safetensors_would_do(info: CheckpointInfo, ctx: RuleContext) ->
         "is pickle-based; safetensors could hold these tensors without code execution on load",
         Location(info.rel),
         evidence={"format": info.format, "tensors": len(info.tensors), "parameters": info.parameters},
-        fix_hint=f"mlaudit fix {ctx.shell_path(info.rel)} --apply safetensors",
+        fix_hint=ctx.fix_command(info.rel, "safetensors"),
     )
 
 

@@ -76,7 +76,9 @@ def dead_units(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]:
                 Location(stats.info.rel, pointer=st.name),
                 evidence={"dead_rows": st.dead_rows, "rows": st.rows, "fraction": round(frac, 4)},
                 fix_hint=(
-                    "retrain (check LR, init, ReLU death) or remove the units (`mlaudit fix --apply prune`)"
+                    f"{ctx.fix_command(stats.info.rel, 'prune')} --run-model --config <training config>  "
+                    "(removes the units; the config names the architecture; or retrain: check LR, "
+                    "init, ReLU death)"
                 ),
             )
 

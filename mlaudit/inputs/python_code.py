@@ -143,6 +143,7 @@ class SeedSite:
     name: str
     resolved: str
     line: int
+    arg: str = ""  # the first argument as written (`args.seed`), "" when there is none
 
     @property
     def last(self) -> str:
@@ -201,7 +202,8 @@ def module_facts(module: PythonModule) -> ModuleFacts:
         rel=module.rel, kind=module.kind, module_name=module.module_name,
         imports=frozenset(imported_modules(module)),
         calls=frozenset(c.resolved for c in calls if c.resolved),
-        seeds=tuple(SeedSite(c.name, c.resolved, c.line) for c in calls if is_seed_site(c)),
+        seeds=tuple(SeedSite(c.name, c.resolved, c.line, ast.unparse(c.node.args[0]) if c.node.args else "")
+                    for c in calls if is_seed_site(c)),
         trains=is_training_script(module), entry=_is_entry_point(module),
         hf_trainer=any(c.last in HF_TRAINERS for c in calls),
         uses_torch=index.imports_from("torch") or any(c.resolved.startswith("torch.") for c in calls),
