@@ -230,8 +230,9 @@ def measure(argv: list[str], labels_path: Path = LABELS, results_path: Path = RE
         for u in row["unjudged_examples"][:5]:
             print(f"  unjudged in {row['repo']}: {u}")
     results_path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"benchmark": "realworld-repos", "labels": labels_path.name, "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "snapshots": str(root), "skipped": skipped, "total": total_row, "repos": rows}
+    doc = {"benchmark": "realworld-repos", "labels": labels_path.name,
+           "when": time.strftime("%Y-%m-%dT%H:%M:%S"), "snapshots": str(root), "skipped": skipped,
+           "total": total_row, "repos": rows}
     tmp = results_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(results_path)

@@ -50,7 +50,8 @@ def lossless_bf16(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Finding]
         Location(stats.info.rel),
         evidence={"tensors": len(exact), "fp32_tensors": len(fp32), "lossless_bytes": exact_bytes,
                   "share": round(share, 4), "examples": [st.name for st in exact[:5]]},
-        fix_hint=f"{ctx.fix_command(stats.info.rel, 'cast-bf16')}  (lossless for these tensors; its parity check verifies)",
+        fix_hint=f"{ctx.fix_command(stats.info.rel, 'cast-bf16')}  "
+                 "(lossless for these tensors; its parity check verifies)",
     )
 
 
@@ -97,5 +98,6 @@ def fp16_range_risk(stats: CheckpointStats, ctx: RuleContext) -> Iterator[Findin
             Location(stats.info.rel, pointer=st.name),
             evidence={"overflow": over, "subnormal_fraction": round(sub_frac, 6),
                       "max_abs": st.max_abs, "dtype": st.dtype, "precision": prec or None},
-            fix_hint=f"{ctx.fix_command(stats.info.rel, 'cast-bf16')}  (bf16, unless fp16 was validated for this model)",
+            fix_hint=f"{ctx.fix_command(stats.info.rel, 'cast-bf16')}  "
+                     "(bf16, unless fp16 was validated for this model)",
         )
