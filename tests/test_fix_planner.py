@@ -73,7 +73,10 @@ def test_findings_drive_the_plan_and_the_report_lists_what_was_removed(run_cli, 
     assert {"MLC004", "MLC005", "MLS004"} <= removed
     assert report["findings"]["introduced"] == [] and report["findings"]["remaining"] == []
     md = (tmp_path / "o" / "fix-report.md").read_text()
-    assert "## Findings" in md and "removed by the fix: " in md
+    assert "## Findings" in md and f"removed by the fix: {len(report['findings']['removed'])}" in md
+    html = (tmp_path / "o" / "fix-report.html").read_text()
+    assert 'id="findings-removed"' in html
+    assert html.count('data-finding="removed"') == len(report["findings"]["removed"])
 
 
 def test_model_at_the_top_level_keeps_its_tensors_and_drops_the_flagged_keys(run_cli, tmp_path):

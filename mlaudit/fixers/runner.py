@@ -12,12 +12,11 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlaudit.fixers import FixError, all_fixers, outdir
+from mlaudit.fixers import FixError, all_fixers, outdir, stages
 from mlaudit.fixers.base import (
     Baseline,
     Budget,
@@ -27,11 +26,7 @@ from mlaudit.fixers.base import (
     state_dict_of,
 )
 from mlaudit.fixers.plan import Plan, make_plan, unsafe_steps_allowed
-from mlaudit.model import Finding
-
-# file -> the fixable rules' findings on it: the engine's scan, handed in by the CLI (the
-# fixers layer does not import the engine; see mlaudit.fix_scan)
-Scanner = Callable[[Path], Sequence[Finding]]
+from mlaudit.fixers.stages import Scanner
 
 
 @dataclass(frozen=True)
@@ -226,79 +221,6 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
     state.baseline = Baseline(x, ref, metrics.is_class_scores(ref, out_name), accuracy)
 
 
-def _write_and_verify_state(
-    state: FixState, ctx: dict[str, Any], steps: list[StepResult]
-) -> StepResult | None:
-    """Write the state file when tensors changed and no step wrote one; verify it."""
-    import torch
-
-    from mlaudit.fixers.verify import bit_equal, read_state_file, verify_bit_exact
-    from mlaudit.inputs.checkpoint import iter_tensors
-
-    if state.state_file is None and state.state_dirty:
-        state.state_file = state.workdir / f"{state.input_path.stem}.pt"
-        torch.save(state.tensors, state.state_file)
-    if state.state_file is None:
-        return None
-    lossless = all(s.applicability == "safe" for s in steps if s.status == "applied")
-    if lossless and not state.model_changed:
-        # re-read the input from disk: the comparison does not trust the pipeline's memory
-        source = dict(iter_tensors(ctx["info"]))
-        line = verify_bit_exact(state.state_file, state.tensors, state.origin, source)
-    else:
-        got = read_state_file(state.state_file)
-        if set(got) != set(state.tensors) or not all(bit_equal(got[k], state.tensors[k]) for k in got):
-            raise FixError(f"verification failed: {state.state_file.name} does not read back as written")
-        line = (
-            f"{len(got)} tensors read back bit-identical to the fixed tensors (unsafe steps changed values)"
-        )
-    return StepResult("verify", "safe", "applied", f"verified {state.state_file.name}", verified=line)
-
-
-def _cast_fidelity(state: FixState) -> StepResult | None:
-    """With an architecture: outputs of the model with the cast weights (upcast) vs fp32."""
-    import copy
-
-    from mlaudit.fixers import metrics
-    from mlaudit.fixers.int8 import budget_miss
-
-    dtype = state.cast_dtype
-    if dtype is None or state.reference is None:
-        return None
-    baseline = state.require_baseline()
-    # a config's keyword interface wraps the model class as `inner`: cast the class's weights
-    model = copy.deepcopy(state.model)
-    target = getattr(model, "inner", model)
-    own = target.state_dict()
-    # the cast tensors may still carry wrapper keys and prefixes (`model.module.fc.weight`)
-    mapped = {}
-    for key in own:
-        hits = [n for n in state.tensors if n == key or n.endswith("." + key)]
-        if hits:
-            mapped[key] = state.tensors[min(hits, key=len)].to(own[key].dtype)
-    if set(mapped) != set(own):
-        missing = sorted(set(own) - set(mapped))[:3]
-        raise FixError(f"cannot match the cast tensors to the model's parameters (e.g. {missing})")
-    target.load_state_dict(mapped, strict=True)
-    state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
-    got = metrics.torch_runner(model)(baseline.inputs)
-    fid = metrics.fidelity(baseline.outputs, got, baseline.class_scores)
-    acc = (
-        metrics.classification(got, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
-    )
-    miss = budget_miss(fid, acc, baseline.accuracy, state.budget)
-    name = f"cast-{'bf16' if dtype == 'bfloat16' else 'fp16'}"
-    return StepResult(
-        name,
-        "unsafe",
-        "failed" if miss else "applied",
-        f"model outputs with {dtype} weights",
-        verified=f"mean cosine {fid['mean_cosine']:.5f} vs fp32",
-        evidence={"fidelity": fid},
-        budget_failure=f"{name} fidelity budget failed: {miss}" if miss else None,
-    )
-
-
 def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dict[str, Any]]:
     """Before/after rows for the report."""
     from mlaudit.fixers import metrics
@@ -477,14 +399,14 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
                 outcome.budget_failure = result.budget_failure
                 break
         if outcome.budget_failure is None:
-            verified = _write_and_verify_state(state, ctx, outcome.steps)
+            verified = stages.verify_state(state, ctx["info"], outcome.steps)
             if verified is not None:
                 outcome.steps.append(verified)
-            cast = _cast_fidelity(state)
+            cast = stages.cast_fidelity(state)
             if cast is not None:
                 outcome.steps.append(cast)
                 outcome.budget_failure = cast.budget_failure
-        diff = rescan_output(state, plan, opts)
+        diff = stages.rescan_output(state, plan, opts.scanner)
         if diff is not None and outcome.budget_failure is None:
             from mlaudit.fixers.findings_diff import introduced_errors
 
@@ -567,14 +489,3 @@ def _move_into_place(tmp: Path, out: Path) -> None:
         for f in out.iterdir():
             os.chmod(f, 0o644)
 
-
-def rescan_output(state: FixState, plan: Plan, opts: FixOptions) -> dict[str, Any] | None:
-    """The fixable rules again, on the state file the fix wrote (still in the work dir):
-    `{removed, introduced, remaining}` against the input's findings. None when nothing was
-    scanned (no scanner, not a checkpoint, or no state file written)."""
-    from mlaudit.fixers.findings_diff import findings_diff
-
-    if opts.scanner is None or plan.artifact_kind != "checkpoint" or state.state_file is None:
-        return None
-    after = opts.scanner(state.state_file)
-    return findings_diff(plan.findings, after)

@@ -2,9 +2,10 @@
 
 Reads the fix report document only (the same dict written as fix-report.json), never the
 fixers: size, latency p50/p95 per batch size, throughput, fidelity, accuracy and F1 where
-labels exist, the energy estimate, int8 per-node sensitivity with the nodes kept in fp32
-marked, and per-layer sparsity after pruning. A value the run did not measure is shown as
-"–" and left out of its chart, never drawn as zero.
+labels exist, the energy estimate, the scan findings the fix removed or introduced, int8
+per-node sensitivity with the nodes kept in fp32 marked, and per-layer sparsity after
+pruning. A value the run did not measure is shown as "–" and left out of its chart, never
+drawn as zero.
 """
 
 from __future__ import annotations
@@ -246,6 +247,26 @@ def _prune(report: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
+def _findings(report: Mapping[str, Any]) -> str:
+    """The scan's fixable findings removed, introduced and remaining (output re-scanned)."""
+    diff = report.get("findings")
+    if not diff:
+        return ""
+    out = ['<section id="findings"><h2>Findings</h2><p>The fixable rules were run again on the '
+           "written state file: what the fix removed, introduced and left.</p>"]
+    for key, label in (("removed", "removed by the fix"), ("introduced", "introduced by the fix"),
+                       ("remaining", "still in the output")):
+        entries = diff.get(key) or []
+        rows = [f'<tr data-finding="{esc(key)}"><td><b>{esc(r.get("code"))}</b></td>'
+                f"<td>{esc(r.get('severity', ''))}</td><td><code>{esc(r.get('location', ''))}</code></td>"
+                f"<td>{esc(r.get('message', ''))}</td></tr>" for r in entries]
+        out.append(f"<h3>{esc(label)}: {len(entries)}</h3>")
+        if rows:
+            out.append(table(["rule", "severity", "location", "message"], rows, table_id=f"findings-{key}"))
+    out.append("</section>")
+    return "".join(out)
+
+
 def render_fix(report: Mapping[str, Any]) -> str:
     """The fix report document (fix-report.json's content) as one HTML page."""
     # Exactly what fix-report.json holds (written with default=str): numpy scalars in the live
@@ -277,7 +298,8 @@ def render_fix(report: Mapping[str, Any]) -> str:
     body.append('<section id="before-after"><h2>Before / after</h2>'
                 + "".join(_charts(report, variants, batches)) + _variant_table(variants, cols)
                 + "</section>")
-    for section_id, html_part in (("int8", _int8(report)), ("prune", _prune(report))):
+    parts = (("findings", _findings(report)), ("int8", _int8(report)), ("prune", _prune(report)))
+    for section_id, html_part in parts:
         if html_part:
             nav.append((section_id, section_id))
             body.append(html_part)
