@@ -90,6 +90,8 @@ def scan(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show evidence and tracebacks.")] = False,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Processes for checkpoint reads and Python code rules (default: MLAUDIT_JOBS, else one per core); the report is the same for any number.")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Directory of a content-addressed cache: a re-run loads only new or changed checkpoints.")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="Where checkpoint work runs: local (processes, --jobs) or ray (a Ray cluster; extra mlaudit[ray]).")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to use with --executor ray (e.g. auto, ray://host:10001); default: start a local one with --jobs CPUs.")] = None,
 ) -> int:
     """Scan a project (or one checkpoint or config) for ML technical debt."""
     from mlaudit.catalog import load_catalog
@@ -143,6 +145,7 @@ def scan(
                 read_training_config(config, str(config), require=True)
             except InputError as err:
                 raise CliError(str(err)) from None
+        _check_executor(executor, ray_address)
         if run_model:
             from mlaudit.extras import need_line
 
@@ -165,6 +168,8 @@ def scan(
             settings_file=settings_file,
             jobs=jobs,
             cache_dir=cache,
+            executor=executor,
+            ray_address=ray_address,
         )
         report = run_scan(targets, options)
         from mlaudit.engine import rule_context
@@ -206,6 +211,19 @@ def scan(
         print("\n".join(rule_counts(report)), file=info)
     failing = report.gating(fail_level)
     return EXIT_FINDINGS if failing and not exit_zero else EXIT_OK
+
+
+def _check_executor(executor: str, ray_address: str | None) -> None:
+    """--executor and --ray-address make sense together, and Ray is installed (before a scan)."""
+    if executor not in ("local", "ray"):
+        raise CliError(f"--executor {executor!r}: expected local or ray")
+    if ray_address and executor != "ray":
+        raise CliError("--ray-address needs --executor ray")
+    if executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise CliError("--executor ray needs Ray: pip install 'mlaudit[ray]'")
 
 
 def _require_html() -> None:

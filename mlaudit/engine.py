@@ -17,6 +17,7 @@ from mlaudit.checks.registry import check_table, implementations
 from mlaudit.context import RuleContext
 from mlaudit.dispatch import run_file_rules
 from mlaudit.fleet import CacheError, ScanCache, prefetch
+from mlaudit.fleet_ray import RayUnavailable
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
 from mlaudit.inputs.remote import RemoteError, RemoteTarget, close_target, is_remote, open_target
@@ -250,7 +251,10 @@ def scan(paths: Sequence[Path | str], options: ScanOptions) -> Report:
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
             session.progress = bar
             # checkpoint inputs first: in worker processes (--jobs) and from --cache
-            prefetch(session, needed, options.jobs, cache)
+            try:
+                prefetch(session, needed, options.jobs, cache)
+            except RayUnavailable as err:
+                raise ScanAbort(str(err)) from None
             # Code rules run file by file (one parse, one walk per file, in parallel for large
             # trees); the other rules run one after another over the inputs they need.
             per_file = [c for c in runnable if impls[c].needs == "python"]

@@ -219,6 +219,22 @@ def scan_context(session: ScanSession, kinds: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def _load_on_ray(session: ScanSession, kinds: tuple[str, ...], todo: list[int], jobs: int | None,
+                 results: dict[int, FileResult]) -> None:
+    """--executor ray: the files of `todo` loaded by Ray workers, taken as they finish."""
+    from mlaudit import fleet_ray
+
+    tracker, session.progress = session.progress, None  # workers never draw
+    try:
+        for i, result in fleet_ray.map_files(session, kinds, todo, session.options.ray_address,
+                                             fleet_ray.default_cpus(jobs), _load):
+            results[i] = result
+            if tracker is not None:
+                tracker.advance()
+    finally:
+        session.progress = tracker
+
+
 def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
              cache: ScanCache | None = None) -> None:
     """Load the checkpoint inputs among `needed` for every checkpoint file of the session,
@@ -245,8 +261,11 @@ def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
         cache.misses += len(indices) - len(results)
     todo = [i for i in indices if i not in results]
     tracker = session.progress
+    on_ray = session.options.executor == "ray" and not session.single_file and bool(todo)
     workers = 1 if session.single_file or len(todo) < PARALLEL_MIN_FILES else worker_count(jobs, len(todo))
-    if workers <= 1:
+    if on_ray:
+        _load_on_ray(session, kinds, todo, jobs, results)
+    elif workers <= 1:
         for i in todo:
             results[i] = _load(session, kinds, session.files[i])
     elif todo:
@@ -270,7 +289,7 @@ def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
         f = session.files[i]
         if cache is not None and i in keys and i in todo:
             cache.put(keys[i], results[i])
-        if workers > 1 or i not in todo:
+        if workers > 1 or on_ray or i not in todo:
             _apply(session, kinds, f, results[i])
             session.mark_read([f.rel], tracker if i not in todo else None)
         else:  # loaded in this process: values already in the session, artifacts taken out by _load

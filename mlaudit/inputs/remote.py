@@ -204,6 +204,16 @@ def close_target(target: RemoteTarget) -> None:
     shutil.rmtree(target.root, ignore_errors=True)
 
 
+def objects_of(files: Sequence[RepoFile]) -> dict[Path, RemoteObject]:
+    """The remote objects behind `files` (for workers not forked from this process)."""
+    return {f.path: _OBJECTS[f.path] for f in files if f.path in _OBJECTS}
+
+
+def adopt(objects: Mapping[Path, RemoteObject]) -> None:
+    """Register objects listed by another process (a Ray worker gets the driver's)."""
+    _OBJECTS.update(objects)
+
+
 def remote_object(path: Path) -> RemoteObject | None:
     """The remote object a mirror path stands for (None for a local file)."""
     return _OBJECTS.get(path)

@@ -42,6 +42,10 @@ class ScanOptions:
     jobs: int | None = None
     # Content-addressed cache of checkpoint inputs (`--cache DIR`), None: no cache.
     cache_dir: Path | None = None
+    # Where checkpoint work runs: "local" (forked processes, --jobs) or "ray" (--executor ray,
+    # on the cluster at ray_address, else a local one with --jobs CPUs).
+    executor: str = "local"
+    ray_address: str | None = None
 
 
 _MISSING = object()
