@@ -164,7 +164,14 @@ class _Runner:
 
     def __call__(self, code: str, target: object, file: RepoFile | None) -> list[Finding]:
         try:
-            return list(self._impls[code].func(target, self.context(code)))
+            found = list(self._impls[code].func(target, self.context(code)))
+            # an input seen inside a larger whole (a Hydra member in its composed config)
+            # says which findings are its own to report
+            owns = getattr(target, "reports_on", None)
+            if callable(owns):
+                cut = len(self.prefix)
+                found = [f for f in found if owns(f.location.path[cut:], f.location.line)]
+            return found
         except Exception as exc:
             return [_crash_finding(code, file.rel if file else ".", exc, self.context(RULE_CRASHED))]
 

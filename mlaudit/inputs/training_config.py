@@ -30,6 +30,7 @@ from mlaudit.inputs.config_verdict import (
     decide,
     unparsable_other,
 )
+from mlaudit.inputs.hydra_compose import composed_for
 from mlaudit.inputs.library_dialects import LIBRARY_MAPPERS
 from mlaudit.inputs.py_config import merge_python_bases, read_python_config
 from mlaudit.inputs.training_regime import objective_of, regime_for
@@ -95,6 +96,16 @@ class TrainingConfig:
     key_files: Mapping[str, str] = field(default_factory=dict)
     duplicates: tuple[tuple[str, int, int], ...] = ()  # (dotted key, line, first line)
     code_tags: tuple[tuple[str, int, str], ...] = ()  # (dotted key, line, Python YAML tag)
+    # A Hydra file judged inside its composed config reports only what it wrote itself (each
+    # fact once, by the file that wrote it); what nobody wrote only from the primary config.
+    reports_only: str | None = None
+    reports_absent: bool = True
+
+    def reports_on(self, path: str, line: int | None) -> bool:
+        """Whether a finding at `path` (root-relative) and `line` belongs to this config."""
+        if self.reports_only is None:
+            return True
+        return path == self.reports_only and (line is not None or self.reports_absent)
 
     def effective(self, name: str) -> Any:
         """The value in force: the file's own, else the library default, else None."""
@@ -245,6 +256,40 @@ def merge_bases(path: Path, rel: str, doc: Any, max_depth: int = 5) -> tuple[dic
     return data, lines, files
 
 
+@dataclass(frozen=True)
+class ComposedView:
+    """A Hydra file's composed config, keys and files in scan-relative terms."""
+
+    data: dict[str, Any]
+    lines: dict[str, int]
+    files: dict[str, str]  # composed key -> scan-relative file, for keys other files wrote
+    is_primary: bool
+    evaluates: bool  # composed by an evaluation primary (eval.yaml, test.yaml, ...)
+
+
+_EVAL_WORDS = frozenset({"eval", "evaluate", "evaluation", "test", "predict", "inference"})
+
+
+def composed_view(path: Path, rel: str) -> ComposedView | None:
+    """The composition (hydra_compose) a Hydra file takes part in, or None outside a tree."""
+    found = composed_for(path)
+    if found is None:
+        return None
+    comp, tree_rel = found
+    if rel.endswith(tree_rel):
+        prefix = rel[: len(rel) - len(tree_rel)]
+    else:  # scanned from inside the tree (a member named alone): the other files lie above
+        full = path.resolve().as_posix()
+        if not full.endswith("/" + rel):
+            return None
+        scan_root = full[: len(full) - len(rel) - 1]
+        prefix = posixpath.relpath(comp.root.as_posix(), scan_root) + "/"
+    files = {k: prefix + f for k, f in comp.files.items() if f != tree_rel}
+    stem = comp.primary.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    return ComposedView(comp.data, comp.lines, files, tree_rel == comp.primary,
+                        bool(set(re.findall(r"[a-z]+", stem)) & _EVAL_WORDS))
+
+
 def build_training_config(
     path: Path, rel: str, doc: Any, dialect: str | None = None, verdict: Verdict | None = None
 ) -> TrainingConfig | None:
@@ -266,10 +311,15 @@ def build_training_config(
         merged = merge_python_bases(path, rel, doc)
         if merged is not None:
             data, doc_lines, key_files = merged
+    composed = composed_view(path, rel) if dialect == "hydra" else None
+    if composed is not None:
+        data, doc_lines, key_files = composed.data, composed.lines, composed.files
     resolved = dialects.resolve_interpolations(dict(data))
     mapped = MAPPERS[dialect](resolved)
     regime = mapped.values.pop("regime", None)
     objective = objective_of(rel, resolved)
+    if composed is not None and composed.evaluates:
+        regime = "eval"  # composed by an evaluation primary (eval.yaml): nothing is trained
     if regime is None and verdict.kind == TRAINING:
         regime = regime_for(objective, rel, resolved)
     values: dict[str, Any] = {}
@@ -320,6 +370,8 @@ def build_training_config(
         default_keys=dict(mapped.default_keys),
         auto=frozenset(mapped.auto),
         partial=mapped.partial,
+        reports_only=rel if composed is not None else None,
+        reports_absent=composed is None or composed.is_primary,
         unknown_keys=tuple(mapped.unknown),
         duplicates=tuple(doc.duplicates),
         code_tags=tuple(doc.code_tags),
