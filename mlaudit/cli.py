@@ -333,38 +333,54 @@ def fix(
     from mlaudit.fix_scan import scan_for_fixes
     from mlaudit.fixers import FixError, outdir
     from mlaudit.fixers.base import Budget
-    from mlaudit.fixers.runner import FixOptions, default_out, run_fix
+    from mlaudit.fixers.runner import FixOptions
 
     console = Console(highlight=False, soft_wrap=True)
+    done: list[Any] = []  # the outcome, once run_fix returned
     try:
         opts = FixOptions(checkpoint=checkpoint, config=config, apply=tuple(_split(apply)), out=out,
                           dry_run=dry_run, unsafe_fixes=unsafe_fixes, budget=Budget.parse(_split(budget)),
                           eval_data=eval_data, force=force, keep_failed=keep_failed, run_model=run_model,
                           measure_seconds=measure_seconds, threads=threads, scanner=scan_for_fixes)
-
-        from mlaudit.progress import progress
-
-        # On a terminal, after ~1 s: the step that finished last; a fixer's own
-        # `progress(...)` (export, int8 layer i of N, timing) shows as a sub-line of this one.
-        # SIGTERM is handled like Ctrl-C (issue 11): the runner cleans up, exit 143.
-        with progress(f"fix {checkpoint.name}") as bar, outdir.sigterm_as_interrupt():
-            def show(step: Any) -> None:
-                console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
-                bar.step(f"{step.name} {step.status}")
-
-            outcome = run_fix(opts, on_step=None if dry_run else show)
+        # SIGTERM is handled like Ctrl-C (issue 11) for the whole command, reports included:
+        # the runner cleans up at its next safe point, exit 143 with one line
+        with outdir.sigterm_as_interrupt():
+            return _fix_and_report(opts, console, done)
     except FixError as err:
         raise CliError(str(err)) from None
     except outdir.Terminated:  # the runner removed its work directory on the way out
-        print("mlaudit: terminated (SIGTERM); nothing written", file=sys.stderr)
+        outcome = done[0] if done else None
+        if outcome is not None and outcome.kept and outcome.out_dir is not None:
+            # SIGTERM after the runner's last safe point: the output was already moved into place
+            print(f"mlaudit: terminated (SIGTERM) after the output was complete: {outcome.out_dir}",
+                  file=sys.stderr)
+        else:
+            print("mlaudit: terminated (SIGTERM); nothing written", file=sys.stderr)
         return outdir.EXIT_TERMINATED
+
+
+def _fix_and_report(opts: Any, console: Console, done: list[Any]) -> int:
+    """Run the fix with its progress line, print the outcome, write the HTML report."""
+    from mlaudit.fixers.runner import default_out, run_fix
+    from mlaudit.progress import progress
+
+    checkpoint, dry_run = opts.checkpoint, opts.dry_run
+    # On a terminal, after ~1 s: the step that finished last; a fixer's own
+    # `progress(...)` (export, int8 layer i of N, timing) shows as a sub-line of this one.
+    with progress(f"fix {checkpoint.name}") as bar:
+        def show(step: Any) -> None:
+            console.print(f"  {step.name}: {step.status} - {step.detail}", markup=False)
+            bar.step(f"{step.name} {step.status}")
+
+        outcome = run_fix(opts, on_step=None if dry_run else show)
+    done.append(outcome)
     plan = outcome.plan
     if dry_run or not plan.steps:
         if not plan.steps:
             console.print(f"nothing to fix in {checkpoint}" + "".join(f"; {n}" for n in plan.notes)
                           + " (name fixes with --apply)")
             return EXIT_OK
-        console.print(f"plan for {checkpoint} ({plan.artifact_kind}) -> {out or default_out(checkpoint)} (dry run, nothing written):")
+        console.print(f"plan for {checkpoint} ({plan.artifact_kind}) -> {opts.out or default_out(checkpoint)} (dry run, nothing written):")
         for i, s in enumerate(plan.steps, 1):
             console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})", markup=False)
             for f in s.findings:
@@ -389,6 +405,7 @@ def fix(
         return EXIT_FINDINGS
     console.print(f"fixed: {outcome.out_dir} (fix-report.md, fix-report.json, fix-report.html)")
     return EXIT_OK
+
 
 def _write_fix_html(report: dict[str, Any], out_dir: Path) -> None:
     """fix-report.html beside the JSON it is drawn from (written atomically, like the others)."""

@@ -7,8 +7,14 @@
   directory or one above it, a parent of the input, the home directory or `/`.
 - Leftovers of a run killed with SIGKILL (no chance to clean up) are recognised by their
   marker and a dead owner, and removed by the next run for the same output.
-- SIGTERM (what CI cancellation and `timeout` send) is turned into `Terminated`, a
-  KeyboardInterrupt, so the runner's clean-up runs exactly as on Ctrl-C.
+- SIGTERM (what CI cancellation and `timeout` send) is only recorded by its handler; the
+  runner calls `raise_if_terminated()` at safe points (between steps, before writing, before
+  measuring, right before the output is moved into place), which raises `Terminated`, a
+  KeyboardInterrupt, so the runner's clean-up runs exactly as on Ctrl-C. Raising from the
+  handler itself was unsafe: the exception lands at any bytecode, inside an import (a
+  half-imported numpy) or inside code that catches it (the fix went on and exited 0). A second
+  SIGTERM while the first waits for a safe point kills at once (the default action); the next
+  run removes what it left, like a SIGKILL's leftovers.
 """
 
 from __future__ import annotations
@@ -29,10 +35,6 @@ from mlaudit.fixers import FixError
 
 MARKER = ".mlaudit-fix"
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what shells report for a terminated command
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM arrived during a fix: clean up like Ctrl-C, then exit 143."""
 
 
 def _marker_of(directory: Path) -> dict | None:
@@ -128,29 +130,54 @@ def unmark(out: Path) -> None:
         (out / MARKER).unlink()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived during a fix: clean up like Ctrl-C, then exit 143."""
+
+
+_received = threading.Event()  # set by the SIGTERM handler, read at the runner's safe points
+
+
+def raise_if_terminated() -> None:
+    """A safe point: raise `Terminated` when SIGTERM arrived while a fix was running."""
+    if _received.is_set():
+        raise Terminated()
+
+
+def terminated() -> bool:
+    """Whether SIGTERM arrived while `sigterm_as_interrupt` was active."""
+    return _received.is_set()
+
+
+def _record_sigterm(signum: int, frame: object) -> None:
+    """The handler: record only (no exception may land mid-import); a second signal kills."""
+    if _received.is_set():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    _received.set()
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While active (main thread only), SIGTERM raises `Terminated` so clean-up code runs."""
+    """While active (main thread only), SIGTERM is recorded and the fix ends as `Terminated`
+    at the next safe point (`raise_if_terminated`), or, when it arrived after the last one,
+    on leaving this block: whatever the moment, the caller sees `Terminated` (exit 143)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    received = False
-
-    def handler(signum: int, frame: object) -> None:
-        nonlocal received
-        received = True
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    _received.clear()
+    previous = signal.signal(signal.SIGTERM, _record_sigterm)
     try:
         yield
+    except Terminated:
+        raise
     except Exception as err:
-        # `Terminated` raised in the middle of an import or inside code that catches it can
-        # come out as another error (a half-imported numpy: "no attribute 'iterable'"); once
-        # SIGTERM arrived, whatever unwinds the fix is still the termination.
-        if received:
+        # an error unwinding the fix after SIGTERM arrived (a step failing as the process is
+        # being stopped) is still the termination the user asked for
+        if _received.is_set():
             raise Terminated() from err
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if _received.is_set():
+        raise Terminated()  # arrived after the last safe point: the work is done, still exit 143

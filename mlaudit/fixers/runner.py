@@ -278,6 +278,7 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
     for variant, path in onnx_variants:
         if path is None:
             continue
+        outdir.raise_if_terminated()
         files = metrics.onnx_files(path)
         state.runners[variant] = metrics.ort_runner(path, threads)
         rows.append(
@@ -372,6 +373,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
     tmp = outdir.make_workdir(out)
     moved = False
     try:
+        outdir.raise_if_terminated()  # safe points: SIGTERM is acted on only here (outdir.py)
         state = FixState(input_path=opts.checkpoint, workdir=tmp, budget=opts.budget, config=ctx["cfg"])
         if ctx["info"] is not None:
             from mlaudit.inputs import InputError
@@ -385,10 +387,12 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
                 raise FixError(str(err)) from None
             state.origin = {k: k for k in state.tensors}
             state.metadata = {k: v for k, v in ctx["info"].metadata.items()}
+        outdir.raise_if_terminated()
         needs_model = any(s.level == "model" for s in plan.steps)
         _setup_model(state, opts, ctx, needs_model)
         fixers = all_fixers()
         for step in plan.steps:
+            outdir.raise_if_terminated()
             t0 = time.perf_counter()
             result = fixers[step.name].handler(state, step.config)
             result.evidence["wall_s"] = round(time.perf_counter() - t0, 3)
@@ -398,6 +402,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
             if result.budget_failure:
                 outcome.budget_failure = result.budget_failure
                 break
+        outdir.raise_if_terminated()
         if outcome.budget_failure is None:
             verified = stages.verify_state(state, ctx["info"], outcome.steps)
             if verified is not None:
@@ -418,7 +423,9 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
                 )
         if outcome.budget_failure is not None and not opts.keep_failed:
             return outcome
+        outdir.raise_if_terminated()
         rows = _measure(state, ctx, opts)
+        outdir.raise_if_terminated()
         if outcome.budget_failure is None:
             failure, noise = latency_gate(rows, opts.budget, opts.large_batch)
             state.warnings.extend(noise)
@@ -457,6 +464,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
         for f in tmp.glob(".int8-work"):
             shutil.rmtree(f, ignore_errors=True)
         write_reports(report, tmp)
+        outdir.raise_if_terminated()  # the last one: after the move the output is complete
         _move_into_place(tmp, out)
         moved = True
         outdir.unmark(out)  # a finished output is recognised by its fix-report.json
