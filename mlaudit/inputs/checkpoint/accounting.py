@@ -27,6 +27,34 @@ def storage_refs(pids: Iterable[ps.PersId]) -> dict[str, tuple[str, int, str]]:
     return refs
 
 
+def persistent_id_problems(pids: Iterable[ps.PersId], legacy: bool) -> list[str]:
+    """Storage persistent ids torch cannot unpack. The zip format's loader unpacks exactly
+    ('storage', type, key, location, numel); the legacy one adds view metadata, None or
+    (view key, offset, size). Any other shape makes torch.load fail, so the file is not what
+    the static listing says."""
+    problems = []
+    for pid in pids:
+        t = pid.pid
+        if not (isinstance(t, tuple) and t and t[0] == "storage"):
+            continue  # reported as an oddity by the pickle scan
+        want = 6 if legacy else 5
+        if len(t) != want:
+            problems.append(f"a storage reference with {len(t)} fields where torch unpacks {want}")
+        elif not isinstance(t[3], str) or not isinstance(t[4], int) or isinstance(t[4], bool) or t[4] < 0:
+            problems.append(f"storage reference {_describe_pid(t)}: location or element count torch cannot use")
+        elif legacy and t[5] is not None and not (
+            isinstance(t[5], tuple) and len(t[5]) == 3 and all(type(v) is int for v in t[5][1:])
+        ):
+            problems.append(f"storage reference {_describe_pid(t)}: view metadata torch cannot unpack")
+        if len(problems) >= 3:
+            break
+    return problems
+
+
+def _describe_pid(t: tuple) -> str:
+    return repr(t[2]) if len(t) > 2 and isinstance(t[2], str | int) else "(unnamed)"
+
+
 def storage_bytes(dtype: str, numel: int) -> int:
     """Bytes a storage of `numel` elements of `dtype` occupies."""
     return numel * ps.DTYPE_SIZES.get(dtype, 1)

@@ -529,9 +529,12 @@ class _Interp:
             items = self.pop_mark()
             if len(items) % 2:
                 raise PickleScanError("DICT with an odd number of items")
+            _require_hashable(items[::2], "dict key")
             self.stack_after_mark(SDict(list(zip(items[::2], items[1::2], strict=False))))
         elif name == "FROZENSET":
-            self.stack_after_mark(SSet(self.pop_mark(), frozen=True))
+            items = self.pop_mark()
+            _require_hashable(items, "frozenset item")
+            self.stack_after_mark(SSet(items, frozen=True))
         elif name == "APPEND":
             value = self.pop()
             self.append_to(st[-1] if st else None, [value])
@@ -553,6 +556,7 @@ class _Interp:
             target = self.stack[-1] if self.stack else None
             if not isinstance(target, SSet):
                 raise PickleScanError("ADDITEMS on a non-set")
+            _require_hashable(items, "set item")
             target.items.extend(items)
         elif name == "POP":
             if st:
@@ -633,6 +637,7 @@ class _Interp:
             raise PickleScanError(f"APPEND onto {_describe(target)}")
 
     def setitems(self, target: Any, pairs: list) -> None:
+        _require_hashable([k for k, _ in pairs], "dict key")
         if isinstance(target, SDict):
             target.items.extend(pairs)
         elif isinstance(target, Call):
@@ -642,6 +647,33 @@ class _Interp:
             target.items.extend(pairs)
         else:
             raise PickleScanError(f"SETITEM onto {_describe(target)}")
+
+
+# Callables whose result is a mutable container: unhashable, so never a dict key or set item.
+_UNHASHABLE_RESULTS = frozenset({
+    ("collections", "OrderedDict"), ("collections", "Counter"), ("collections", "defaultdict"),
+    *((m, n) for m in ("builtins", "__builtin__") for n in ("set", "dict", "list", "bytearray")),
+})  # fmt: skip
+
+
+def _unhashable(value: Any) -> bool:
+    """Whether the unpickler's object for `value` cannot be hashed (list, dict, set, or a tuple
+    holding one): used as a dict key or set item, it makes loading fail with a TypeError."""
+    if isinstance(value, SList | SDict) or (isinstance(value, SSet) and not value.frozen):
+        return True
+    if isinstance(value, tuple):
+        return any(_unhashable(v) for v in value)
+    return (
+        isinstance(value, Call)
+        and isinstance(value.func, Global)
+        and (value.func.module, value.func.name) in _UNHASHABLE_RESULTS
+    )
+
+
+def _require_hashable(keys: Any, what: str) -> None:
+    for key in keys:
+        if _unhashable(key):
+            raise PickleScanError(f"unhashable {what} ({_describe(key)}): the unpickler fails here")
 
 
 def _pairs_ok(args: Any) -> bool:
@@ -654,7 +686,9 @@ def _pairs_ok(args: Any) -> bool:
     if not isinstance(seq, tuple | list):
         return False
     return all(
-        isinstance(p := (item.items if isinstance(item, SList) else item), tuple | list) and len(p) == 2
+        isinstance(p := (item.items if isinstance(item, SList) else item), tuple | list)
+        and len(p) == 2
+        and not _unhashable(p[0])
         for item in seq
     )
 
@@ -792,6 +826,9 @@ def _as_tuple(v: Any) -> tuple | None:
     return None
 
 
+QUANTIZED_DTYPES = frozenset({"qint8", "quint8", "qint32"})
+
+
 def _storage_info(pid: Any) -> tuple[str, str, int] | None:
     """(key, storage dtype, numel) from a torch persistent id ('storage', type, key, loc, numel)."""
     if not isinstance(pid, PersId) or not isinstance(pid.pid, tuple) or len(pid.pid) < 5:
@@ -828,9 +865,10 @@ def tensor_of(value: Any) -> tuple[str, tuple[int, ...], tuple[str, str, int], i
         if not isinstance(args[1], int) or args[1] < 0:
             return None
         if fn.name == "_rebuild_qtensor" and not (
-            _valid_qparams(args[4]) and isinstance(args[5], bool) and _empty_hooks(args[6])
+            storage[1] in QUANTIZED_DTYPES
+            and _valid_qparams(args[4]) and isinstance(args[5], bool) and _empty_hooks(args[6])
         ):
-            return None
+            return None  # torch refuses to build a quantized tensor on a non-quantized storage
         if fn.name in ("_rebuild_tensor_v2", "_rebuild_tensor_v3") and not (
             isinstance(args[4], bool) and _empty_hooks(args[5])
         ):

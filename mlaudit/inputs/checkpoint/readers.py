@@ -198,6 +198,7 @@ def _read_pickle_file(buf: Any, size: int, strict: bool) -> Parsed:
         main = results[2].root
         named = _torch_tensors(out, main, member_prefix="")
         refs = accounting.storage_refs(results[2].persistent_ids)
+        out.inconclusive += accounting.persistent_id_problems(results[2].persistent_ids, legacy=True)
         records, problems = accounting.legacy_records(buf, stream.tell(), size, results[3].root, refs)
         out.inconclusive += problems
         out.inconclusive += accounting.check_storages(refs, records, named, "", results[2].rebuilds)
@@ -268,7 +269,10 @@ def _peek(z: TolerantZip, m: Member, n: int) -> bytes:
     return b""
 
 
-def _read_member(z: TolerantZip, m: Member, out: Parsed, limit: int) -> bytes:
+def _read_member(z: TolerantZip, m: Member, out: Parsed, limit: int, zipfile_reads: bool = False) -> bytes:
+    """The member's bytes. A bad CRC is a note where torch reads the archive (its miniz does not
+    check CRCs) and inconclusive where Python's zipfile does (`zipfile_reads`: numpy's npz,
+    bundles), since that loader refuses the member."""
     if out.inflated + m.size > MAX_TOTAL_INFLATE:
         raise ReadError(f"archive inflates beyond {MAX_TOTAL_INFLATE:,} bytes in total")
     try:
@@ -277,7 +281,10 @@ def _read_member(z: TolerantZip, m: Member, out: Parsed, limit: int) -> bytes:
         raise ReadError(str(err)) from None
     out.inflated += len(data)
     if not z.crc_ok(m, data):
-        out.notes.append(f"member {m.name!r} has a bad CRC (torch loads it anyway; scanned)")
+        if zipfile_reads:
+            out.inconclusive.append(f"member {m.name!r}: CRC mismatch: Python's zipfile (numpy) refuses it")
+        else:
+            out.notes.append(f"member {m.name!r} has a bad CRC (torch loads it anyway; scanned)")
     return data
 
 
@@ -306,13 +313,16 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
     if depth == 0:
         out.format = layout
     torch_layout = layout in ("torch-zip", "torchscript")
+    zipfile_reads = layout in ("npz", "zip")  # read with Python's zipfile (numpy, bundles)
     # storage records per directory ("data", "constants"), and the pickle that references them
     records: dict[str, dict[str, int]] = {"data": {}, "constants": {}}
     pickles: dict[str, tuple[ps.PickleResult, list[ps.StaticTensor] | None]] = {}
     for m in z.members:
-        if m.is_dir:
-            continue
         label = f"{where}/{m.name}" if where else m.name
+        if m.is_dir:
+            if m.size:  # zipfile (numpy) reads a "directory" entry's bytes like any member's
+                out.inconclusive.append(f"{label}: a directory entry holding {m.size:,} bytes: not scanned")
+            continue
         lower = m.name.lower()
         if lower.endswith(".pkl"):
             data = _read_member(z, m, out, MAX_PICKLE_BYTES)
@@ -343,14 +353,21 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
         if layout == "zip":
             _read_bundle_member(z, m, out, label, depth)
             continue
+        if layout == "npz":
+            # every member is an array numpy's npz loader hands out: each must be one
+            data = _read_member(z, m, out, MAX_NESTED_BYTES, zipfile_reads=True)
+            if not data.startswith(b"\x93NUMPY"):
+                out.inconclusive.append(f"{label}: not a .npy array (numpy hands out its raw bytes)")
+                continue
+            stem = m.name[:-4] if m.name.endswith(".npy") else m.name
+            _read_npy(data, out, f"{where + '/' if where else ''}{stem}", label)
+            continue
         head = _peek(z, m, 16)
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             inner = _read_member(z, m, out, MAX_NESTED_BYTES)
             _read_zip(inner, out, label, depth + 1, list_tensors=False)  # e.g. export sample inputs
         elif head.startswith(b"\x93NUMPY"):
             data = _read_member(z, m, out, MAX_NESTED_BYTES)
-            if layout == "npz" and not z.crc_ok(m, data):  # numpy (zipfile) refuses a bad CRC
-                out.inconclusive.append(f"{label}: CRC mismatch: numpy refuses the archive")
             stem = m.name[:-4] if m.name.endswith(".npy") else m.name
             _read_npy(data, out, f"{where + '/' if where else ''}{stem}", label)
         elif head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
@@ -369,6 +386,7 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
             out.inconclusive.append(f"{at}torch archive whose data.pkl could not be read")
         for stem, (res, named) in pickles.items():
             refs = accounting.storage_refs(res.persistent_ids)
+            out.inconclusive += accounting.persistent_id_problems(res.persistent_ids, legacy=False)
             # TorchScript lists module attributes, not every tensor its code holds: only the
             # storages themselves are accounted for there
             names = named if layout == "torch-zip" and list_tensors else None
@@ -389,9 +407,11 @@ def _torch_archive_shape(names: list[str], out: Parsed, at: str) -> None:
 
 # Small text records torch reads and parses when it opens an archive: what each must hold.
 _SMALL_RECORDS = {
-    "version": re.compile(r"\d+\n?"), ".data/version": re.compile(r"\d+\n?"),
-    "byteorder": re.compile(r"little|big"), ".format_version": re.compile(r"\d+\n?"),
-    ".storage_alignment": re.compile(r"\d+\n?"),
+    "version": re.compile(r"[0-9]+\n?"), ".data/version": re.compile(r"[0-9]+\n?"),
+    "byteorder": re.compile(r"little|big"), ".format_version": re.compile(r"[0-9]+\n?"),
+    ".storage_alignment": re.compile(r"[0-9]+\n?"),
+    # handed to Python as a str (torch.load's metadata hook): any UTF-8 text
+    ".data/serialization_id": re.compile(r"[^\x00]*", re.DOTALL),
 }  # fmt: skip
 
 
@@ -400,10 +420,13 @@ def _torch_small_records(z: TolerantZip, out: Parsed, at: str) -> None:
     for m in z.members:
         rest = m.name.split("/", 1)[1] if "/" in m.name else m.name
         pattern = _SMALL_RECORDS.get(rest)
-        if pattern is None or m.size > 64:
+        if pattern is None:
+            continue
+        if m.size > 64:
+            out.inconclusive.append(f"{at}record {m.name!r} of {m.size:,} bytes: torch reads a short text there")
             continue
         try:
-            text = _read_member(z, m, out, 64).decode("ascii")
+            text = _read_member(z, m, out, 64).decode("utf-8")
         except (ReadError, UnicodeDecodeError):
             text = "\x00"
         if not pattern.fullmatch(text):
@@ -437,7 +460,7 @@ def _read_bundle_member(z: TolerantZip, m: Member, out: Parsed, label: str, dept
             f"{label}: {m.size:,} bytes, more than the {MAX_NESTED_BYTES:,} mlaudit reads"
         )
         return
-    _scan_member(_read_member(z, m, out, MAX_NESTED_BYTES), out, label, depth)
+    _scan_member(_read_member(z, m, out, MAX_NESTED_BYTES, zipfile_reads=True), out, label, depth)
 
 
 def _scan_member(data: bytes, out: Parsed, label: str, depth: int) -> None:
@@ -535,11 +558,20 @@ def _export_weights(z: TolerantZip, out: Parsed) -> None:
 # --- numpy ---------------------------------------------------------------------------------
 
 
+NPY_KEYS = {"descr", "fortran_order", "shape"}
+NPY_MAX_HEADER = 10_000  # np.load(allow_pickle=False) refuses longer headers
+
+
 def _read_npy(buf: Any, out: Parsed, name: str, label: str) -> None:
+    """One .npy array, its header validated as numpy's reader does (format.read_array_header):
+    a magic of version 1.0, 2.0 or 3.0, a dict literal with exactly the keys descr,
+    fortran_order and shape, a bool order and a tuple shape of non-negative ints."""
     size = len(buf)
     if size < 10:
         raise ReadError(f"{label or 'npy'}: truncated numpy header")
-    major = buf[6]
+    major, minor = buf[6], buf[7]
+    if minor != 0:
+        raise ReadError(f"{label or 'npy'}: unknown numpy format version {major}.{minor}")
     if major == 1:
         hlen, start = struct.unpack("<H", buf[8:10])[0], 10
     elif major in (2, 3):
@@ -548,20 +580,29 @@ def _read_npy(buf: Any, out: Parsed, name: str, label: str) -> None:
         hlen, start = struct.unpack("<I", buf[8:12])[0], 12
     else:
         raise ReadError(f"{label or 'npy'}: unknown numpy format version {major}")
-    if start + hlen > size or hlen > 1_000_000:
+    if start + hlen > size or hlen > NPY_MAX_HEADER:
         raise ReadError(f"{label or 'npy'}: numpy header claims {hlen:,} bytes, file has {size - start:,}")
     try:
-        header = ast.literal_eval(bytes(buf[start : start + hlen]).decode("latin1").strip())
-        descr, shape = header["descr"], tuple(header["shape"])
-    except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
+        text = bytes(buf[start : start + hlen]).decode("utf8" if major == 3 else "latin1")
+        header = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, UnicodeDecodeError):
         raise ReadError(f"{label or 'npy'}: unreadable numpy header") from None
-    if not all(isinstance(s, int) and s >= 0 for s in shape):
+    if not isinstance(header, dict) or set(header) != NPY_KEYS:
+        raise ReadError(f"{label or 'npy'}: numpy header is not a dict of exactly {sorted(NPY_KEYS)}")
+    descr, shape = header["descr"], header["shape"]
+    if not isinstance(header["fortran_order"], bool):
+        raise ReadError(f"{label or 'npy'}: numpy header's fortran_order is not a bool")
+    if not isinstance(shape, tuple) or not all(type(s) is int and s >= 0 for s in shape):
         raise ReadError(f"{label or 'npy'}: invalid numpy shape {shape!r}")
 
     data_start = start + hlen
     if isinstance(descr, str) and "O" not in descr:
         dtype = ps.numpy_dtype_name(descr)
-        need = _prod(shape) * DTYPE_BYTES.get(dtype, 1)
+        if dtype not in DTYPE_BYTES or not re.fullmatch(r"[<>|=]?(b1|\?|[fiuc][0-9]{1,2})", descr):
+            # strings, dates, records ...: numpy may read them, but not as tensors this scan sizes
+            out.inconclusive.append(f"{label or name}: numpy dtype {descr!r} is not a tensor dtype mlaudit checks")
+            return
+        need = _prod(shape) * DTYPE_BYTES[dtype]
         if data_start + need > size:
             raise ReadError(
                 f"{label or 'npy'}: {need:,} bytes of array data expected, {size - data_start:,} present"

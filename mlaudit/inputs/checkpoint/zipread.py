@@ -20,6 +20,13 @@ EOCD64 = b"PK\x06\x06"
 CENTRAL = b"PK\x01\x02"
 LOCAL = b"PK\x03\x04"
 MAX_MEMBERS = 200_000
+# General-purpose flag bits every reader handles: deflate options (bits 1-2), sizes in a data
+# descriptor (bit 3), UTF-8 names (bit 11). Any other bit makes some reader refuse the member:
+# encryption (0, 6), patched data (5), a masked local header (13), or bits no reader defines;
+# Python's zipfile (numpy) reads them from the local header, torch's miniz from the central
+# directory, so both places are checked.
+KNOWN_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800
+UTF8_NAMES = 0x0800
 
 
 class ZipError(Exception):
@@ -76,7 +83,9 @@ class TolerantZip:
         if count == 0xFFFF or cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF or has_zip64:
             if not has_zip64:
                 raise ZipError("zip64 archive without a zip64 locator")
-            (rec_off,) = struct.unpack("<Q", self.buf[loc + 8 : loc + 16])
+            (locator_disk, rec_off, disks) = struct.unpack("<IQI", self.buf[loc + 4 : loc + 20])
+            if locator_disk != 0 or disks != 1:  # miniz: "unsupported multidisk archive"
+                raise ZipError(f"zip64 locator names disk {locator_disk} of {disks}: a multi-disk archive")
             if rec_off + 56 > self.size or bytes(self.buf[rec_off : rec_off + 4]) != EOCD64:
                 raise ZipError("zip64 end-of-central-directory record out of range")
             short = (count, cd_size, cd_offset)
@@ -124,13 +133,15 @@ class TolerantZip:
                 raise ZipError(f"member {name!r} is on another disk (multi-disk archive)")
             if flags & 1:
                 raise ZipError(f"member {name!r} is encrypted")
+            if flags & ~KNOWN_FLAGS:
+                raise ZipError(f"member {name!r}: central directory flag bits {flags:#06x} that loaders refuse")
             if offset + 30 + csize > self.size:
                 raise ZipError(f"member {name!r} runs past the end of the archive (truncated?)")
             if method not in (0, 8):
                 raise ZipError(f"member {name!r} uses compression method {method} (torch reads only 0 and 8)")
             if method == 0 and csize != usize:
                 raise ZipError(f"stored member {name!r}: {csize:,} bytes stored but {usize:,} declared")
-            local_name = self._local_name(offset, name)
+            local_name = self._local_name(offset, name, flags)
             members.append(Member(name, method, csize, usize, offset, crc, local_name))
             self._check_extent(members[-1])
             pos += 46 + nlen + xlen + clen
@@ -160,12 +171,24 @@ class TolerantZip:
             pos += 46 + nlen + xlen + clen
         self.buf.prefetch(ranges)
 
-    def _local_name(self, offset: int, name: str) -> str | None:
+    def _local_name(self, offset: int, name: str, central_flags: int) -> str | None:
+        """The local header's name where a loader would see it differ from `name`, else None."""
         if offset + 30 > self.size or bytes(self.buf[offset : offset + 4]) != LOCAL:
             raise ZipError(f"member {name!r}: local header missing at offset {offset:,}")
+        (flags,) = struct.unpack("<H", self.buf[offset + 6 : offset + 8])
+        if flags & ~KNOWN_FLAGS:
+            raise ZipError(f"member {name!r}: local header flag bits {flags:#06x} that loaders refuse")
         nlen, xlen = struct.unpack("<HH", self.buf[offset + 26 : offset + 30])
-        local = bytes(self.buf[offset + 30 : offset + 30 + nlen]).decode("utf-8", errors="replace")
-        return None if local == name else local
+        raw = bytes(self.buf[offset + 30 : offset + 30 + nlen])
+        local = raw.decode("utf-8", errors="replace")
+        if local != name:
+            return local
+        # Python's zipfile decodes each header's name as cp437 unless its UTF-8 flag is set:
+        # a non-ASCII name whose flags differ reads as two names there (zipfile refuses it)
+        # and as another name than torch's UTF-8 reading when neither sets the flag
+        if not raw.isascii() and not (flags & central_flags & UTF8_NAMES):
+            return raw.decode("cp437")
+        return None
 
     def _check_extent(self, m: Member) -> None:
         """The member's data, placed by its local header, must lie inside the file (miniz

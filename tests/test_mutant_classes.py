@@ -1,0 +1,163 @@
+"""One seeded mutant per class of false "clean" the 10,000-mutant campaign found (issue 11):
+each is built here from a benign file this test writes, the format's own loader is shown to
+refuse it, and mlaudit must not call it clean. The classes, not the campaign's instances:
+zip flag bits (central directory and local header), a multi-disk zip64 locator, npz CRC
+errors and members that are not arrays, directory-named members holding bytes, .npy headers
+numpy rejects, a quantized tensor on a float storage, unhashable dict keys and set items,
+storage references torch cannot unpack, undecodable records."""
+
+from __future__ import annotations
+
+import io
+import pickletools
+import struct
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures.fuzz import _rebuild_zip, agrees, mlaudit_verdict, reference_listing, static_listing
+
+# --- benign files ------------------------------------------------------------------------------
+
+
+def _torch_zip(path: Path, obj: object | None = None) -> bytes:
+    import torch
+
+    torch.manual_seed(0)
+    torch.save(obj if obj is not None else {"w": torch.randn(3, 2), "b": torch.zeros(3)}, path)
+    return path.read_bytes()
+
+
+def _legacy(path: Path) -> bytes:
+    import torch
+
+    torch.manual_seed(0)
+    torch.save({"w": torch.randn(3, 2)}, path, _use_new_zipfile_serialization=False)
+    return path.read_bytes()
+
+
+def _npz(path: Path) -> bytes:
+    np.savez(path, a=np.arange(3.0), b=np.ones((2, 2), dtype=np.int64))
+    return path.read_bytes()
+
+
+def _npy(path: Path) -> bytes:
+    np.save(path, np.arange(6, dtype=np.float32).reshape(2, 3))
+    return path.read_bytes()
+
+
+# --- byte surgery ------------------------------------------------------------------------------
+
+
+def _central(data: bytes, name: str) -> int:
+    """Offset of `name`'s central-directory entry."""
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        nlen = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46 : at + 46 + nlen].decode() == name:
+            return at
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{name} not in the central directory")
+
+
+def _local(data: bytes, name: str) -> int:
+    return struct.unpack_from("<I", data, _central(data, name) + 42)[0]
+
+
+def _set_flags(data: bytes, name: str, bits: int, where: str) -> bytes:
+    out = bytearray(data)
+    at = _central(data, name) + 8 if where == "central" else _local(data, name) + 6
+    struct.pack_into("<H", out, at, struct.unpack_from("<H", out, at)[0] | bits)
+    return bytes(out)
+
+
+def _member(data: bytes, suffix: str) -> str:
+    return next(n for n in zipfile.ZipFile(io.BytesIO(data)).namelist() if n.endswith(suffix))
+
+
+def _replace_member(data: bytes, suffix: str, edit: Callable[[bytes], bytes]) -> bytes:
+    """Rewrite one member (valid CRCs and offsets: only its content changes)."""
+    z = zipfile.ZipFile(io.BytesIO(data))
+    members = [(i.filename, z.read(i)) for i in z.infolist()]
+    return _rebuild_zip([(n, edit(b) if n.endswith(suffix) else b) for n, b in members])
+
+
+def _once(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert data.count(old) >= 1, old
+    return data.replace(old, new, 1)
+
+
+def _legacy_view_metadata(data: bytes) -> bytes:
+    """Replace the None view metadata of a legacy storage reference by {} (same length)."""
+    stream = io.BytesIO(data)
+    for _ in range(3):  # magic, protocol, sys_info: the main pickle follows
+        for _op in pickletools.genops(stream):
+            pass
+    ops = list(pickletools.genops(stream))
+    for (a, _, at), (b, _, _) in zip(ops, ops[1:], strict=False):
+        if (a.name, b.name) == ("NONE", "TUPLE"):  # ('storage', type, key, location, numel, None)
+            return data[:at] + b"}" + data[at + 1 :]
+    raise AssertionError("no legacy storage reference found")
+
+
+# (name, suffix of the file, writer, mutation, loader kind)
+CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
+    # zip flag bits: miniz reads them from the central directory, Python's zipfile from both
+    "central-patched-data-bit": (".pt", _torch_zip, lambda d: _set_flags(d, _member(d, "data.pkl"), 0x20, "central"), "torch"),
+    "central-strong-encryption-bit": (".pt", _torch_zip, lambda d: _set_flags(d, _member(d, "data.pkl"), 0x40, "central"), "torch"),
+    "central-masked-header-bit": (".pt", _torch_zip, lambda d: _set_flags(d, _member(d, "data/0"), 0x2000, "central"), "torch"),
+    "npz-central-patched-data-bit": (".npz", _npz, lambda d: _set_flags(d, "a.npy", 0x20, "central"), "numpy"),
+    "npz-central-encryption-bit": (".npz", _npz, lambda d: _set_flags(d, "b.npy", 0x01, "central"), "numpy"),
+    "zip64-locator-multi-disk": (".pt", _torch_zip,
+                                 lambda d: d[: d.rfind(b"PK\x06\x07") + 16] + struct.pack("<I", 2)
+                                 + d[d.rfind(b"PK\x06\x07") + 20 :], "torch"),
+    # npz: numpy reads every member through zipfile, which checks CRCs
+    "npz-crc-in-array-data": (".npz", _npz, lambda d: d[: _local(d, "b.npy") + 200] + b"\x7f"
+                              + d[_local(d, "b.npy") + 201 :], "numpy"),
+    "npz-member-not-an-array": (".npz", _npz, lambda d: _replace_member(d, "a.npy", lambda b: b"plain bytes"), "numpy"),
+    "npz-member-named-as-directory": (".npz", _npz, lambda d: d.replace(b"b.npy", b"b.np/"), "numpy"),
+    # .npy headers numpy's read_array_header rejects
+    "npy-header-wrong-key": (".npy", _npy, lambda d: _once(d, b"fortran_order", b"fortran_Xrder"), "numpy"),
+    "npy-header-extra-key": (".npy", _npy, lambda d: _once(d, b"'shape': (2, 3), }", b"'shape': (2, 3),'x':1}"), "numpy"),
+    "npy-header-order-not-bool": (".npy", _npy, lambda d: _once(d, b"False", b"0    "), "numpy"),
+    "npy-minor-version": (".npy", _npy, lambda d: d[:7] + b"\x01" + d[8:], "numpy"),
+    # torch pickles
+    "quantized-tensor-on-float-storage": (".pt", lambda p: _torch_zip(p, _quantized()),
+                                          lambda d: _replace_member(d, "data.pkl", lambda b: _once(
+                                              b, b"QInt8Storage", b"FloatStorage")), "torch"),
+    "set-as-dict-key": (".pt", _torch_zip, lambda d: _replace_member(
+        d, "data.pkl", lambda b: _once(b, b"X\x01\x00\x00\x00w", b"\x8f")), "torch"),
+    "legacy-view-metadata-not-a-tuple": (".pth", _legacy, _legacy_view_metadata, "torch"),
+    "storage-reference-extra-field": (".pt", _torch_zip, lambda d: _replace_member(
+        d, "data.pkl", lambda b: _once(b, b"K\x06t", b"K\x06Nt")), "torch"),
+    "serialization-id-not-utf8": (".pt", _torch_zip, lambda d: _replace_member(
+        d, ".data/serialization_id", lambda b: b"\xff" + b[1:]), "torch"),
+}  # fmt: skip
+
+
+def _quantized() -> object:
+    import torch
+
+    return {"q": torch.quantize_per_tensor(torch.tensor([0.5, 1.0, -1.0]), 0.1, 0, torch.qint8)}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_mutant_class_is_never_clean(name, tmp_path):
+    suffix, write, mutate, kind = CASES[name]
+    benign = tmp_path / f"benign{suffix}"
+    original = write(benign)
+    assert mlaudit_verdict(benign, tmp_path / "r.json").kind == "clean", "the benign file must be clean"
+    mutant = tmp_path / f"mutant{suffix}"
+    mutant.write_bytes(mutate(original))
+    assert mutant.read_bytes() != original
+    # a trap: the loader refuses the mutant, or reads other tensors than the static listing
+    try:
+        ref = reference_listing(mutant, kind)
+    except Exception:  # the loader's own refusal, whatever its type
+        ref = None
+    assert ref is None or agrees(kind, static_listing(mutant), ref), f"the loader reads {ref}: no trap"
+    verdict = mlaudit_verdict(mutant, tmp_path / "r.json")
+    assert verdict.kind in ("inconclusive", "refused", "unsafe"), (verdict.kind, verdict.detail)
