@@ -103,36 +103,48 @@ def _legacy_view_metadata(data: bytes) -> bytes:
     raise AssertionError("no legacy storage reference found")
 
 
+def _flag(suffix: str, bits: int, where: str = "central") -> Callable[[bytes], bytes]:
+    return lambda d: _set_flags(d, _member(d, suffix), bits, where)
+
+
+def _multi_disk(d: bytes) -> bytes:
+    at = d.rfind(b"PK\x06\x07") + 16  # the zip64 locator's total-disks field
+    return d[:at] + struct.pack("<I", 2) + d[at + 4 :]
+
+
+def _flip_in_member(name: str, offset: int) -> Callable[[bytes], bytes]:
+    return lambda d: d[: _local(d, name) + offset] + b"\x7f" + d[_local(d, name) + offset + 1 :]
+
+
+def _in_member(suffix: str, old: bytes, new: bytes) -> Callable[[bytes], bytes]:
+    return lambda d: _replace_member(d, suffix, lambda b: _once(b, old, new))
+
+
 # (name, suffix of the file, writer, mutation, loader kind)
 CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
     # zip flag bits: miniz reads them from the central directory, Python's zipfile from both
-    "central-patched-data-bit": (".pt", _torch_zip, lambda d: _set_flags(d, _member(d, "data.pkl"), 0x20, "central"), "torch"),
-    "central-strong-encryption-bit": (".pt", _torch_zip, lambda d: _set_flags(d, _member(d, "data.pkl"), 0x40, "central"), "torch"),
-    "central-masked-header-bit": (".pt", _torch_zip, lambda d: _set_flags(d, _member(d, "data/0"), 0x2000, "central"), "torch"),
-    "npz-central-patched-data-bit": (".npz", _npz, lambda d: _set_flags(d, "a.npy", 0x20, "central"), "numpy"),
-    "npz-central-encryption-bit": (".npz", _npz, lambda d: _set_flags(d, "b.npy", 0x01, "central"), "numpy"),
-    "zip64-locator-multi-disk": (".pt", _torch_zip,
-                                 lambda d: d[: d.rfind(b"PK\x06\x07") + 16] + struct.pack("<I", 2)
-                                 + d[d.rfind(b"PK\x06\x07") + 20 :], "torch"),
+    "central-patched-data-bit": (".pt", _torch_zip, _flag("data.pkl", 0x20), "torch"),
+    "central-strong-encryption-bit": (".pt", _torch_zip, _flag("data.pkl", 0x40), "torch"),
+    "central-masked-header-bit": (".pt", _torch_zip, _flag("data/0", 0x2000), "torch"),
+    "npz-central-patched-data-bit": (".npz", _npz, _flag("a.npy", 0x20), "numpy"),
+    "npz-central-encryption-bit": (".npz", _npz, _flag("b.npy", 0x01), "numpy"),
+    "zip64-locator-multi-disk": (".pt", _torch_zip, _multi_disk, "torch"),
     # npz: numpy reads every member through zipfile, which checks CRCs
-    "npz-crc-in-array-data": (".npz", _npz, lambda d: d[: _local(d, "b.npy") + 200] + b"\x7f"
-                              + d[_local(d, "b.npy") + 201 :], "numpy"),
-    "npz-member-not-an-array": (".npz", _npz, lambda d: _replace_member(d, "a.npy", lambda b: b"plain bytes"), "numpy"),
+    "npz-crc-in-array-data": (".npz", _npz, _flip_in_member("b.npy", 200), "numpy"),
+    "npz-member-not-an-array": (".npz", _npz, _in_member("a.npy", b"\x93NUMPY", b"bytes!!"), "numpy"),
     "npz-member-named-as-directory": (".npz", _npz, lambda d: d.replace(b"b.npy", b"b.np/"), "numpy"),
     # .npy headers numpy's read_array_header rejects
     "npy-header-wrong-key": (".npy", _npy, lambda d: _once(d, b"fortran_order", b"fortran_Xrder"), "numpy"),
-    "npy-header-extra-key": (".npy", _npy, lambda d: _once(d, b"'shape': (2, 3), }", b"'shape': (2, 3),'x':1}"), "numpy"),
+    "npy-header-extra-key": (".npy", _npy, lambda d: _once(d, b"(2, 3), }", b"(2, 3),'x':1}"), "numpy"),
     "npy-header-order-not-bool": (".npy", _npy, lambda d: _once(d, b"False", b"0    "), "numpy"),
     "npy-minor-version": (".npy", _npy, lambda d: d[:7] + b"\x01" + d[8:], "numpy"),
     # torch pickles
     "quantized-tensor-on-float-storage": (".pt", lambda p: _torch_zip(p, _quantized()),
-                                          lambda d: _replace_member(d, "data.pkl", lambda b: _once(
-                                              b, b"QInt8Storage", b"FloatStorage")), "torch"),
-    "set-as-dict-key": (".pt", _torch_zip, lambda d: _replace_member(
-        d, "data.pkl", lambda b: _once(b, b"X\x01\x00\x00\x00w", b"\x8f")), "torch"),
+                                          _in_member("data.pkl", b"QInt8Storage", b"FloatStorage"), "torch"),
+    "set-as-dict-key": (".pt", _torch_zip, _in_member("data.pkl", b"X\x01\x00\x00\x00w", b"\x8f"), "torch"),
     "legacy-view-metadata-not-a-tuple": (".pth", _legacy, _legacy_view_metadata, "torch"),
-    "storage-reference-extra-field": (".pt", _torch_zip, lambda d: _replace_member(
-        d, "data.pkl", lambda b: _once(b, b"K\x06t", b"K\x06Nt")), "torch"),
+    "storage-reference-extra-field": (".pt", _torch_zip, _in_member("data.pkl", b"K\x06t", b"K\x06Nt"),
+                                      "torch"),
     "serialization-id-not-utf8": (".pt", _torch_zip, lambda d: _replace_member(
         d, ".data/serialization_id", lambda b: b"\xff" + b[1:]), "torch"),
 }  # fmt: skip

@@ -41,7 +41,9 @@ def persistent_id_problems(pids: Iterable[ps.PersId], legacy: bool) -> list[str]
         if len(t) != want:
             problems.append(f"a storage reference with {len(t)} fields where torch unpacks {want}")
         elif not isinstance(t[3], str) or not isinstance(t[4], int) or isinstance(t[4], bool) or t[4] < 0:
-            problems.append(f"storage reference {_describe_pid(t)}: location or element count torch cannot use")
+            problems.append(
+                f"storage reference {_describe_pid(t)}: location or element count torch cannot use"
+            )
         elif legacy and t[5] is not None and not (
             isinstance(t[5], tuple) and len(t[5]) == 3 and all(type(v) is int for v in t[5][1:])
         ):

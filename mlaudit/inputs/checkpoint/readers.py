@@ -313,7 +313,6 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
     if depth == 0:
         out.format = layout
     torch_layout = layout in ("torch-zip", "torchscript")
-    zipfile_reads = layout in ("npz", "zip")  # read with Python's zipfile (numpy, bundles)
     # storage records per directory ("data", "constants"), and the pickle that references them
     records: dict[str, dict[str, int]] = {"data": {}, "constants": {}}
     pickles: dict[str, tuple[ps.PickleResult, list[ps.StaticTensor] | None]] = {}
@@ -423,7 +422,9 @@ def _torch_small_records(z: TolerantZip, out: Parsed, at: str) -> None:
         if pattern is None:
             continue
         if m.size > 64:
-            out.inconclusive.append(f"{at}record {m.name!r} of {m.size:,} bytes: torch reads a short text there")
+            out.inconclusive.append(
+                f"{at}record {m.name!r} of {m.size:,} bytes: torch reads a short text there"
+            )
             continue
         try:
             text = _read_member(z, m, out, 64).decode("utf-8")
@@ -600,7 +601,9 @@ def _read_npy(buf: Any, out: Parsed, name: str, label: str) -> None:
         dtype = ps.numpy_dtype_name(descr)
         if dtype not in DTYPE_BYTES or not re.fullmatch(r"[<>|=]?(b1|\?|[fiuc][0-9]{1,2})", descr):
             # strings, dates, records ...: numpy may read them, but not as tensors this scan sizes
-            out.inconclusive.append(f"{label or name}: numpy dtype {descr!r} is not a tensor dtype mlaudit checks")
+            out.inconclusive.append(
+                f"{label or name}: numpy dtype {descr!r} is not a tensor dtype mlaudit checks"
+            )
             return
         need = _prod(shape) * DTYPE_BYTES[dtype]
         if data_start + need > size:

@@ -134,7 +134,9 @@ class TolerantZip:
             if flags & 1:
                 raise ZipError(f"member {name!r} is encrypted")
             if flags & ~KNOWN_FLAGS:
-                raise ZipError(f"member {name!r}: central directory flag bits {flags:#06x} that loaders refuse")
+                raise ZipError(
+                    f"member {name!r}: central directory flag bits {flags:#06x} that loaders refuse"
+                )
             if offset + 30 + csize > self.size:
                 raise ZipError(f"member {name!r} runs past the end of the archive (truncated?)")
             if method not in (0, 8):
