@@ -411,6 +411,7 @@ def run_fix(opts: FixOptions, on_step: Any = None) -> FixOutcome:
             if cast is not None:
                 outcome.steps.append(cast)
                 outcome.budget_failure = cast.budget_failure
+        outdir.raise_if_terminated()
         diff = stages.rescan_output(state, plan, opts.scanner)
         if diff is not None and outcome.budget_failure is None:
             from mlaudit.fixers.findings_diff import introduced_errors
