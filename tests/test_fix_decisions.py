@@ -23,6 +23,40 @@ def test_top1_only_for_class_scores_on_the_last_axis():
     assert fidelity(logits, flipped)["top1_agreement"] == 5 / 6
 
 
+def test_every_output_is_judged_and_the_worst_one_named():
+    """Issue 16: a model with several outputs is judged on each (per-sample cosine and max abs
+    error), top-1 only on the one that holds class scores; a budget miss names the output."""
+    from mlaudit.fixers.int8 import budget_miss
+
+    rng = np.random.default_rng(1)
+    embedding, logits = rng.standard_normal((8, 4, 16)), rng.standard_normal((8, 5))  # token states, scores
+    noisy = embedding + rng.standard_normal((8, 4, 16))  # the second output alone is damaged
+    fid = fidelity([logits, embedding], [logits, noisy], names=["logits", "embedding"])
+    assert fid["outputs"]["logits"]["mean_cosine"] > 0.999999
+    assert fid["outputs"]["logits"]["top1_agreement"] == 1.0
+    assert fid["outputs"]["embedding"]["top1_agreement"] is None
+    assert fid["mean_cosine"] == fid["outputs"]["embedding"]["mean_cosine"] < 0.9
+    assert fid["worst_output"] == "embedding" and fid["top1_agreement"] == 1.0
+    miss = budget_miss(fid, None, None, Budget())
+    assert miss is not None and miss.startswith("mean cosine") and miss.endswith("on output 'embedding'")
+    assert "outputs" not in fidelity(logits, logits)  # one output: the flat numbers only
+
+
+def test_exported_output_axes_follow_the_inputs_they_change_with():
+    from mlaudit.fixers.onnx_export import output_axes
+
+    sizes = [{"batch": 2, "sequence": 32}, {"batch": 5, "sequence": 16}]
+    refs = [
+        [np.zeros((2, 32, 384)), np.zeros((2, 384)), np.zeros((2, 7))],
+        [np.zeros((5, 16, 384)), np.zeros((5, 384)), np.zeros((5, 3))],
+    ]
+    assert output_axes(refs, sizes) == [
+        {0: "batch", 1: "sequence"},
+        {0: "batch"},
+        {0: "batch", 1: "output_2_dim1"},
+    ]
+
+
 def _rows(fp32_ms: float, int8_ms: float, spread: float) -> list[dict]:
     def lat(ms: float) -> dict:
         return {"32": {"p50_ms": ms, "spread_pct": spread}}

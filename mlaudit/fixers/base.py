@@ -90,9 +90,10 @@ class Baseline:
     agreement applies), and its accuracy with labelled --eval-data."""
 
     inputs: Any  # tuple of numpy arrays, one per model input
-    outputs: Any  # numpy outputs of the input model
-    class_scores: bool | None = None
+    outputs: Any  # list of numpy arrays: every output of the input model
+    class_scores: bool | list[bool] | None = None  # per output
     accuracy: float | None = None
+    output_names: list[str] | None = None  # one per output (fidelity reports each by name)
 
 
 @dataclass
@@ -131,6 +132,7 @@ class FixState:
     model_changed: bool = False  # a step changed the module's numbers (pruning)
     exported_onnx: Path | None = None  # the fp32 ONNX export
     int8_path: Path | None = None  # the int8 ONNX model (also when it failed its budget)
+    int8_outputs: Any = None  # its outputs on baseline.inputs (the search ran it; measure reuses them)
 
     def require_baseline(self) -> Baseline:
         """The reference outputs; a model-level step without them is a planning bug."""

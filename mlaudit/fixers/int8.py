@@ -29,7 +29,7 @@ from typing import Any
 
 from mlaudit.fixers import FixError, fixer
 from mlaudit.fixers.base import FixState, StepResult, logger_level
-from mlaudit.fixers.metrics import fidelity, ort_runner
+from mlaudit.fixers.metrics import fidelity, ort_runner, take
 from mlaudit.units import format_bytes
 
 FAMILIES = {"MatMul": "matmul", "Gemm": "matmul", "Gather": "gather", "Conv": "conv",
@@ -224,19 +224,34 @@ def _quantize(
             )
 
 
+def _on(fid: dict, key: str, worst: Any) -> str:
+    """' on output NAME' when the model has several outputs: the one whose `key` is worst."""
+    per = fid.get("outputs")
+    if not per:
+        return ""
+    have = {k: v[key] for k, v in per.items() if v[key] is not None}
+    return f" on output {worst(have, key=have.__getitem__)!r}" if have else ""
+
+
 def budget_miss(fid: dict, acc: float | None, acc_ref: float | None, budget: Any) -> str | None:
-    """One line naming the first budget missed and by how much; None when all are met."""
+    """One line naming the first budget missed, by how much and (several outputs) on which
+    output; None when all are met. The fidelity numbers are the worst over the outputs."""
     if fid["mean_cosine"] < budget.cosine:
         short = budget.cosine - fid["mean_cosine"]
-        return f"mean cosine {fid['mean_cosine']:.4f} < {budget.cosine} (short by {short:.4f})"
+        return f"mean cosine {fid['mean_cosine']:.4f} < {budget.cosine} (short by {short:.4f})" + _on(
+            fid, "mean_cosine", min
+        )
     if fid["top1_agreement"] is not None and fid["top1_agreement"] < budget.top1:
         return (
             f"top-1 agreement {fid['top1_agreement']:.2%} < {budget.top1:.2%} "
             f"(short by {(budget.top1 - fid['top1_agreement']) * 100:.2f} points)"
+            + _on(fid, "top1_agreement", min)
         )
     if budget.max_abs is not None and fid["max_abs_err"] > budget.max_abs:
         over = fid["max_abs_err"] - budget.max_abs
-        return f"max abs error {fid['max_abs_err']:.4g} > {budget.max_abs} (over by {over:.4g})"
+        return f"max abs error {fid['max_abs_err']:.4g} > {budget.max_abs} (over by {over:.4g})" + _on(
+            fid, "max_abs_err", max
+        )
     if acc is not None and acc_ref is not None and acc_ref - acc > budget.accuracy_drop:
         return (
             f"accuracy drop {(acc_ref - acc) * 100:.2f} points > {budget.accuracy_drop * 100:.2f} "
@@ -368,7 +383,7 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             )
         calib = (list(src.names), calib_x)
         if judged < len(x[0]):  # judge only on samples the calibration did not see
-            x, ref = tuple(a[:judged] for a in x), ref[:judged]
+            x, ref = tuple(a[:judged] for a in x), take(ref, judged)
             if labels is not None:
                 labels = labels[:judged]
                 acc_ref = classification(ref, labels)["accuracy"]
@@ -376,7 +391,9 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     scores_like = baseline.class_scores
     trials: list[dict[str, Any]] = []
 
-    def evaluate(kept_fp32: list[str]) -> tuple[Path, dict, float | None]:
+    out_names = baseline.output_names
+
+    def evaluate(kept_fp32: list[str]) -> tuple[Path, dict, float | None, Any]:
         out = work / f"q{len(trials)}.onnx"
         chosen = [c.name for c in supported if c.name not in set(kept_fp32)]
         if chosen:
@@ -385,10 +402,10 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             shutil.copyfile(prep, out)
         got = ort_runner(out, threads)(x)
         acc = classification(got, labels)["accuracy"] if labels is not None else None
-        fid = fidelity(ref, got, scores_like)
+        fid = fidelity(ref, got, scores_like, out_names)
         trials.append({"kept_fp32": len(kept_fp32), "mean_cosine": round(fid["mean_cosine"], 6),
                        "miss": budget_miss(fid, acc, acc_ref, state.budget)})  # fmt: skip
-        return out, fid, acc
+        return out, fid, acc, got
 
     def out_of_work() -> str | None:
         if len(trials) >= config.max_trials:
@@ -397,8 +414,8 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             return f"the time limit ({state.budget.time:g} s, --budget time=...) after {len(trials)} trials"
         return None
 
-    path, fid, acc = evaluate([])
-    best = (path, fid, acc, 0)
+    path, fid, acc, got = evaluate([])
+    best = (path, fid, acc, got, 0)
     sensitivity: dict[str, float] = {}
     ranked: list[str] = []
     stopped = None
@@ -423,9 +440,8 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
             else:
                 hi = k
         if stopped is None and hi is not None:
-            p, f, a = results[hi]
-            best = (p, f, a, hi)
-    path, fid, acc, kept_n = best
+            best = (*results[hi], hi)
+    path, fid, acc, got, kept_n = best
     kept = ranked[:kept_n]
     quantized = {c.name for c in supported} - set(kept)
     fams = _families(candidates, quantized, recipe, mix)
@@ -486,6 +502,8 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
     shutil.copyfile(path, final)
     shutil.rmtree(work, ignore_errors=True)
     state.int8_path = final
+    if len(x[0]) == len(baseline.inputs[0]):  # judged on every fidelity sample: the report reuses them
+        state.int8_outputs = got
     if miss:
         return StepResult(
             name, "unsafe", "failed", detail, evidence=evidence,

@@ -72,16 +72,37 @@ def onnx_params(path: Path) -> tuple[int, int]:
     return count_params([a for a in arrays if a.size > 1])
 
 
+def as_outputs(out: Any) -> list[Any]:
+    """Every output as a list of arrays: a single array becomes a list of one (runners return
+    lists; callers and tests may pass one array)."""
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def take(outputs: Any, n: int) -> list[Any]:
+    """The first n samples of every output."""
+    return [o[:n] for o in as_outputs(outputs)]
+
+
+def _flat_tensors(out: Any) -> list[Any]:
+    """Tensors of a module's output in order: a tensor, or tuples / lists / dicts of them
+    (a Hugging Face ModelOutput is a dict), nested; the order ONNX exporters flatten them in."""
+    if hasattr(out, "detach"):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for item in out for t in _flat_tensors(item)]
+    return []  # None and other non-tensor outputs carry nothing to compare
+
+
 def torch_runner(module: Any) -> Callable:
-    """fn(tuple of numpy arrays) -> numpy output of a torch module (first output)."""
+    """fn(tuple of numpy arrays) -> list of every numpy output of a torch module."""
     import torch
 
-    def run(arrays: tuple) -> Any:
+    def run(arrays: tuple) -> list[Any]:
         with torch.inference_mode():
             out = module(*(torch.from_numpy(a) for a in arrays))
-        if isinstance(out, (tuple, list)):
-            out = out[0]
-        return out.float().numpy()
+        return [t.float().numpy() for t in _flat_tensors(out)]
 
     return run
 
@@ -140,8 +161,8 @@ def ort_error(err: BaseException, path: Path) -> str:
 
 
 def ort_runner(path: Path, threads: int) -> Callable:
-    """fn(tuple of numpy arrays) -> first output of an ONNX model. Runtime failures (loading or
-    running) become a one-line FixError naming the op and the opset (ort_error)."""
+    """fn(tuple of numpy arrays) -> list of every output of an ONNX model. Runtime failures
+    (loading or running) become a one-line FixError naming the op and the opset (ort_error)."""
     from mlaudit.fixers import FixError
 
     try:
@@ -150,9 +171,9 @@ def ort_runner(path: Path, threads: int) -> Callable:
         raise FixError(ort_error(err, path)) from None
     names = [i.name for i in sess.get_inputs()]
 
-    def run(arrays: tuple) -> Any:
+    def run(arrays: tuple) -> list[Any]:
         try:
-            return sess.run(None, dict(zip(names, arrays, strict=False)))[0]
+            return list(sess.run(None, dict(zip(names, arrays, strict=False))))
         except Exception as err:  # onnxruntime raises its own exception types
             raise FixError(ort_error(err, path)) from None
 
@@ -160,22 +181,26 @@ def ort_runner(path: Path, threads: int) -> Callable:
 
 
 def latency(
-    runners: dict[str, Callable], inputs: dict[int, tuple], seconds: float = 1.0, warmup: int = 3
+    runners: dict[str, Callable], inputs: dict[int, tuple], seconds: float = 1.0
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """name -> batch -> {p50_ms, p95_ms, throughput_per_s}; interleaved rounds within a
-    time budget of about `seconds` per batch size (at least 5 rounds each)."""
+    """name -> batch -> {p50_ms, p95_ms, throughput_per_s, rounds, spread_pct}; interleaved
+    rounds within a time budget of about `seconds` per batch size (at least MIN_ROUNDS each).
+
+    One untimed warm-up round (first-call allocations, lazy kernel selection) also sizes the
+    number of rounds; a second warm-up round is added only when the first is short, so that a
+    slow model (a PyTorch encoder at batch 32: ~0.6 s a call) is not run 3 extra times."""
     import numpy as np
 
     out: dict[str, dict[str, dict[str, float]]] = {n: {} for n in runners}
     names = list(runners)
     for batch, arrays in inputs.items():
-        for name in names:
-            for _ in range(warmup):
-                runners[name](arrays)
         t0 = time.perf_counter()
         for name in names:
             runners[name](arrays)
         one_round = max(time.perf_counter() - t0, 1e-6)
+        if one_round < seconds / MIN_ROUNDS:
+            for name in names:
+                runners[name](arrays)
         rounds = int(min(200, max(MIN_ROUNDS, seconds / one_round)))
         samples: dict[str, list[float]] = {n: [] for n in names}
         for r in range(rounds):
@@ -197,6 +222,20 @@ def latency(
     return out
 
 
+FIDELITY_SAMPLES = 256  # samples fidelity is judged on when inputs are made on demand
+TOKENIZER_SAMPLES = 128  # ... by a tokenizer: 128 padded sentences (4k tokens) judge an encoder
+
+
+def fidelity_samples(inputs: Any) -> int:
+    """How many samples fidelity and the int8 search are judged on: all of --eval-data up to 512,
+    else a fixed count by input kind (never by the clock: the same inputs idle or loaded). Every
+    int8 trial and the PyTorch reference run on all of them, so this is most of the fix's work
+    on a large model."""
+    if inputs.samples is not None:
+        return min(inputs.samples, 512)
+    return TOKENIZER_SAMPLES if inputs.origin == "tokenizer" else FIDELITY_SAMPLES
+
+
 def is_class_scores(ref: Any, name: str | None = None) -> bool:
     """Whether an output holds class scores on its last axis: declared by its name (logits,
     scores, probabilities), or a [batch, classes] matrix. Hidden states, embeddings and
@@ -208,20 +247,20 @@ def is_class_scores(ref: Any, name: str | None = None) -> bool:
     return np.ndim(ref) == 2 and np.shape(ref)[-1] > 1
 
 
-def fidelity(ref: Any, new: Any, class_scores: bool | None = None) -> dict[str, float | None]:
-    """max abs error, per-sample cosine (mean, min) and, for class scores only (`class_scores`,
-    else inferred by `is_class_scores`), top-1 agreement over the last axis (per position for
-    per-position scores)."""
+def _fidelity_one(ref: Any, new: Any, scores: bool) -> dict[str, float | None]:
     import numpy as np
 
     ref_a = np.asarray(ref, dtype=np.float64)
     new_a = np.asarray(new, dtype=np.float64)
+    if ref_a.shape != new_a.shape:
+        from mlaudit.fixers import FixError
+
+        raise FixError(f"output shapes differ: {list(new_a.shape)} vs the reference's {list(ref_a.shape)}")
     r = ref_a.reshape(len(ref_a), -1)
     n = new_a.reshape(len(new_a), -1)
     cos = (r * n).sum(1) / (np.linalg.norm(r, axis=1) * np.linalg.norm(n, axis=1) + 1e-12)
     both_zero = (np.abs(r).sum(1) == 0) & (np.abs(n).sum(1) == 0)
     cos = np.where(both_zero, 1.0, cos)
-    scores = is_class_scores(ref_a) if class_scores is None else class_scores
     top1 = float((ref_a.argmax(-1) == new_a.argmax(-1)).mean()) if scores and ref_a.shape[-1] > 1 else None
     return {
         "max_abs_err": float(np.abs(r - n).max()) if r.size else 0.0,
@@ -231,11 +270,47 @@ def fidelity(ref: Any, new: Any, class_scores: bool | None = None) -> dict[str, 
     }
 
 
+def fidelity(
+    ref: Any, new: Any, class_scores: bool | list[bool] | None = None, names: list[str] | None = None
+) -> dict[str, Any]:
+    """Per output: max abs error, per-sample cosine (mean, min) and, for class scores only
+    (`class_scores`, one flag per output, else inferred by `is_class_scores`), top-1 agreement
+    over the last axis (per position for per-position scores).
+
+    `ref` and `new` are one array or a list of arrays (every output of the model). The top-level
+    numbers are the worst over the outputs (lowest cosines and top-1, largest error) so that a
+    budget holds for every output; with several outputs, `outputs` has each one by name and
+    `worst_output` names the one with the lowest mean cosine."""
+    refs, news = as_outputs(ref), as_outputs(new)
+    if len(refs) != len(news):
+        from mlaudit.fixers import FixError
+
+        raise FixError(f"the model gives {len(news)} outputs, the reference {len(refs)}")
+    flags = class_scores if isinstance(class_scores, list) else [class_scores] * len(refs)
+    labels = list(names or []) + [f"output_{i}" for i in range(len(names or []), len(refs))]
+    per = {
+        labels[i]: _fidelity_one(r, n, is_class_scores(r, labels[i]) if flags[i] is None else bool(flags[i]))
+        for i, (r, n) in enumerate(zip(refs, news, strict=True))
+    }
+    rows = list(per.values())
+    top1s = [f["top1_agreement"] for f in rows if f["top1_agreement"] is not None]
+    out: dict[str, Any] = {
+        "max_abs_err": max(f["max_abs_err"] for f in rows),
+        "mean_cosine": min(f["mean_cosine"] for f in rows),
+        "min_cosine": min(f["min_cosine"] for f in rows),
+        "top1_agreement": min(top1s) if top1s else None,
+    }
+    if len(rows) > 1:
+        out["outputs"] = per
+        out["worst_output"] = min(per, key=lambda k: per[k]["mean_cosine"])
+    return out
+
+
 def classification(outputs: Any, labels: Any) -> dict[str, float]:
-    """Accuracy and macro F1 of class scores against integer labels."""
+    """Accuracy and macro F1 of class scores (the first output) against integer labels."""
     import numpy as np
 
-    pred = np.asarray(outputs).reshape(len(labels), -1).argmax(1)
+    pred = np.asarray(as_outputs(outputs)[0]).reshape(len(labels), -1).argmax(1)
     y = np.asarray(labels).astype(int)
     f1s = []
     for c in np.unique(y):

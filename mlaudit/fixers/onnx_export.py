@@ -1,19 +1,27 @@
 """onnx (unsafe): export the model to ONNX, check it, and prove parity at two input shapes.
 
-The current exporter (torch.export + onnxscript, `dynamo=True`) is tried first, the legacy
-TorchScript-based exporter second. Both can produce graphs that pass the checker yet bake in a
-shape, so parity against PyTorch is checked at two shapes: another batch size and, where the
-input spec names a dynamic dim (e.g. `seq`), another length of it.
+Exporters, in order (`exporter=auto`): the TorchScript-based exporter (`dynamo=False`, opset
+17 at most) first, then the current one (torch.export + onnxscript, `dynamo=True`) at the
+newest opset the runtime runs, then at opset 18. Measured on a MiniLM-L6 encoder (1 thread,
+loaded 2-core box, docs/fix.md): the TorchScript exporter took 2-4 s where torch.export took
+18-25 s, and ONNX Runtime ran its opset-17 graph as fast or faster (fp32 345 vs 466 ms, int8
+147 vs 208 ms at batch 32), because the runtime's own fusions (Attention, Gelu, LayerNorm)
+match what it writes. Models it exports with a baked-in shape (`nn.MultiheadAttention`
+reshapes) fail the parity check at the second shape and fall through to torch.export: every
+fallback is decided by verification, never by time. Both exporters keep the same interface:
+input and output names, dynamic axes named `batch`/`sequence`/...
 
-Opset: by default the newest of 23 / 20 / 18 that the installed ONNX Runtime runs. Newer opsets
-have single ops for what opset 18 spells out in many: `Gelu` (20) instead of Div/Erf/Add/Mul/Mul,
-`Attention` (23) instead of MatMul/Softmax/MatMul plus reshapes. On a small transformer encoder
-that is ~10% of ONNX Runtime's fp32 and int8 latency (docs/fix.md). Opset 18 is kept as the
-fallback when the newer export fails, and `opset=18` pins it for older runtimes.
+Parity against PyTorch is checked at two shapes: another batch size and, where the input spec
+names a dynamic dim (e.g. `seq`), another length of it.
 
-The first (dynamo) attempt exports plain batch-first self-attention without the sequence-first
-transposes `nn.MultiheadAttention` otherwise brings (export_attention.py); parity is always
-checked against the unmodified model, and the fallbacks export the model exactly as written.
+Opset for torch.export: by default the newest of 23 / 20 / 18 that the installed ONNX Runtime
+runs (`Gelu`-20 and `Attention`-23 as single ops), opset 18 as its fallback; `opset=18` pins it
+for older runtimes.
+
+The first torch.export attempt exports plain batch-first self-attention without the
+sequence-first transposes `nn.MultiheadAttention` otherwise brings (export_attention.py);
+parity is always checked against the unmodified model, and the other attempts export the model
+exactly as written.
 """
 
 from __future__ import annotations
@@ -63,15 +71,21 @@ def default_opset() -> int:
 
 
 def attempts(config: OnnxConfig) -> list[tuple[str, int]]:
-    """(exporter, opset) pairs to try in order: the chosen opset, then opset 18 and the legacy
-    exporter as fallbacks (an explicit opset or exporter is tried as given, without fallback)."""
+    """(exporter, opset) pairs to try in order. `auto`: the TorchScript-based exporter, then
+    torch.export at the chosen opset, then at opset 18; with an explicit opset above 17,
+    torch.export at it first and the TorchScript-based exporter as the fallback. An explicit
+    exporter is tried alone (torch.export also at opset 18 when no opset was given)."""
     opset = config.opset or default_opset()
-    exporters = ["dynamo", "legacy"] if config.exporter == "auto" else [config.exporter]
-    order = [(e, opset) for e in exporters[:1]]
-    if config.opset == 0 and opset != 18 and exporters[0] == "dynamo":
-        order.append(("dynamo", 18))
-    order += [(e, opset) for e in exporters[1:]]
-    return order
+    if config.exporter == "legacy":
+        return [("legacy", opset)]
+    dynamo = [("dynamo", opset)] + ([("dynamo", 18)] if config.opset == 0 and opset != 18 else [])
+    if config.exporter == "dynamo":
+        return dynamo
+    # auto: the TorchScript-based exporter first (fast; see the module doc) unless an opset above
+    # its cap of 17 was asked for, in which case it is the fallback
+    if config.opset > 17:
+        return [*dynamo, ("legacy", opset)]
+    return [("legacy", opset), *dynamo]
 
 
 def _export(
@@ -84,9 +98,12 @@ def _export(
     exporter: str,
     opset: int,
     rewrite_attention: bool = False,
+    out_dyn: list[dict[int, str]] | None = None,
 ) -> int:
     """Export; returns how many attention modules were exported batch-first (see
-    export_attention.py; only when `rewrite_attention`)."""
+    export_attention.py; only when `rewrite_attention`). `out_dyn`: the dynamic axes of each
+    output (`output_axes`), which the TorchScript-based exporter needs to be told (torch.export
+    derives them and `name_dynamic_dims` names them)."""
     import torch
 
     args = tuple(torch.from_numpy(a) for a in example)
@@ -127,7 +144,10 @@ def _export(
                 dynamo=False,
                 input_names=names,
                 output_names=outputs,
-                dynamic_axes={n: d for n, d in zip(names, dyn, strict=True)},
+                dynamic_axes={
+                    **{n: d for n, d in zip(names, dyn, strict=True)},
+                    **{n: d for n, d in zip(outputs, out_dyn or [], strict=False) if d},
+                },
                 opset_version=min(opset, 17),
             )
     return rewritten
@@ -173,6 +193,22 @@ def strip_debug_info(
     return before - path.stat().st_size
 
 
+def output_axes(refs: list[list[Any]], sizes: list[dict[str, int]]) -> list[dict[int, str]]:
+    """Per output, its dynamic axes and their names, from the model's outputs at the two parity
+    shapes (`sizes`: the batch and each dynamic input dim at each shape). An axis whose size
+    changed is dynamic: named `batch` or the input dim's name (`sequence`) when it followed it
+    at both shapes, else `output_<i>_dim<axis>`."""
+    out: list[dict[int, str]] = []
+    for i, (o1, o2) in enumerate(zip(refs[0], refs[1], strict=False)):
+        axes: dict[int, str] = {}
+        for axis, (n1, n2) in enumerate(zip(o1.shape, o2.shape, strict=False)):
+            if n1 != n2:
+                same = [k for k in sizes[0] if (sizes[0][k], sizes[1].get(k)) == (n1, n2)]
+                axes[axis] = same[0] if same else f"output_{i}_dim{axis}"
+        out.append(axes)
+    return out
+
+
 def shapes_to_check(state: FixState) -> list[tuple[int, dict[str, int]]]:
     """Two (batch, dims) shapes: the default and a different batch + shorter dynamic dims."""
     second = {d: max(1, size // 2) for d, size in state.inputs.dynamic_dims.items()}
@@ -206,22 +242,32 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
     # a wrapped Hugging Face model names its outputs as the framework's exporters do
     outputs = list(getattr(state.model, "output_names", None) or ["output"])
     path = state.workdir / f"{state.input_path.stem}.onnx"
+    # the PyTorch outputs at both parity shapes, computed once for every attempt; their shapes
+    # also tell which output axes are dynamic
+    probes = [src.batch(batch, **dims) for batch, dims in shapes_to_check(state)]
     reference = torch_runner(state.model)
+    refs = [reference(x) for x in probes]
+    outputs += [f"output_{i}" for i in range(len(outputs), len(refs[0]))]
+    sizes = [
+        {"batch": b, **{d: dims.get(d, v) for d, v in src.dynamic_dims.items()}}
+        for b, dims in shapes_to_check(state)
+    ]
+    out_dyn = output_axes(refs, sizes)
     errors = []
     for i, (exporter, opset) in enumerate(attempts(config)):
         try:
-            # the first attempt exports plain self-attention batch-first; the fallbacks export
-            # the model exactly as written
-            rewrite = config.batch_first_attention and i == 0 and exporter == "dynamo"
+            # the first torch.export attempt exports plain self-attention batch-first; the
+            # other attempts export the model exactly as written
+            first_dynamo = exporter == "dynamo" and all(e != "dynamo" for e, _ in attempts(config)[:i])
+            rewrite = config.batch_first_attention and first_dynamo
             rewritten = _export(
-                state.model, src.batch(2), path, names, dyn, outputs, exporter, opset, rewrite
+                state.model, src.batch(2), path, names, dyn, outputs, exporter, opset, rewrite, out_dyn
             )
             saved = strip_debug_info(path, names, dyn)
             check_onnx(path)
             run = ort_runner(path, 1)
             checks = []
-            for batch, dims in shapes_to_check(state):
-                x = src.batch(batch, **dims)
+            for x, want in zip(probes, refs, strict=True):
                 shape = "x".join(str(s) for s in x[0].shape)
                 try:
                     got = run(x)
@@ -231,13 +277,14 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
                         f"parity failed at input shape {shape}: onnxruntime cannot run it "
                         f"(shape baked into the graph?): ...{tail}"
                     ) from None
-                ok, err = parity(reference(x), got, state.budget.parity_atol, state.budget.parity_rtol)
+                ok, err = parity(want, got, state.budget.parity_atol, state.budget.parity_rtol)
                 checks.append({"shape": shape, "max_abs_err": err, "ok": ok})
                 if not ok:
                     raise FixError(f"parity failed at input shape {shape}: max abs err {err:.3g}")
         except Exception as err:  # exporter failures come in many types; try the next exporter
             text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()  # the exporter colours its messages
-            errors.append(f"{exporter} opset {opset}: {text.splitlines()[0] if text else type(err).__name__}")
+            used = opset if exporter == "dynamo" else min(opset, 17)
+            errors.append(f"{exporter} opset {used}: {text.splitlines()[0] if text else type(err).__name__}")
             for f in state.workdir.glob(f"{path.name}*"):  # the export and its external data only
                 f.unlink()
             continue

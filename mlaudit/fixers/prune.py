@@ -198,7 +198,7 @@ def prune(state: FixState, config: PruneConfig) -> StepResult:
             break
         model, removed = _shrink(state.model, pairs, amount) if pairs else _sparsify(state.model, amount)
         got = torch_runner(model)(x)
-        fid = fidelity(ref, got, baseline.class_scores)
+        fid = fidelity(ref, got, baseline.class_scores, baseline.output_names)
         acc = classification(got, labels)["accuracy"] if labels is not None else None
         miss = budget_miss(fid, acc, acc_ref, state.budget)
         tried.append(

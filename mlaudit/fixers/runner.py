@@ -194,7 +194,7 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         state.eval_labels = source.attach_eval_data(state.inputs, opts.eval_data)
     elif state.inputs.synthetic:
         state.warnings.append("fidelity measured on synthetic random inputs (pass --eval-data for real ones)")
-    n = min(state.inputs.samples, 512) if state.inputs.samples is not None else 256
+    n = metrics.fidelity_samples(state.inputs)
     x = state.inputs.batch(n)
     if state.eval_labels is not None:  # labels of the samples fidelity is measured on (any count)
         state.eval_labels = state.eval_labels[:n]
@@ -210,15 +210,17 @@ def _setup_model(state: FixState, opts: FixOptions, ctx: dict[str, Any], needs_m
         shape = "x".join(str(s) for s in x[0].shape)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FixError(f"the model fails on inputs of shape {shape} (static shapes?): {first}") from None
-    # top-1 agreement only where the output is class scores (declared by its name or a
-    # [batch, classes] matrix); never over hidden states, embeddings or heatmaps
-    out_name = (getattr(state.reference, "output_names", None) or [None])[0]
+    # every output is judged; top-1 agreement only where an output is class scores (declared by
+    # its name or a [batch, classes] matrix), never over hidden states, embeddings or heatmaps
+    names = list(getattr(state.reference, "output_names", None) or [])
     if state.reference is None and state.onnx_input is not None:
-        out_name = metrics.onnx_output_names(state.onnx_input)[0]
+        names = metrics.onnx_output_names(state.onnx_input)
+    names = (names + [f"output_{i}" for i in range(len(names), len(ref))])[: len(ref)]
     accuracy = (
         metrics.classification(ref, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
     )
-    state.baseline = Baseline(x, ref, metrics.is_class_scores(ref, out_name), accuracy)
+    scores = [metrics.is_class_scores(r, m) for r, m in zip(ref, names, strict=True)]
+    state.baseline = Baseline(x, ref, scores, accuracy, names)
 
 
 def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dict[str, Any]]:
@@ -301,8 +303,10 @@ def _measure(state: FixState, ctx: dict[str, Any], opts: FixOptions) -> list[dic
         lat = metrics.latency(state.runners, batches, seconds=opts.measure_seconds)
         for name, run in state.runners.items():
             row = by_name[name]
-            got = ref if name == "input" else run(x)  # the reference was computed at setup
-            row["fidelity"] = metrics.fidelity(ref, got, baseline.class_scores)
+            # the reference was computed at setup, the kept int8 model's outputs by its search
+            reused = state.int8_outputs if name == "onnx int8" else None
+            got = ref if name == "input" else reused if reused is not None else run(x)
+            row["fidelity"] = metrics.fidelity(ref, got, baseline.class_scores, baseline.output_names)
             if state.eval_labels is not None:
                 row.update(metrics.classification(got, state.eval_labels))
             row["latency"] = lat[name]

@@ -77,7 +77,7 @@ def cast_fidelity(state: FixState) -> StepResult | None:
     target.load_state_dict(mapped, strict=True)
     state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
     got = metrics.torch_runner(model)(baseline.inputs)
-    fid = metrics.fidelity(baseline.outputs, got, baseline.class_scores)
+    fid = metrics.fidelity(baseline.outputs, got, baseline.class_scores, baseline.output_names)
     acc = (
         metrics.classification(got, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
     )

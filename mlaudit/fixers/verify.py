@@ -75,12 +75,22 @@ def check_onnx(path: Path) -> None:
 
 
 def parity(ref: Any, got: Any, atol: float, rtol: float) -> tuple[bool, float]:
-    """(within tolerance, max abs error) of an export against PyTorch outputs."""
+    """(within tolerance on every output, largest max abs error) of an export against PyTorch
+    outputs (one array or a list of arrays, one per output)."""
     import numpy as np
 
-    ref = np.asarray(ref, dtype=np.float64)
-    got = np.asarray(got, dtype=np.float64)
-    if ref.shape != got.shape:
+    from mlaudit.fixers.metrics import as_outputs
+
+    refs, gots = as_outputs(ref), as_outputs(got)
+    if len(refs) != len(gots):
         return False, float("inf")
-    err = np.abs(ref - got)
-    return bool((err <= atol + rtol * np.abs(ref)).all()), float(err.max()) if err.size else 0.0
+    ok, worst = True, 0.0
+    for r, g in zip(refs, gots, strict=True):
+        r = np.asarray(r, dtype=np.float64)
+        g = np.asarray(g, dtype=np.float64)
+        if r.shape != g.shape:
+            return False, float("inf")
+        err = np.abs(r - g)
+        ok = ok and bool((err <= atol + rtol * np.abs(r)).all())
+        worst = max(worst, float(err.max()) if err.size else 0.0)
+    return ok, worst
