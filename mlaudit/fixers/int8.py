@@ -182,7 +182,12 @@ def _quantize(
     ops: list[str],
     config: Int8Config,
     calib: tuple[list[str], tuple] | None,
+    cache: Path | None = None,
 ) -> None:
+    """One quantize_dynamic / quantize_static call on the file `src`. `cache`: where static
+    calibration ranges are kept between the trials of one search (int8_reuse.py)."""
+    import inspect
+
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -211,10 +216,15 @@ def _quantize(
             )
         else:
             reader = type("Reader", (_Reader, CalibrationDataReader), {})(*calib)
+            # calibrate once per search: ONNX Runtime (1.23+) stores the ranges it computed
+            # and later trials read them; older releases calibrate again on every trial
+            can_cache = "calibration_cache_path" in inspect.signature(quantize_static).parameters
+            cached = {"calibration_cache_path": str(cache)} if cache is not None and can_cache else {}
             quantize_static(
                 str(src),
                 str(dst),
                 reader,
+                **cached,
                 quant_format=QuantFormat.QDQ,
                 per_channel=config.per_channel,
                 weight_type=QuantType.QInt8,
@@ -393,13 +403,32 @@ def run_int8(state: FixState, config: Int8Config, name: str, forced: str | None)
 
     out_names = baseline.output_names
 
+    reuse: dict[str, Any] = {}  # dynamic: the all-quantized model and the fp32 one, loaded once
+
+    def build(out: Path, kept_fp32: list[str]) -> None:
+        chosen = [c.name for c in supported if c.name not in set(kept_fp32)]
+        if not chosen:  # an empty nodes_to_quantize means "every node" to ONNX Runtime
+            shutil.copyfile(prep, out)
+        elif recipe == "static":
+            _quantize(recipe, prep, out, chosen, ops, config, calib, work / "calibration.json")
+        elif not kept_fp32:
+            _quantize(recipe, prep, out, chosen, ops, config, calib)
+            reuse["all"] = out
+        else:  # every candidate was quantized once; put the kept nodes back in fp32
+            import onnx
+
+            from mlaudit.fixers.int8_reuse import NotReusable, restore_fp32
+
+            if "models" not in reuse:
+                reuse["models"] = (onnx.load(str(reuse["all"])), onnx.load(str(prep)))
+            try:
+                onnx.save(restore_fp32(*reuse["models"], kept_fp32), str(out))
+            except NotReusable:  # int8 passed between quantized nodes: quantize this subset
+                _quantize(recipe, prep, out, chosen, ops, config, calib)
+
     def evaluate(kept_fp32: list[str]) -> tuple[Path, dict, float | None, Any]:
         out = work / f"q{len(trials)}.onnx"
-        chosen = [c.name for c in supported if c.name not in set(kept_fp32)]
-        if chosen:
-            _quantize(recipe, prep, out, chosen, ops, config, calib)
-        else:  # an empty nodes_to_quantize means "every node" to ONNX Runtime: nothing to do
-            shutil.copyfile(prep, out)
+        build(out, kept_fp32)
         got = ort_runner(out, threads)(x)
         acc = classification(got, labels)["accuracy"] if labels is not None else None
         fid = fidelity(ref, got, scores_like, out_names)
