@@ -247,7 +247,7 @@ def is_class_scores(ref: Any, name: str | None = None) -> bool:
     return np.ndim(ref) == 2 and np.shape(ref)[-1] > 1
 
 
-def _fidelity_one(ref: Any, new: Any, scores: bool) -> dict[str, float | None]:
+def _fidelity_one(ref: Any, new: Any, scores: bool) -> dict[str, Any]:
     import numpy as np
 
     ref_a = np.asarray(ref, dtype=np.float64)
