@@ -52,10 +52,13 @@ RULE_MODULES: dict[str, tuple[str, ...]] = {
     "mlaudit.checks.config_checkpoint": ("MLT012",),
     "mlaudit.checks.reproducibility": ("MLR001", "MLR002", "MLR003", "MLR010", "MLR011"),
     "mlaudit.checks.dependencies": ("MLR101", "MLR102", "MLR103", "MLR104", "MLR105"),
+    "mlaudit.checks.imports_declared": ("MLR107",),
     "mlaudit.checks.docs": ("MLK001", "MLK002", "MLK003", "MLK004"),
     "mlaudit.checks.tests_ci": ("MLX001", "MLX002", "MLX003", "MLX004"),
     "mlaudit.checks.versioning": ("MLV001", "MLV002", "MLV003", "MLV004", "MLV005"),
     "mlaudit.checks.code_smells": ("MLQ001", "MLQ002", "MLQ003", "MLQ004", "MLQ005", "MLQ006"),
+    "mlaudit.checks.code_outputs": ("MLQ007",),
+    "mlaudit.checks.model_selection": ("MLQ008",),
     "mlaudit.checks.run_history": (
         "MLH001", "MLH002", "MLH003", "MLH004", "MLH005", "MLH006", "MLH007", "MLH008", "MLH009",
     ),

@@ -38,6 +38,7 @@ INPUT_KIND_MODULES: dict[str, str] = {
     "python": "mlaudit.inputs.python_code",
     "python_facts": "mlaudit.inputs.python_code",
     "training_setup": "mlaudit.inputs.python_code",
+    "project_imports": "mlaudit.inputs.import_sites",
     "git": "mlaudit.inputs.git",
     "git-location": "mlaudit.inputs.git",
     "git-history": "mlaudit.inputs.git",

@@ -21,6 +21,7 @@ from typing import Any
 from mlaudit.inputs import InputError, input_kind
 from mlaudit.inputs.code_index import CallSite, CodeIndex, call_name
 from mlaudit.inputs.config_keys_in_code import names_in_code
+from mlaudit.inputs.import_sites import ImportSite, import_sites
 from mlaudit.inputs.notebook import MAX_NOTEBOOK_BYTES, parse_notebook
 from mlaudit.inputs.python_module import PythonModule
 
@@ -170,6 +171,8 @@ class ModuleFacts:
     # names the code defines as fields/options or reads as keys (config_keys_in_code), so that
     # MLT007 never calls a key the project itself uses "unknown"
     config_names: frozenset[str] = frozenset()
+    # absolute imports with their lines and whether they are optional (MLR107)
+    import_sites: tuple[ImportSite, ...] = ()
 
 
 def _is_entry_point(module: PythonModule) -> bool:
@@ -210,6 +213,7 @@ def module_facts(module: PythonModule) -> ModuleFacts:
         anchor_line=anchor.line if anchor else (calls[0].line if calls else 1),
         seed_guards=_seed_guards(module),
         config_names=names_in_code([module]),
+        import_sites=import_sites(module.tree),
     )  # fmt: skip
 
 
