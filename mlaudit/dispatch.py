@@ -96,8 +96,8 @@ def _chunks(indices: list[int], files: Sequence[RepoFile], n: int) -> list[list[
 def run_file_rules(session: ScanSession, codes: Sequence[str], run: RuleRunner) -> dict[str, list[Finding]]:
     """Findings of the per-file code rules `codes` on every Python file of the session, by code.
 
-    In parallel mode the session is filled in with each file's ModuleFacts (input kind
-    "python_facts") and its parse errors, so later cross-file rules do not parse again."""
+    The session is filled in with each file's ModuleFacts (input kind "python_facts") and its
+    parse errors, so later cross-file rules do not parse or walk again."""
     global _STATE
     files = session.files
     indices = [i for i, f in enumerate(files) if f.kind in PYTHON_KINDS]
@@ -105,10 +105,14 @@ def run_file_rules(session: ScanSession, codes: Sequence[str], run: RuleRunner) 
     workers = 1 if session.single_file or not indices else worker_count(len(indices), session.options.jobs)
     if workers <= 1:
         for i in indices:
+            f = files[i]
             try:
-                _one_file(session, codes, run, files[i], findings)
+                session.preload("python_facts", f.rel, _one_file(session, codes, run, f, findings))
             except InputError:
                 pass  # recorded in session.input_errors; reported as MLA002
+            # As in a worker: the facts are kept, the tree is not (no later reader needs it,
+            # and 20,000 live trees would make every garbage collection walk them all).
+            session.forget("python", f)
         return findings
     # Workers must not draw: the parent advances the display as their chunks come back.
     tracker, session.progress = session.progress, None

@@ -12,8 +12,10 @@ once per module.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
 
 LOOP_TYPES = (ast.For, ast.AsyncFor, ast.While)
 FUNC_TYPES = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -81,6 +83,9 @@ class CodeIndex:
     scope_calls: dict[int, list[CallSite]] = field(default_factory=dict)
     # id(call node) -> the innermost function enclosing it (None at module level)
     enclosing_function: dict[int, ast.AST | None] = field(default_factory=dict)
+    # names the code defines as class fields or options, or reads as keys/attributes
+    # (mlaudit.inputs.config_keys_in_code), gathered in the same walk
+    config_names: set[str] = field(default_factory=set)
 
     def resolve(self, name: str) -> str:
         """`name` with its first component replaced by the imported name it stands for."""
@@ -142,18 +147,57 @@ def _record_import(index: CodeIndex, node: ast.Import | ast.ImportFrom) -> None:
             index.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
 
 
-# Fields that never hold a node a rule looks at (expression contexts, operators), and node
-# types without children of interest: skipping them halves the nodes the walk visits.
-_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores"})
-_LEAVES = (ast.Constant, ast.Name, ast.Pass, ast.Break, ast.Continue, ast.alias)
-_FIELDS: dict[type, tuple[str, ...]] = {}
+# Fields that never hold a node a rule looks at: expression contexts, operators, and the
+# identifier and number fields (names, attributes, import levels).
+_SKIP_FIELDS = frozenset({"ctx", "op", "ops", "type_comment", "type_ignores", "name", "attr", "id", "arg",
+                          "module", "level", "asname", "is_async", "conversion", "simple", "kind", "tag"})
+# What the walk never expands: nodes without children of interest, and the non-node values a
+# field can hold (None for an absent part, identifiers in `global` lists, match constants).
+_SKIP_TYPES = frozenset({ast.Constant, ast.Name, ast.Pass, ast.Break, ast.Continue, ast.alias,
+                         ast.Global, ast.Nonlocal, type(None), str, int, bool, bytes, float, complex})
+_LOOP_SET = frozenset(LOOP_TYPES)
+_FUNC_SET = frozenset(FUNC_TYPES)
+_SCOPE_SET = frozenset(SCOPE_TYPES)
+_NESTING = frozenset({*FUNC_TYPES, ast.ClassDef, ast.Lambda})  # calls inside are not top-level
+_CONTEXT_TYPES = _SCOPE_SET | _NESTING
+# node type -> a getter of its child fields in reverse order (None: no child fields)
+_GETTERS: dict[type, Callable[[ast.AST], tuple[Any, ...]] | None] = {}
 
 
-def _child_fields(node_type: type) -> tuple[str, ...]:
-    fields = _FIELDS.get(node_type)
-    if fields is None:
-        fields = _FIELDS[node_type] = tuple(f for f in node_type._fields if f not in _SKIP_FIELDS)
-    return fields
+def _children_getter(kind: type) -> Callable[[ast.AST], tuple[Any, ...]] | None:
+    fields = tuple(f for f in reversed(kind._fields) if f not in _SKIP_FIELDS)
+    getter: Callable[[ast.AST], tuple[Any, ...]] | None
+    if not fields:
+        getter = None
+    elif len(fields) == 1:
+        one = attrgetter(fields[0])
+
+        def getter(node: ast.AST) -> tuple[Any, ...]:
+            return (one(node),)
+    else:
+        getter = attrgetter(*fields)
+    _GETTERS[kind] = getter
+    return getter
+
+
+def _const_str(node: ast.AST) -> str | None:
+    return node.value if type(node) is ast.Constant and isinstance(node.value, str) else None
+
+
+def _config_names_of_call(node: ast.Call, out: set[str]) -> None:
+    """Option names an `add_argument(...)` call defines, keys a `.get("key")`-style call reads."""
+    func = node.func
+    name = func.attr if type(func) is ast.Attribute else getattr(func, "id", "")
+    if name == "add_argument":
+        for arg in node.args:
+            text = _const_str(arg)
+            if text and text.startswith("-"):
+                out.add(text.lstrip("-").replace("-", "_"))
+        out.update(v for kw in node.keywords if kw.arg == "dest" and (v := _const_str(kw.value)))
+    elif name in ("get", "pop", "setdefault", "select") and node.args:
+        text = _const_str(node.args[0])
+        if text:
+            out.update(text.split("."))
 
 
 def build_index(tree: ast.Module) -> CodeIndex:
@@ -168,62 +212,86 @@ def build_index(tree: ast.Module) -> CodeIndex:
             index.has_main_guard = True
     pending_expr: set[int] = set()
     sites: list[tuple[CallSite, tuple[ast.AST, ...]]] = []
-    # (node, enclosing scopes, innermost function, inside a def/class)
-    root_ctx: tuple[tuple[ast.AST, ...], ast.AST | None, bool] = ((), None, False)
-    stack: list[tuple[ast.AST, tuple[tuple[ast.AST, ...], ast.AST | None, bool]]] = [(tree, root_ctx)]
     calls, functions, loops = index.calls, index.functions, index.loops
+    config_names, enclosing = index.config_names, index.enclosing_function
+    getters, skip = _GETTERS, _SKIP_TYPES
+    # The context (enclosing scopes, innermost function, inside a def/class) changes only at
+    # scope nodes: each pushes the context to restore (a tuple) below its children.
+    scopes: tuple[ast.AST, ...] = ()
+    func: ast.AST | None = None
+    nested = False
+    stack: list[Any] = [tree]
+    pop, push, extend = stack.pop, stack.append, stack.extend
     while stack:
-        node, ctx = stack.pop()
+        node = pop()
         kind = type(node)
-        scopes, func, nested = ctx
-        if kind is ast.Call:
+        if kind in skip:
+            continue
+        if kind is tuple:
+            scopes, func, nested = node
+            continue
+        # the most frequent node types first
+        if kind is ast.Attribute:
+            if type(node.ctx) is ast.Load:
+                config_names.add(node.attr)
+        elif kind is ast.Call:
+            _config_names_of_call(node, config_names)
             name = call_name(node)
             site = CallSite(node, name, name)
             calls.append(site)
             sites.append((site, scopes))
-            index.enclosing_function[id(node)] = func
+            enclosing[id(node)] = func
             if id(node) in pending_expr:
                 index.expr_calls.append(site)
             if not nested:
                 index.top_level_calls.append(site)
+        elif kind is ast.Expr:
+            if type(node.value) is ast.Call:
+                pending_expr.add(id(node.value))
         elif kind is ast.Import or kind is ast.ImportFrom:
             _record_import(index, node)
             continue
-        elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+        elif kind is ast.Assign:
+            index.assigns.append(node)
+        elif kind is ast.Subscript:
+            key = node.slice
+            if type(key) is ast.Constant and type(key.value) is str:
+                config_names.add(key.value)
+        elif kind is ast.Compare:
+            index.compares.append(node)
+        elif kind is ast.If:
+            index.ifs.append(node)
+        elif kind in _FUNC_SET:
             functions.append(node)
             if not nested:
                 index.defined.add(node.name)
         elif kind is ast.ClassDef:
+            config_names.update(s.target.id for s in node.body
+                                if type(s) is ast.AnnAssign and type(s.target) is ast.Name)
             index.classes.append(node)
             if not nested:
                 index.defined.add(node.name)
-        elif kind in LOOP_TYPES:
+        elif kind in _LOOP_SET:
             loops.append(node)
-        elif kind is ast.Compare:
-            index.compares.append(node)
         elif kind is ast.With or kind is ast.AsyncWith:
             index.withs.append(node)
-        elif kind is ast.If:
-            index.ifs.append(node)
-        elif kind is ast.Assign:
-            index.assigns.append(node)
-        elif kind is ast.Expr and type(node.value) is ast.Call:
-            pending_expr.add(id(node.value))
-        if kind in SCOPE_TYPES or kind is ast.ClassDef or kind is ast.Lambda:
-            ctx = (
-                (*scopes, node) if kind in SCOPE_TYPES else scopes,
-                node if kind in FUNC_TYPES else func,
-                True if kind in FUNC_TYPES or kind is ast.ClassDef or kind is ast.Lambda else nested,
-            )
-        children = []
-        for attr in _child_fields(kind):
-            value = getattr(node, attr, None)
+        if kind in _CONTEXT_TYPES:
+            push((scopes, func, nested))
+            if kind in _SCOPE_SET:
+                scopes = (*scopes, node)
+            if kind in _FUNC_SET:
+                func = node
+            if kind in _NESTING:
+                nested = True
+        get = getters[kind] if kind in getters else _children_getter(kind)
+        if get is None:
+            continue
+        # fields come in reverse and each list is reversed: the stack pops in source order
+        for value in get(node):
             if type(value) is list:
-                children.extend(v for v in value if isinstance(v, ast.AST) and not isinstance(v, _LEAVES))
-            elif isinstance(value, ast.AST) and not isinstance(value, _LEAVES):
-                children.append(value)
-        # reversed, so that the stack pops children in source order
-        stack.extend((child, ctx) for child in reversed(children))
+                extend(reversed(value))
+            else:
+                push(value)
     # Names resolve once every import is known: a call can come before a later (function-local)
     # import of its name.
     for site, scopes in sites:
