@@ -6,7 +6,9 @@ code): `files` small training-style modules spread over packages, and `configs` 
 training configs. Both tools run as separate processes, alternately, `repeats` times; the
 ratio is taken from the medians measured in the same run, because the machine is shared
 and absolute times drift. MLAUDIT_BENCH_FILES scales the tree (default 20,000),
-MLAUDIT_BENCH_REPEATS the number of alternating runs (default 3).
+MLAUDIT_BENCH_REPEATS the number of alternating runs (default 3). Children may write
+bytecode caches as an installed mlaudit would (MLAUDIT_BENCH_NO_BYTECODE=1 keeps
+PYTHONDONTWRITEBYTECODE from the calling shell); the load average is recorded with the times.
 """
 
 from __future__ import annotations
@@ -101,9 +103,19 @@ def generate(root: Path, files: int = FILES, configs: int = CONFIGS, seed: int =
     (root / "requirements.txt").write_text("torch==2.3.1\nnumpy==1.26.4\n")
 
 
+def _env() -> dict[str, str]:
+    """The children's environment: bytecode caching as in a normal install (a development shell
+    with PYTHONDONTWRITEBYTECODE would recompile mlaudit's modules on every run)."""
+    env = dict(os.environ)
+    if not os.environ.get("MLAUDIT_BENCH_NO_BYTECODE"):
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["MLAUDIT_NO_PROGRESS"] = "1"
+    return env
+
+
 def _time(cmd: list[str], cwd: Path) -> float:
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr[-400:]}")
@@ -129,6 +141,8 @@ def run() -> dict:
             if ruff_cmd:
                 theirs.append(_time(ruff_cmd, root))
     out = {"files": FILES, "configs": CONFIGS, "repeats": REPEATS, "cpus": os.cpu_count(),
+           "loadavg_1m_after": round(os.getloadavg()[0], 2),
+           "bytecode_cache": not os.environ.get("MLAUDIT_BENCH_NO_BYTECODE"),
            "mlaudit_s": [round(t, 2) for t in ours],
            "mlaudit_median_s": round(statistics.median(ours), 2)}
     if theirs:

@@ -17,8 +17,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
+from mlaudit.inline_suppressions import MARKER as SUPPRESSION_MARKER
 from mlaudit.inputs import InputError
+from mlaudit.inputs.py_config import may_be_config_source
 from mlaudit.inputs.python_code import ModuleFacts, module_facts
+from mlaudit.inputs.python_module import PythonModule
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.inputs.session import ScanSession
 from mlaudit.model import Finding
@@ -54,29 +57,53 @@ def worker_count(n_files: int, jobs: int | None = None) -> int:
     return max(1, min(cores, MAX_WORKERS, n_files // FILES_PER_WORKER))
 
 
+# What one file's read tells the parent: its facts, and whether it can be a Python config
+# module (False: its training_config input is None) and hold a suppression comment.
+FileFacts = tuple[ModuleFacts | None, bool, bool]
+
+
 def _one_file(session: ScanSession, codes: Sequence[str], run: RuleRunner, f: RepoFile,
-              findings: dict[str, list[Finding]]) -> ModuleFacts | None:
+              findings: dict[str, list[Finding]]) -> FileFacts:
     module = session.get("python", f)  # InputError propagates to the caller
     if module is None:
-        return None
+        return None, True, True
     for code in codes:
         findings[code].extend(run(code, module, f))
-    return module_facts(module)
+    return (module_facts(module), *_text_hints(module))
 
 
-def _worker(indices: list[int]) -> tuple[dict[str, list[Finding]], list[tuple[str, ModuleFacts | None]],
+def _text_hints(module: PythonModule) -> tuple[bool, bool]:
+    """(may be a config module, may hold a suppression comment), judged on the text already in
+    memory, so that the parent need not read the file again for either. Only UTF-8 text can
+    answer for the UTF-8 readers that ask later; otherwise both stay possible."""
+    if not module.utf8:  # notebooks (cells, not the file) and files with a coding declaration
+        return True, True
+    return may_be_config_source(module.text), SUPPRESSION_MARKER in module.text
+
+
+def _record(session: ScanSession, f: RepoFile, found: FileFacts) -> None:
+    """Store one file's facts and what its text ruled out in the session."""
+    facts, maybe_config, maybe_suppressed = found
+    session.preload("python_facts", f.rel, facts)
+    if not maybe_config:
+        session.preload("training_config", f.rel, None)  # exactly what its loader returns
+    if not maybe_suppressed:
+        session.note_absent(f.rel, frozenset({SUPPRESSION_MARKER}))
+
+
+def _worker(indices: list[int]) -> tuple[dict[str, list[Finding]], list[tuple[int, FileFacts]],
                                          list[tuple[str, str]], list[str]]:
     assert _STATE is not None, "worker started without a scan state"
     session, codes, run = _STATE
     skipped: list[str] = getattr(run, "skipped", [])
     known_skips = len(skipped)  # notes inherited from the parent at fork time
     findings: dict[str, list[Finding]] = {c: [] for c in codes}
-    facts: list[tuple[str, ModuleFacts | None]] = []
+    facts: list[tuple[int, FileFacts]] = []
     errors: list[tuple[str, str]] = []
     for i in indices:
         f = session.files[i]
         try:
-            facts.append((f.rel, _one_file(session, codes, run, f, findings)))
+            facts.append((i, _one_file(session, codes, run, f, findings)))
         except InputError as err:  # sent as plain text: InputError does not pickle
             errors.append((err.path, err.reason))
         session.forget("python", f)  # the tree is not needed again in this worker
@@ -107,7 +134,7 @@ def run_file_rules(session: ScanSession, codes: Sequence[str], run: RuleRunner) 
         for i in indices:
             f = files[i]
             try:
-                session.preload("python_facts", f.rel, _one_file(session, codes, run, f, findings))
+                _record(session, f, _one_file(session, codes, run, f, findings))
             except InputError:
                 pass  # recorded in session.input_errors; reported as MLA002
             # As in a worker: the facts are kept, the tree is not (no later reader needs it,
@@ -125,8 +152,8 @@ def run_file_rules(session: ScanSession, codes: Sequence[str], run: RuleRunner) 
                 part, facts, errors, skips = future.result()
                 for code, found in part.items():
                     findings[code].extend(found)
-                for rel, fact in facts:
-                    session.preload("python_facts", rel, fact)
+                for i, fact in facts:
+                    _record(session, files[i], fact)
                 for path, reason in errors:
                     session.record_error(("python", "python_facts"), path, InputError(path, reason))
                 getattr(run, "skipped", []).extend(skips)

@@ -19,6 +19,8 @@ from mlaudit.model import Finding, Location
 UNUSED_SUPPRESSION = "MLA003"
 COMMENT = re.compile(r"#\s*mlaudit:\s*ignore(-file)?\[([A-Za-z0-9_, ]+)\]\s*(.*)$")
 SUFFIXES = (".py", ".yaml", ".yml", ".ipynb")
+# Every suppression comment holds this; a file whose text does not needs no closer look.
+MARKER = "mlaudit:"
 
 
 @dataclass
@@ -101,7 +103,7 @@ def parse_suppressions(rel: str, text: str) -> list[Suppression]:
     """Every suppression comment in a file; only real comments count (Python comment tokens,
     YAML comments outside strings and block scalars)."""
     out: list[Suppression] = []
-    if "mlaudit:" not in text:
+    if MARKER not in text:
         return out
     if rel.endswith(".py"):
         comments = _python_comments(text)
@@ -194,6 +196,7 @@ def apply_to_session(findings: list[Finding], session, ran: Iterable[str], prefi
         # notebooks carry their outputs (images), so they get the notebook reader's size limit
         if f.rel.endswith(SUFFIXES)
         and f.kind != "unreadable"  # reported as MLA002 by the engine
+        and not session.lacks(f.rel, MARKER)  # known from the code rules' read: nothing to find
         and f.size <= (20_000_000 if f.rel.endswith(".ipynb") else 1_000_000)
     ]
     factory = unused_finding_factory(unused_ctx) if unused_ctx is not None else None

@@ -197,12 +197,13 @@ def config_executed_as_code(module: PythonModule, ctx: RuleContext) -> Iterable[
     if module.rel.rsplit("/", 1)[-1] == "setup.py":
         return  # packaging reads its own version file this way; no user config involved
     index = module.index
+    runs = [site for site in index.calls if site.name in ("exec", "eval") and site.node.args]
+    if not runs:
+        return  # most modules: no need to look for file reads at all
     # names bound to file contents in this module (`cfg_text = open(f).read()`)
     from_file = {t.id for a in index.assigns if _reads_file(a.value)
                  for t in a.targets if isinstance(t, ast.Name)}
-    for site in index.calls:
-        if site.name not in ("exec", "eval") or not site.node.args:
-            continue
+    for site in runs:
         arg = site.node.args[0]
         from_content = _reads_file(arg) or (isinstance(arg, ast.Name) and arg.id in from_file)
         source = "file content" if from_content else None

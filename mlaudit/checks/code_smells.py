@@ -74,8 +74,8 @@ def _distributed_autograd(index: CodeIndex, loop: ast.AST, calls: list[CallSite]
 @rule("MLQ001", needs="python")
 def missing_zero_grad(module: PythonModule, ctx: RuleContext) -> Iterable[Finding]:
     index = module.index
-    grad_assigns = _grad_assign_lines(module)
-    helpers = _grad_clearing_helpers(index, grad_assigns)
+    grad_assigns: list[ast.Assign] | None = None
+    helpers: frozenset[str] = frozenset()
     for loop in index.loops:
         calls = index.calls_in(loop)
         pair = _backward_and_step(calls)
@@ -83,6 +83,11 @@ def missing_zero_grad(module: PythonModule, ctx: RuleContext) -> Iterable[Findin
             continue
         if any(_backward_and_step(index.calls_in(inner)) for inner in index.inner_loops(loop)):
             continue  # report the innermost training loop only
+        if any(c.last == "zero_grad" for c in calls):
+            continue  # the common case, decided before the module's helpers are worked out
+        if grad_assigns is None:  # only for a training loop that does not call zero_grad itself
+            grad_assigns = _grad_assign_lines(module)
+            helpers = _grad_clearing_helpers(index, grad_assigns)
         if _clears_grads(index, loop, grad_assigns, helpers) or _distributed_autograd(index, loop, calls):
             continue
         backward, step = pair

@@ -180,8 +180,7 @@ def model_dirs(project: ProjectSnapshot, patterns: list[str]) -> dict[str, list[
     """Directories (root-relative, '' for the root) holding model artifacts -> artifact names."""
     dirs: dict[str, list[str]] = {}
     for f in project.files:
-        parent = str(PurePosixPath(f.rel).parent)
-        parent = "" if parent == "." else parent
+        parent = f.rel.rpartition("/")[0]  # a walked rel path: no "./", no trailing "/"
         if NON_MODEL_DIRS.intersection(parent.split("/")):
             continue
         is_artifact = f.kind == "checkpoint" and any(fnmatch.fnmatch(f.name.lower(), p) for p in patterns)

@@ -20,7 +20,7 @@ LFS_POINTER_MAX = 1024
 
 
 def _matches(rel: str, patterns: list[str]) -> bool:
-    name = PurePosixPath(rel).name.lower()
+    name = rel.rpartition("/")[2].lower()
     return any(fnmatch.fnmatch(name, p.lower()) for p in patterns)
 
 

@@ -114,9 +114,15 @@ def _is_docstring(stmt: ast.stmt) -> bool:
             and isinstance(stmt.value.value, str))
 
 
+def may_be_config_source(text: str) -> bool:
+    """False when `text` cannot be a config module (read_python_config would return None
+    without parsing): no line assigns `_base_` or an mmengine name."""
+    return _HINT.search(text) is not None
+
+
 def parse_python_config(text: str) -> tuple[dict[str, Any], dict[str, int]] | None:
     """Module-level literal assignments of a config module, or None when it is code."""
-    if not _HINT.search(text):
+    if not may_be_config_source(text):
         return None
     try:
         tree = ast.parse(text)

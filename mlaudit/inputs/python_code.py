@@ -41,19 +41,24 @@ def parse_python(path: Path, rel: str, kind: str = "python") -> PythonModule:
         raw = path.read_bytes()
     except OSError as err:
         raise InputError(rel, f"cannot read: {err.strerror}") from None
-    text = decode_python_bytes(raw, rel)
+    text, utf8 = _decode(raw, rel)
     try:
         tree = ast.parse(text, filename=rel)
     except SyntaxError as err:
         raise InputError(rel, f"line {err.lineno or 1}: invalid Python syntax: {err.msg}") from None
     except (RecursionError, MemoryError, ValueError) as err:
         raise InputError(rel, f"cannot parse: {type(err).__name__}") from None
-    return PythonModule(path, rel, tree, text, kind)
+    return PythonModule(path, rel, tree, text, kind, utf8=utf8)
 
 
 def decode_python_bytes(raw: bytes, rel: str) -> str:
     """Source text decoded as Python does (PEP 263: a `coding:` declaration in the first two
     lines, else UTF-8); InputError naming the problem when the bytes do not decode."""
+    return _decode(raw, rel)[0]
+
+
+def _decode(raw: bytes, rel: str) -> tuple[str, bool]:
+    """(text, whether it was decoded as UTF-8) as decode_python_bytes decodes it."""
     from mlaudit.inputs.yaml_lines import decode_config_bytes
 
     try:
@@ -61,11 +66,11 @@ def decode_python_bytes(raw: bytes, rel: str) -> str:
     except SyntaxError as err:
         raise InputError(rel, f"line 1: {err.msg if hasattr(err, 'msg') else err}") from None
     if encoding in ("utf-8", "utf-8-sig"):
-        return decode_config_bytes(raw, rel)
+        return decode_config_bytes(raw, rel), True
     if b"\x00" in raw[:8192]:
         raise InputError(rel, "NUL byte: binary data, not Python source")
     try:
-        return raw.decode(encoding)
+        return raw.decode(encoding), False
     except (UnicodeDecodeError, LookupError) as err:
         raise InputError(rel, f"not valid {encoding} as its coding declaration says ({err})") from None
 

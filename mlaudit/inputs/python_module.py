@@ -20,6 +20,9 @@ class PythonModule:
     tree: ast.Module
     text: str
     kind: str = "python"  # python | test (as the repo walker classified the file)
+    # `text` is the file's bytes decoded as UTF-8 (less a BOM): what any other UTF-8 reader of
+    # the file sees, so a substring or pattern absent here is absent for them too
+    utf8: bool = False
 
     @property
     def module_name(self) -> str:

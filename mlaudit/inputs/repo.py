@@ -7,8 +7,10 @@ left to the specific readers; this module only decides what is worth handing to 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -68,8 +70,14 @@ def classify(rel: str) -> str:
 
     One of: checkpoint, config, python, test, docs, ci, deps, notebook, runlog, other.
     """
-    p = PurePosixPath(rel)
-    name, suffix, parts = p.name, p.suffix.lower(), p.parts
+    if "//" in rel or rel.startswith(("./", "/")) or rel.endswith("/") or "/./" in rel:
+        p = PurePosixPath(rel)  # not the walk's normal form: let pathlib normalise it
+        name, suffix, parts = p.name, p.suffix.lower(), p.parts
+    else:  # the same values by string operations: this runs for every file of the tree
+        parts = tuple(rel.split("/"))
+        name = parts[-1]
+        dot = name.rfind(".")
+        suffix = name[dot:].lower() if 0 < dot < len(name) - 1 else ""
     lower = name.lower()
     if any(rel.startswith(d + "/") for d in CI_DIRS) and suffix in {".yml", ".yaml"}:
         return "ci"
@@ -145,12 +153,19 @@ def _tokenizer_model(path: Path, size: int) -> bool:
 
 def is_excluded(rel: str, patterns: Sequence[str]) -> bool:
     """Whether a root-relative path matches an exclude glob (as a path, a name or a folder)."""
-    name = rel.rsplit("/", 1)[-1]
-    for pattern in patterns:
-        pat = pattern.rstrip("/")
-        if fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(name, pat) or rel.startswith(pat + "/"):
-            return True
-    return False
+    glob, folders = _exclude_matcher(tuple(patterns))
+    return glob(rel) is not None or glob(rel.rsplit("/", 1)[-1]) is not None or rel.startswith(folders)
+
+
+@functools.lru_cache(maxsize=32)
+def _exclude_matcher(patterns: tuple[str, ...]) -> tuple[Callable[[str], object], tuple[str, ...]]:
+    """One compiled regex for all the globs (as fnmatch matches each) and the folder prefixes:
+    the walk asks about every file and folder, against every pattern."""
+    pats = [os.path.normcase(p.rstrip("/")) for p in patterns]
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in pats) or "(?!)")
+    if os.path.normcase("A") == "A":
+        return regex.match, tuple(p.rstrip("/") + "/" for p in patterns)
+    return (lambda text: regex.match(os.path.normcase(text))), tuple(p.rstrip("/") + "/" for p in patterns)
 
 
 def project_root(path: Path) -> Path:
