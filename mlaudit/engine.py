@@ -16,7 +16,7 @@ from mlaudit.catalog import load_catalog
 from mlaudit.checks.registry import check_table, implementations
 from mlaudit.context import RuleContext
 from mlaudit.dispatch import run_file_rules
-from mlaudit.fleet import CacheError, ScanCache, prefetch
+from mlaudit.fleet import PREFETCH_KINDS, CacheError, FileRules, RuleResults, ScanCache, prefetch
 from mlaudit.fleet_ray import RayUnavailable
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
@@ -175,16 +175,24 @@ class _Runner:
         except Exception as exc:
             return [_crash_finding(code, file.rel if file else ".", exc, self.context(RULE_CRASHED))]
 
-    def rule(self, code: str) -> list[Finding]:
-        """Rule `code` over every input it needs (file by file, or once for the project)."""
+    def rule(self, code: str, done: RuleResults | None = None) -> list[Finding]:
+        """Rule `code` over every input it needs (file by file, or once for the project).
+        Where a worker already ran it on a file (`done`), its findings and skip notes are
+        taken at this point, as if the rule had run here."""
         out: list[Finding] = []
         try:
             targets = self.session.targets(self._impls[code].needs)
         except InputError:
             return out  # project-level input failed: recorded in session.input_errors
         for file, target in targets:
-            if target is not None:
+            if target is None:
+                continue
+            ran = done.get(file.rel, {}).get(code) if done and file is not None else None
+            if ran is None:
                 out.extend(self(code, target, file))
+            else:
+                out.extend(ran[0])
+                self.skipped.extend(ran[1])
         return out
 
 
@@ -257,20 +265,23 @@ def scan(paths: Sequence[Path | str], options: ScanOptions) -> Report:
         # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
         with progress(f"scan {path}", total=len(files), unit="files") as bar:
             session.progress = bar
-            # checkpoint inputs first: in worker processes (--jobs) and from --cache
+            runner = _Runner(session, options, prefix, skipped)
+            # checkpoint inputs first: in worker processes (--jobs), which also run the
+            # per-checkpoint rules on what they loaded, and from --cache
+            per_checkpoint = FileRules(tuple((c, impls[c].needs) for c in runnable
+                                             if impls[c].needs in PREFETCH_KINDS), runner)
             try:
-                prefetch(session, needed, options.jobs, cache)
+                done = prefetch(session, needed, options.jobs, cache, per_checkpoint)
             except RayUnavailable as err:
                 raise ScanAbort(str(err)) from None
             # Code rules run file by file (one parse, one walk per file, in parallel for large
             # trees); the other rules run one after another over the inputs they need.
             per_file = [c for c in runnable if impls[c].needs == "python"]
-            runner = _Runner(session, options, prefix, skipped)
             reads_code = per_file or INCONCLUSIVE in options.codes or any(
                 impls[c].needs == "training_setup" for c in runnable)
             by_code = run_file_rules(session, per_file, runner) if reads_code else {}
             for code in runnable:
-                root_findings.extend(by_code[code] if code in by_code else runner.rule(code))
+                root_findings.extend(by_code[code] if code in by_code else runner.rule(code, done))
             if INCONCLUSIVE in options.codes:
                 for kind in INVENTORY_INPUTS:
                     if kind != "python":  # every Python file was read (or failed) above

@@ -5,8 +5,11 @@ Before the rules run, the engine hands the checkpoint inputs the selected rules 
 the one-pass statistics, where nearly all of a registry scan's time goes) to `prefetch`. It
 loads them file by file, in worker processes when `--jobs` allows (fork, so workers inherit the
 session and the imported readers), and stores each value, each InputError and each artifact in
-the parent's session in file order. The rules then run in the parent exactly as in a serial
-scan, on the same values, so the report is the same whatever the number of workers.
+the parent's session in file order. A worker also runs the per-checkpoint rules (those whose
+input is one of these kinds: pure functions of one file's value) on the values it loaded and
+sends back their findings and skip notes per rule; the engine takes them in rule order and
+file order, where a serial scan would have run that rule on that file, so the report is the
+same whatever the number of workers. Every other rule runs in the parent.
 
 With `--cache DIR` each file's prefetched inputs are stored under a key made of the SHA-256 of
 its bytes, the mlaudit version, the selected rules and their params, the scan options that change
@@ -25,7 +28,7 @@ import multiprocessing
 import os
 import pickle
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,7 @@ from mlaudit.inputs import InputError
 from mlaudit.inputs.remote import remote_object
 from mlaudit.inputs.repo import RepoFile
 from mlaudit.inputs.session import ScanSession
-from mlaudit.model import ArtifactSummary
+from mlaudit.model import ArtifactSummary, Finding
 
 # Checkpoint inputs worth loading ahead, in dependency order. `model_probe` and
 # `checkpoint_memory` stay in the parent: they may import torch and run project code.
@@ -78,6 +81,37 @@ class FileResult:
     input_errors: list[tuple[str, str]] = field(default_factory=list)
 
 
+# (code, value, file) -> findings of one rule on one file, a crash already turned into MLA001
+RuleRunner = Callable[[str, Any, RepoFile], list[Finding]]
+# rel -> code -> (findings, skip notes) of the per-checkpoint rules a worker ran on that file
+RuleResults = dict[str, dict[str, tuple[list[Finding], list[str]]]]
+
+
+@dataclass(frozen=True)
+class FileRules:
+    """Per-checkpoint rules for the workers: (code, input kind) in the engine's rule order,
+    and the engine's runner (whose `skipped` list collects the rules' skip notes)."""
+
+    rules: tuple[tuple[str, str], ...]
+    run: RuleRunner
+
+
+def _run_rules(plan: FileRules, result: FileResult,
+               f: RepoFile) -> dict[str, tuple[list[Finding], list[str]]]:
+    """Each rule of `plan` on the value of its kind that `result` holds for `f`, as the engine
+    would run it there (a file whose input failed or is absent is skipped the same way)."""
+    skipped: list[str] = getattr(plan.run, "skipped", [])
+    out: dict[str, tuple[list[Finding], list[str]]] = {}
+    for code, kind in plan.rules:
+        if kind in result.errors or result.values.get(kind) is None:
+            continue
+        before = len(skipped)
+        found = plan.run(code, result.values[kind], f)
+        out[code] = (found, skipped[before:])
+        del skipped[before:]
+    return out
+
+
 def _new_entries(table: dict[str, InputError], before: set[str]) -> list[tuple[str, str]]:
     return [(e.path, e.reason) for k, e in table.items() if k not in before]
 
@@ -100,15 +134,16 @@ def _load(session: ScanSession, kinds: Sequence[str], f: RepoFile) -> FileResult
 
 
 # What forked workers inherit: set just before the pool starts, cleared after.
-_STATE: tuple[ScanSession, tuple[str, ...]] | None = None
+_STATE: tuple[ScanSession, tuple[str, ...], FileRules | None] | None = None
 
 
-def _worker(index: int) -> FileResult:
+def _worker(index: int) -> tuple[FileResult, dict[str, tuple[list[Finding], list[str]]]]:
     assert _STATE is not None, "worker started without a scan state"
-    session, kinds = _STATE
+    session, kinds, plan = _STATE
     f = session.files[index]
     try:
-        return _load(session, kinds, f)
+        result = _load(session, kinds, f)
+        return result, (_run_rules(plan, result, f) if plan is not None else {})
     finally:
         for kind in kinds:  # this worker will not need them again
             session.forget(kind, f)
@@ -236,15 +271,21 @@ def _load_on_ray(session: ScanSession, kinds: tuple[str, ...], todo: list[int], 
 
 
 def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
-             cache: ScanCache | None = None) -> None:
+             cache: ScanCache | None = None, rules: FileRules | None = None) -> RuleResults:
     """Load the checkpoint inputs among `needed` for every checkpoint file of the session,
     from `cache` where it has them, else in up to `jobs` processes; store them in the session
-    in file order, so the report does not depend on the number of workers."""
+    in file order, so the report does not depend on the number of workers. Files loaded in a
+    worker also get the `rules` run there: their results come back by file (see RuleResults);
+    the engine runs the rules itself for every other file."""
     global _STATE
     kinds = tuple(k for k in PREFETCH_KINDS if k in needed)
     indices = [i for i, f in enumerate(session.files) if f.kind == "checkpoint"]
+    ruled: RuleResults = {}
     if not kinds or not indices:
-        return
+        return ruled
+    plan = None
+    if rules is not None:  # only rules whose input this pass loads
+        plan = FileRules(tuple((c, k) for c, k in rules.rules if k in kinds), rules.run)
     results: dict[int, FileResult] = {}
     keys: dict[int, str] = {}
     if cache is not None:
@@ -271,15 +312,17 @@ def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
     elif todo:
         # Workers must not draw: the parent advances the display as results come back.
         session.progress = None
-        _STATE = (session, kinds)
+        _STATE = (session, kinds, plan if plan is not None and plan.rules else None)
         try:
             ctx = multiprocessing.get_context("fork")
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 # biggest files first so that workers finish together; chunks keep IPC small
                 order = sorted(todo, key=lambda i: -session.files[i].size)
                 chunk = max(1, min(16, len(order) // (workers * 8)))
-                for i, result in zip(order, pool.map(_worker, order, chunksize=chunk), strict=True):
+                for i, (result, found) in zip(order, pool.map(_worker, order, chunksize=chunk), strict=True):
                     results[i] = result
+                    if found:
+                        ruled[session.files[i].rel] = found
                     if tracker is not None:
                         tracker.advance()
         finally:
@@ -294,3 +337,4 @@ def prefetch(session: ScanSession, needed: set[str], jobs: int | None,
             session.mark_read([f.rel], tracker if i not in todo else None)
         else:  # loaded in this process: values already in the session, artifacts taken out by _load
             _side_effects(session, results[i])
+    return ruled
