@@ -62,5 +62,7 @@ def report_dict(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, out: IO[str], **_: Any) -> None:
-    json.dump(report_dict(report), out, indent=2, sort_keys=False)
+    # dumps, then one write: dump() writes each of the encoder's chunks separately (~400,000
+    # writes for a 1,000-checkpoint report); the text is the same
+    out.write(json.dumps(report_dict(report), indent=2, sort_keys=False))
     out.write("\n")
