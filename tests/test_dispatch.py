@@ -71,3 +71,30 @@ def test_index_resolves_callees_through_imports():
     assert resolved["load_dataset"] == "datasets.load_dataset"  # a function-local import counts too
     func = index.functions[0]
     assert [c.name for c in index.calls_in(func)] == ["load_dataset"]
+
+
+def test_what_workers_rule_out_changes_nothing(run_cli, tmp_path, monkeypatch):
+    """Workers tell the parent which files cannot be config modules or hold suppression
+    comments (so it reads them no more): a config module, used and unused suppressions, a
+    BOM and a non-UTF-8 coding declaration must come out as one process reports them."""
+    root = _tree(tmp_path)
+    pkg = root / "pkg"
+    (pkg / "suppressed.py").write_text(
+        "import torch\n\nstate = torch.load('m.pt')  # mlaudit: ignore[MLS101] trusted\n")
+    (pkg / "unused.py").write_text(
+        "import torch\n\n# mlaudit: ignore[MLS101] trusted\nstate = torch.load('m.pt', weights_only=True)\n")
+    (pkg / "bom.py").write_bytes(
+        b"\xef\xbb\xbfimport torch\nstate = torch.load('m.pt')  # mlaudit: ignore[MLS101] trusted\n")
+    (pkg / "latin.py").write_bytes(
+        b"# -*- coding: latin-1 -*-\nimport torch\nname = '\xe9'\nstate = torch.load('m.pt')\n")
+    (root / "configs").mkdir()
+    (root / "configs" / "sgd.py").write_text(
+        "optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.4))\nrandomness = dict(seed=None)\n")
+    serial = _scan(run_cli, root, tmp_path / "serial.json", "1", monkeypatch)
+    parallel = _scan(run_cli, root, tmp_path / "parallel.json", "3", monkeypatch)
+    assert parallel == serial
+    where = {(f["code"], f["location"]["path"].rsplit("/", 1)[-1]) for f in serial}
+    assert ("MLA003", "unused.py") in where  # the unused suppression is still found
+    assert ("MLS101", "latin.py") in where
+    assert not {("MLS101", "suppressed.py"), ("MLS101", "bom.py")} & where  # still suppressed
+    assert any(path == "sgd.py" and code.startswith(("MLT", "MLR")) for code, path in where)
