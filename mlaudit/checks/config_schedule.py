@@ -4,6 +4,7 @@ runs (a Hydra member inside its composed config, see inputs/hydra_compose).
 - MLT022: an early-stopping callback that can never stop the run (min_epochs >= max_epochs, or
   fewer validation checks than its patience).
 - MLT023: a learning rate searched on a linear scale over several decades.
+- MLT024: a Hugging Face / TRL run that leaves no checkpoint it could resume from mid-run.
 """
 
 from __future__ import annotations
@@ -132,3 +133,37 @@ def _line_of_key(cfg: TrainingConfig, section: str, name: str) -> int | None:
         if pattern.match(text):
             return number
     return None
+
+
+# ----------------------------------------------------------------------------- MLT024
+HF_TRAINER_DIALECTS = frozenset({"huggingface", "llamafactory"})
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+@rule("MLT024", needs="training_config")
+def no_resumable_checkpoint(cfg: TrainingConfig, ctx: RuleContext) -> Iterable[Finding]:
+    if cfg.kind != "training" or cfg.regime == "eval" or cfg.dialect not in HF_TRAINER_DIALECTS:
+        return
+    raw = cfg.raw
+    strategy = str(raw.get("save_strategy", "")).strip().lower()
+    if strategy in ("no", "none", "false"):
+        return  # no checkpoint at all is MLT009's fact
+    epochs = _number(raw.get("num_train_epochs"))
+    steps = _number(raw.get("max_steps"))
+    by_epochs = steps is None or steps <= 0  # max_steps > 0 overrides num_train_epochs
+    if raw.get("save_only_model") is True and by_epochs and epochs is not None and epochs >= 2:
+        yield ctx.finding(
+            f"`save_only_model: true` on a {epochs:g}-epoch run: checkpoints hold no optimizer, "
+            "scheduler or RNG state, so a failure can only restart from the weights with a fresh "
+            "optimizer (the Trainer cannot resume from them)",
+            key_loc(cfg, "save_only_model"), evidence={"epochs": epochs}, key="save_only_model")
+    elif (cfg.regime == "rl" and strategy == "epoch" and by_epochs and epochs is not None
+          and epochs <= 1):
+        yield ctx.finding(
+            "online RL saved per epoch in a single-epoch run: the first checkpoint is written "
+            "when training ends, so a crash loses every generation step before it (save by "
+            "`steps`)",
+            key_loc(cfg, "save_strategy"), evidence={"epochs": epochs}, key="save_strategy")

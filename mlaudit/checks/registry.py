@@ -48,7 +48,7 @@ RULE_MODULES: dict[str, tuple[str, ...]] = {
         "MLT014", "MLT015", "MLT016", "MLT017", "MLT018", "MLT019", "MLT020", "MLT021", "MLR004",
         "MLR005", "MLR006", "MLR007",
     ),
-    "mlaudit.checks.config_schedule": ("MLT022", "MLT023"),
+    "mlaudit.checks.config_schedule": ("MLT022", "MLT023", "MLT024"),
     "mlaudit.checks.config_checkpoint": ("MLT012",),
     "mlaudit.checks.reproducibility": ("MLR001", "MLR002", "MLR003", "MLR010", "MLR011"),
     "mlaudit.checks.dependencies": ("MLR101", "MLR102", "MLR103", "MLR104", "MLR105"),
