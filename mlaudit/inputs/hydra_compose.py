@@ -60,6 +60,28 @@ class _Entry:
     name_only: bool = False  # a plain `- name` entry: a config of the containing group
 
 
+# Parsed files shared by every composition in the process (a tree of N members is composed
+# once per member): keyed by path, size and mtime so an edited file is read again.
+_PARSED: dict[tuple[str, int, int], ConfigDoc | None] = {}
+_PARSED_MAX = 4096
+
+
+def _read(path: Path, rel: str) -> ConfigDoc | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        try:
+            _PARSED[key] = read_config_file(path, rel) if path.is_file() else None
+        except (InputError, OSError):
+            _PARSED[key] = None
+    return _PARSED[key]
+
+
 class _Tree:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -67,11 +89,7 @@ class _Tree:
 
     def doc(self, rel: str) -> ConfigDoc | None:
         if rel not in self.docs:
-            path = self.root / rel
-            try:
-                self.docs[rel] = read_config_file(path, rel) if path.is_file() else None
-            except (InputError, OSError):
-                self.docs[rel] = None
+            self.docs[rel] = _read(self.root / rel, rel)
         return self.docs[rel]
 
     def member(self, group: str, option: str) -> str | None:
@@ -263,11 +281,8 @@ def find_root(path: Path) -> tuple[Path, list[str]] | None:
     for _ in range(_MAX_DEPTH + 1):
         primaries = []
         for cand in sorted(folder.glob("*.y*ml")):
-            try:
-                doc = read_config_file(cand, cand.name)
-            except (InputError, OSError):
-                continue
-            if isinstance(doc.data, Mapping) and isinstance(doc.data.get("defaults"), list) \
+            doc = _read(cand, cand.name)
+            if doc is not None and isinstance(doc.data, Mapping) and isinstance(doc.data.get("defaults"), list) \
                     and _defaults_groups(doc, folder):
                 primaries.append(cand.name)
         if primaries:
