@@ -282,8 +282,9 @@ def find_root(path: Path) -> tuple[Path, list[str]] | None:
         primaries = []
         for cand in sorted(folder.glob("*.y*ml")):
             doc = _read(cand, cand.name)
-            if doc is not None and isinstance(doc.data, Mapping) and isinstance(doc.data.get("defaults"), list) \
-                    and _defaults_groups(doc, folder):
+            data = doc.data if doc is not None else None
+            if isinstance(data, Mapping) and isinstance(data.get("defaults"), list) \
+                    and doc is not None and _defaults_groups(doc, folder):
                 primaries.append(cand.name)
         if primaries:
             primaries.sort(key=lambda n: (n.rsplit(".", 1)[0] not in _PRIMARY_NAMES, n))
