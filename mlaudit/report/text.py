@@ -1,4 +1,7 @@
-"""Human-readable terminal report (rich): findings grouped by file, then a summary line."""
+"""Human-readable terminal report (rich): findings grouped by file, then a summary line.
+
+rich is imported only when a report is drawn: `summary_line` alone (`scan -q`) needs none of it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,11 @@ from collections.abc import Mapping
 from itertools import groupby
 from typing import IO, TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-
 from mlaudit.model import Finding, Report, Severity
 from mlaudit.units import format_bytes
 
 if TYPE_CHECKING:  # rich.table is imported only when there is a table to print
+    from rich.console import Console
     from rich.table import Table
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -39,6 +40,8 @@ def format_value(value: Any) -> str:
 
 
 def _finding_lines(f: Finding, verbose: bool) -> list[str]:
+    from rich.markup import escape
+
     loc = f.location
     where = ""
     if loc.line is not None:
@@ -82,6 +85,7 @@ def _artifact_table(report: Report) -> Table | None:
     rows = [a for a in report.artifacts if a.kind == "checkpoint"]
     if not rows:
         return None
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Checkpoints", title_justify="left", show_edge=False)
@@ -120,6 +124,9 @@ def render(
 ) -> None:
     """Write the report; `quiet` prints only the summary line; baselined findings are
     shown (tagged) only with `verbose` or `show_baselined`."""
+    from rich.console import Console
+    from rich.markup import escape
+
     console = console or Console(file=out, highlight=False, soft_wrap=True)
     if not quiet:
         visible = [f for f in report.findings if verbose or show_baselined or not f.baselined]
