@@ -11,10 +11,8 @@ like any other input error. Small trees, a single file, or `MLAUDIT_JOBS=1` run 
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from mlaudit.inline_suppressions import MARKER as SUPPRESSION_MARKER
@@ -40,11 +38,19 @@ RuleRunner = Callable[[str, Any, RepoFile], list[Finding]]
 _STATE: tuple[ScanSession, tuple[str, ...], RuleRunner] | None = None
 
 
+def _can_fork() -> bool:
+    # multiprocessing is imported only here and where workers start: its import (~30 ms CPU
+    # with concurrent.futures) is a tenth of a small scan
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 def worker_count(n_files: int, jobs: int | None = None) -> int:
     """Processes to use for `n_files` Python files: `--jobs` (`jobs`) or MLAUDIT_JOBS if set
     (the same setting as the checkpoint work in mlaudit.fleet), else one per available core,
     capped so that each worker gets a fair share of files."""
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not _can_fork():
         return 1  # workers inherit the scan state by fork; elsewhere run in-process
     if jobs is not None:
         return jobs
@@ -145,6 +151,9 @@ def run_file_rules(session: ScanSession, codes: Sequence[str], run: RuleRunner) 
     tracker, session.progress = session.progress, None
     _STATE = (session, tuple(codes), run)
     try:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
         context = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             futures = {pool.submit(_worker, chunk): chunk for chunk in _chunks(indices, files, workers)}
