@@ -11,7 +11,6 @@ accumulated across chunks in Python floats (double).
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -23,12 +22,11 @@ from mlaudit.inputs.checkpoint.stats import (
     FP16_MAX,
     FP16_MIN_NORMAL,
     CheckpointStats,
+    PassItem,
     TensorStats,
-    duplicate_candidates,
     equal_groups,
-    wants_subnormal,
+    stats_pass,
 )
-from mlaudit.progress import progress
 
 
 class _Scratch:
@@ -210,38 +208,15 @@ def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
                   spectral_max_elements: int = 16_000_000,
                   spectral_budget_s: float = 60.0) -> CheckpointStats:
     """Read every tensor once and compute its statistics (numpy; no torch)."""
-    started = time.perf_counter()
-    info = layout.info
-    want_sub = wants_subnormal(layout)
-    model_names = {m.info.name for m in layout.model}
-    stats: dict[str, TensorStats] = {}
-    seen: dict[tuple, str] = {}
-    notes: dict[str, Any] = {"enabled": spectral, "skipped": [], "budget_s": spectral_budget_s}
-    spectral_started: float | None = None
     scratch = _Scratch()
-    total_mb = sum(t.nbytes for t in info.tensors) >> 20
-    with progress(f"stats {info.rel}", total=total_mb, unit="MB") as bar:
-        done = 0
-        for t in iter_stored(info):
-            key = t.alias_key
-            if t.numel and key in seen:
-                alias = stats[seen[key]]
-                stats[t.name] = TensorStats(**{**alias.__dict__, "name": t.name, "alias_of": seen[key]})
-                continue
-            st = tensor_stats(t, want_subnormal=want_sub, rows=t.name in model_names, scratch=scratch)
-            if spectral and t.name in model_names:
-                spectral_started = spectral_started or time.perf_counter()
-                if time.perf_counter() - spectral_started > spectral_budget_s:
-                    notes["skipped"].append(f"{t.name}: time budget spent")
-                else:
-                    note = _spectral(st, t, spectral_max_elements)
-                    if note:
-                        notes["skipped"].append(note)
-            stats[t.name] = st
-            if t.numel:
-                seen[key] = t.name
-            done += t.nbytes
-            bar.advance((done >> 20) - bar.completed, label=t.name)
-    candidates = duplicate_candidates(stats)
-    duplicates = tuple(_equal_bytes(layout, candidates)) if candidates else ()
-    return CheckpointStats(layout, stats, duplicates, notes, time.perf_counter() - started)
+    # an empty tensor is never an alias: its storage key says nothing
+    items = (PassItem(t.name, t, t.alias_key if t.numel else None, t.nbytes)
+             for t in iter_stored(layout.info))
+    return stats_pass(
+        layout, items,
+        measure=lambda item, want_sub, rows: tensor_stats(item.tensor, want_subnormal=want_sub, rows=rows,
+                                                          scratch=scratch),
+        spectral_of=lambda st, item, cap: _spectral(st, item.tensor, cap),
+        equal_bytes=lambda names: _equal_bytes(layout, names),
+        spectral=spectral, spectral_max_elements=spectral_max_elements, spectral_budget_s=spectral_budget_s,
+    )

@@ -9,12 +9,14 @@ overflow/subnormal counts, and (behind `--spectral`) a power-law exponent per la
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlaudit.inputs.checkpoint.layout import CheckpointLayout, strip_wrapper
 from mlaudit.inputs.checkpoint.types import CheckpointInfo
+from mlaudit.progress import progress
 
 CHUNK_ELEMENTS = 1 << 18  # 1 MiB of fp32: the chunk stays in L2 cache across the reductions
 FP16_MAX = 65504.0
@@ -102,6 +104,70 @@ def duplicate_candidates(stats: Mapping[str, TensorStats]) -> set[str]:
         if st.alias_of is None and st.numel > 1:
             by_sig.setdefault(st.signature(), []).append(st.name)
     return {n for names in by_sig.values() if len(names) > 1 for n in names}
+
+
+@dataclass(frozen=True)
+class PassItem:
+    """One tensor as a statistics backend hands it to `stats_pass`."""
+
+    name: str
+    tensor: Any  # the backend's own handle (a numpy StoredTensor, a torch tensor, ...)
+    alias_key: Hashable | None  # equal keys: the same storage view (None: never an alias)
+    nbytes: int
+
+
+def stats_pass(
+    layout: CheckpointLayout,
+    items: Iterable[PassItem],
+    *,
+    measure: Callable[[PassItem, bool, bool], TensorStats],
+    spectral_of: Callable[[TensorStats, PassItem, int], str | None],
+    equal_bytes: Callable[[set[str]], list[tuple[str, ...]]],
+    done_with: Callable[[PassItem], None] | None = None,
+    spectral: bool = False,
+    spectral_max_elements: int = 16_000_000,
+    spectral_budget_s: float = 60.0,
+) -> CheckpointStats:
+    """The one pass both backends share: every tensor measured once (`measure(item,
+    want_subnormal, rows)`), a view of a storage already seen copies its statistics, the
+    spectral metric for model tensors within its time budget (`spectral_of`), progress on a
+    terminal, then duplicate candidates confirmed on their bytes (`equal_bytes`).
+    `done_with(item)` runs after each measured tensor (a backend may free its pages)."""
+    started = time.perf_counter()
+    info = layout.info
+    want_sub = wants_subnormal(layout)
+    model_names = {m.info.name for m in layout.model}
+    stats: dict[str, TensorStats] = {}
+    seen: dict[Hashable, str] = {}
+    notes: dict[str, Any] = {"enabled": spectral, "skipped": [], "budget_s": spectral_budget_s}
+    spectral_started: float | None = None
+    done = 0
+    with progress(f"stats {info.rel}", total=sum(t.nbytes for t in info.tensors) >> 20, unit="MB") as bar:
+        for item in items:
+            name, key = item.name, item.alias_key
+            if key is not None and key in seen:
+                alias = stats[seen[key]]
+                stats[name] = TensorStats(**{**alias.__dict__, "name": name, "alias_of": seen[key]})
+                continue
+            st = measure(item, want_sub, name in model_names)
+            if spectral and name in model_names:
+                spectral_started = spectral_started or time.perf_counter()
+                if time.perf_counter() - spectral_started > spectral_budget_s:
+                    notes["skipped"].append(f"{name}: time budget spent")
+                else:
+                    note = spectral_of(st, item, spectral_max_elements)
+                    if note:
+                        notes["skipped"].append(note)
+            stats[name] = st
+            if key is not None:
+                seen[key] = name
+            done += item.nbytes
+            bar.advance((done >> 20) - bar.completed, label=name)
+            if done_with is not None:
+                done_with(item)
+    candidates = duplicate_candidates(stats)
+    duplicates = tuple(equal_bytes(candidates)) if candidates else ()
+    return CheckpointStats(layout, stats, duplicates, notes, time.perf_counter() - started)
 
 
 def equal_groups(names: Iterable[str], same: Callable[[str, str], bool]) -> list[tuple[str, ...]]:

@@ -12,7 +12,6 @@ import json
 import math
 import struct
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +25,12 @@ from mlaudit.inputs.checkpoint.stats import (
     FP16_MAX,
     FP16_MIN_NORMAL,
     CheckpointStats,
+    PassItem,
     TensorStats,
-    duplicate_candidates,
     equal_groups,
-    wants_subnormal,
+    stats_pass,
 )
 from mlaudit.inputs.checkpoint.types import CheckpointInfo
-from mlaudit.progress import progress
 
 _ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
               "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
@@ -304,67 +302,55 @@ def _equal_bytes(info: CheckpointInfo, names: set[str]) -> list[tuple[str, ...]]
     return equal_groups(held, same)
 
 
+def _items(info: CheckpointInfo) -> Iterator[PassItem]:
+    """Every tensor with values to read, as a plain strided CPU tensor or a FileTensor."""
+    import torch
+
+    for name, t in _tensors(info, stream=True):
+        if not isinstance(t, (torch.Tensor, FileTensor)):
+            continue
+        if isinstance(t, torch.Tensor):
+            t = _strided(t)
+            if t is None:
+                continue
+        key = None
+        if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel():
+            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
+                   tuple(t.stride()), t.dtype)
+        yield PassItem(name, t, key, t.numel() * t.element_size())
+
+
 def compute_stats(layout: CheckpointLayout, *, spectral: bool = False,
                   spectral_max_elements: int = 16_000_000,
                   spectral_budget_s: float = 60.0) -> CheckpointStats:
     """Read every tensor once and compute its statistics."""
     import torch
 
-    started = time.perf_counter()
     # One intra-op thread: the per-chunk reductions are too small to split, and on a busy
     # machine waiting for a descheduled worker thread made them 10x slower (measured).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    info = layout.info
-    want_sub = wants_subnormal(layout)
-    model_names = {m.info.name for m in layout.model}
-    stats: dict[str, TensorStats] = {}
-    seen: dict[tuple, str] = {}
-    spectral_notes: dict[str, Any] = {"enabled": spectral, "skipped": [], "budget_s": spectral_budget_s}
-    spectral_started: float | None = None
-    done = 0
+
+    def spectral_of(st: TensorStats, item: PassItem, cap: int) -> str | None:
+        t = item.tensor
+        return _spectral(st, t.full() if isinstance(t, FileTensor) else t, cap)
+
     try:
-        with torch.no_grad(), progress(
-            f"stats {info.rel}", total=sum(t.nbytes for t in info.tensors) >> 20, unit="MB"
-        ) as bar:
-            for name, t in _tensors(info, stream=True):
-                if not isinstance(t, (torch.Tensor, FileTensor)):
-                    continue
-                if isinstance(t, torch.Tensor):
-                    t = _strided(t)
-                    if t is None:
-                        continue
-                key = None
-                if isinstance(t, torch.Tensor) and t.device.type == "cpu" and t.numel():
-                    key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
-                           tuple(t.stride()), t.dtype)
-                if key is not None and key in seen:
-                    alias = stats[seen[key]]
-                    stats[name] = TensorStats(**{**alias.__dict__, "name": name, "alias_of": seen[key]})
-                    continue
-                st = tensor_stats(name, t, want_subnormal=want_sub, rows=name in model_names)
-                if spectral and name in model_names:
-                    spectral_started = spectral_started or time.perf_counter()
-                    if time.perf_counter() - spectral_started > spectral_budget_s:
-                        spectral_notes["skipped"].append(f"{name}: time budget spent")
-                    else:
-                        full = t.full() if isinstance(t, FileTensor) else t
-                        note = _spectral(st, full, spectral_max_elements)
-                        if note:
-                            spectral_notes["skipped"].append(note)
-                stats[name] = st
-                if key is not None:
-                    seen[key] = name
-                done += t.numel() * t.element_size()
-                bar.advance((done >> 20) - bar.completed, label=name)
-                if key is not None:
-                    _release(t)
+        with torch.no_grad():
+            return stats_pass(
+                layout, _items(layout.info),
+                measure=lambda item, want_sub, rows: tensor_stats(item.name, item.tensor,
+                                                                  want_subnormal=want_sub, rows=rows),
+                spectral_of=spectral_of,
+                # Duplicate candidates: equal cheap signatures on distinct storages, confirmed on bytes.
+                equal_bytes=lambda names: _equal_bytes(layout.info, names),
+                # a tensor of the file's own storage (not a FileTensor) gives its pages back
+                done_with=lambda item: _release(item.tensor) if item.alias_key is not None else None,
+                spectral=spectral, spectral_max_elements=spectral_max_elements,
+                spectral_budget_s=spectral_budget_s,
+            )
     finally:
         torch.set_num_threads(threads)
-    # Duplicate candidates: equal cheap signatures on distinct storages, confirmed on bytes.
-    candidates = duplicate_candidates(stats)
-    duplicates = tuple(_equal_bytes(info, candidates)) if candidates else ()
-    return CheckpointStats(layout, stats, duplicates, spectral_notes, time.perf_counter() - started)
 
 
 MAX_DENSIFY = 16_000_000  # sparse tensors up to this many elements are densified for statistics
