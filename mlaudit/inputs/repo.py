@@ -65,10 +65,15 @@ class RepoFile:
         return self.path.name
 
 
+# Folders whose configs are test fixtures, not training setups of the project.
+FIXTURE_DIRS = frozenset({"tests", "test", "testing", "fixtures", "testdata", "test_data"})
+
+
 def classify(rel: str) -> str:
     """Kind of a file from its root-relative POSIX path.
 
-    One of: checkpoint, config, python, test, docs, ci, deps, notebook, runlog, other.
+    One of: checkpoint, config, fixture (a config in a test folder), python, test, docs, ci,
+    deps, notebook, runlog, other.
     """
     if "//" in rel or rel.startswith(("./", "/")) or rel.endswith("/") or "/./" in rel:
         p = PurePosixPath(rel)  # not the walk's normal form: let pathlib normalise it
@@ -107,6 +112,10 @@ def classify(rel: str) -> str:
     if suffix in DOC_SUFFIXES and (lower.startswith(DOC_STEMS) or (parts[0] == "docs" and suffix)):
         return "docs"
     if suffix in CONFIG_SUFFIXES:
+        # A config inside a test folder is a fixture (parser inputs, deliberately odd values):
+        # config rules stay silent on it in a directory scan; named directly, it is a config.
+        if any(part.lower() in FIXTURE_DIRS for part in parts[:-1]):
+            return "fixture"
         return "config"
     return "other"
 
