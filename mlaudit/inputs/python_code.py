@@ -85,11 +85,14 @@ def keyword(call: ast.Call, name: str) -> ast.expr | None:
     return next((k.value for k in call.keywords if k.arg == name), None)
 
 
+_SEED_LASTS = SEED_CALLS - {"seed"}  # a bare `.seed(...)` is judged by its owner below
+
+
 def is_seed_site(site: CallSite) -> bool:
     """A seeding call, judged on its dotted name as written and as resolved through imports."""
-    for name in {site.name, site.resolved}:
-        last = name.rsplit(".", 1)[-1]
-        if name in SEED_CALLS or last in SEED_CALLS - {"seed"}:
+    for name in (site.name,) if site.resolved == site.name else (site.name, site.resolved):
+        last = name.rpartition(".")[2]
+        if last in _SEED_LASTS or name in SEED_CALLS:
             return True
         if name.endswith(".seed") and ("random" in name or name.startswith(("np.", "numpy."))):
             return True
