@@ -4,7 +4,11 @@ refuse it, and mlaudit must not call it clean. The classes, not the campaign's i
 zip flag bits (central directory and local header), a multi-disk zip64 locator, npz CRC
 errors and members that are not arrays, directory-named members holding bytes, .npy headers
 numpy rejects, a quantized tensor on a float storage, unhashable dict keys and set items,
-storage references torch cannot unpack, undecodable records."""
+storage references torch cannot unpack, undecodable records; for ONNX (checked against
+onnx.load and every tensor value's bytes) corrupt sub-messages and packed fields, names that
+are not UTF-8, values whose bytes disagree with their shape; for TorchScript (checked against
+torch.jit.load) opcodes its unpickler lacks, constants that are no tuple, members no archive
+holds, code members that were renamed or altered, a member marked as a DOS directory."""
 
 from __future__ import annotations
 
@@ -18,7 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fixtures.fuzz import _rebuild_zip, agrees, mlaudit_verdict, reference_listing, static_listing
+from fixtures.fuzz import (
+    _rebuild_zip,
+    agrees,
+    graph_seeds,
+    mlaudit_verdict,
+    reference_listing,
+    static_listing,
+)
 
 # --- benign files ------------------------------------------------------------------------------
 
@@ -120,6 +131,97 @@ def _in_member(suffix: str, old: bytes, new: bytes) -> Callable[[bytes], bytes]:
     return lambda d: _replace_member(d, suffix, lambda b: _once(b, old, new))
 
 
+def _graph(name: str) -> Callable[[Path], bytes]:
+    def write(path: Path) -> bytes:
+        seeds = {s.path.name: s.path for s in graph_seeds(path.parent / "graphs")}
+        path.write_bytes(seeds[name].read_bytes())
+        return path.read_bytes()
+
+    return write
+
+
+def _onnx_field(path: tuple[int, ...], edit: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    """Rewrite the payload of a nested length-delimited field (field numbers from the
+    ModelProto down, first occurrence each) and fix the lengths of the enclosing fields."""
+
+    def varint(v: int) -> bytes:
+        out = b""
+        while True:
+            b, v = v & 0x7F, v >> 7
+            out += bytes([b | (0x80 if v else 0)])
+            if not v:
+                return out
+
+    def fields(buf: bytes):
+        pos = 0
+        while pos < len(buf):
+            start, key, shift = pos, 0, 0
+            while True:
+                b = buf[pos]
+                pos += 1
+                key |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            wire = key & 7
+            if wire == 0:
+                while buf[pos] & 0x80:
+                    pos += 1
+                pos += 1
+                yield start, key >> 3, wire, None, pos
+            elif wire == 2:
+                length, shift = 0, 0
+                while True:
+                    b = buf[pos]
+                    pos += 1
+                    length |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        break
+                yield start, key >> 3, wire, (pos, pos + length), pos + length
+                pos += length
+            else:
+                pos += 8 if wire == 1 else 4
+                yield start, key >> 3, wire, None, pos
+
+    def rewrite(buf: bytes, numbers: tuple[int, ...]) -> bytes:
+        for start, number, wire, span, end in fields(buf):
+            if number == numbers[0] and wire == 2:
+                inner = buf[span[0] : span[1]]
+                new = edit(inner) if len(numbers) == 1 else rewrite(inner, numbers[1:])
+                return buf[:start] + varint(number << 3 | 2) + varint(len(new)) + new + buf[end:]
+        raise AssertionError(f"field {numbers[0]} not found")
+
+    return lambda d: rewrite(d, path)
+
+
+def _dims_plus_one(tensor: bytes) -> bytes:
+    """A TensorProto's first dims entry (field 1, varint) plus one: its bytes no longer fit."""
+    assert tensor[0] == 0x08
+    return tensor[:1] + bytes([tensor[1] + 1]) + tensor[2:]
+
+
+def _dos_directory(suffix: str) -> Callable[[bytes], bytes]:
+    """Set the MS-DOS directory bit of a member's external attributes (central directory)."""
+    def edit(d: bytes) -> bytes:
+        at = _central(d, _member(d, suffix)) + 38
+        return d[:at] + b"\x10" + d[at + 1 :]
+
+    return edit
+
+
+TINY_ONNX, TINY_JIT = _graph("tiny.onnx"), _graph("tiny.jit")
+
+
+def _constant_without_value(d: bytes) -> bytes:
+    """The first Constant node keeps its TENSOR-typed `value` attribute but loses the tensor."""
+    import onnx
+
+    model = onnx.load_from_string(d)
+    node = next(n for n in model.graph.node if n.op_type == "Constant")
+    node.attribute[0].ClearField("t")
+    return model.SerializeToString()
+
 # (name, suffix of the file, writer, mutation, loader kind)
 CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
     # zip flag bits: miniz reads them from the central directory, Python's zipfile from both
@@ -147,6 +249,29 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
                                       "torch"),
     "serialization-id-not-utf8": (".pt", _torch_zip, lambda d: _replace_member(
         d, ".data/serialization_id", lambda b: b"\xff" + b[1:]), "torch"),
+    "member-marked-as-dos-directory": (".pt", _torch_zip, _dos_directory("data.pkl"), "torch"),
+    # ONNX: graph (7) > input value info (11), initializer (5), node (1) > output (2)
+    "onnx-corrupt-value-info": (".onnx", TINY_ONNX, _onnx_field((7, 11), lambda b: b + b"\x12\x05\x0a"),
+                                "onnx"),
+    "onnx-packed-dims-truncated": (".onnx", TINY_ONNX, _onnx_field((7, 5), lambda b: b"\x0a\x01\xff" + b),
+                                   "onnx"),
+    "onnx-name-not-utf8": (".onnx", TINY_ONNX, _onnx_field((7, 1, 2), lambda b: b"\xff" + b[1:]), "onnx"),
+    "onnx-initializer-bytes-disagree-with-dims": (".onnx", TINY_ONNX, _onnx_field((7, 5), _dims_plus_one),
+                                                  "onnx"),
+    "onnx-tensor-attribute-without-a-tensor": (".onnx", TINY_ONNX, _constant_without_value, "onnx"),
+    # TorchScript: torch.jit.load compiles the code members and unpickles with its own unpickler
+    "torchscript-opcode-its-unpickler-lacks": (".jit", TINY_JIT, lambda d: _replace_member(
+        d, "constants.pkl", lambda b: b"\x80\x02\x8f."), "torchscript"),
+    "torchscript-constants-not-a-tuple": (".jit", TINY_JIT, lambda d: _replace_member(
+        d, "constants.pkl", lambda b: b"\x80\x02\x88."), "torchscript"),
+    "torchscript-code-folder-renamed": (".jit", TINY_JIT, lambda d: d.replace(
+        b"/code/__torch__/torch/nn/functional.py", b"/co_e/__torch__/torch/nn/functional.py"), "torchscript"),
+    "torchscript-code-module-renamed": (".jit", TINY_JIT, lambda d: d.replace(
+        b"torch/nn/functional.py", b"torch/nn/functionaX.py"), "torchscript"),
+    "torchscript-state-attribute-undeclared": (".jit", TINY_JIT,
+        _in_member("data.pkl", b"training", b"trainxng"), "torchscript"),
+    "torchscript-code-altered": (".jit", TINY_JIT, lambda d: d.replace(b"torch.relu", b"torch.reLu", 1),
+                                 "torchscript"),
 }  # fmt: skip
 
 

@@ -195,3 +195,63 @@ def test_field_numbers_match_onnx_schema():
             "COMPLEX128": "complex128", "BFLOAT16": "bfloat16", "FLOAT8E4M3FN": "float8_e4m3fn",
             "FLOAT8E5M2": "float8_e5m2"}
     assert {TensorProto.DataType.Name(c): v[0] for c, v in onnx_proto.DATA_TYPES.items()} == enum
+
+
+def test_wire_schema_matches_onnx_descriptors():
+    """onnx_schema.SCHEMA (what check_wire validates) is onnx.proto's shape: every message type
+    reachable from ModelProto, each field's kind, repetition and sub-message type."""
+    from google.protobuf.descriptor import FieldDescriptor as F
+    from onnx import onnx_ml_pb2 as pb
+
+    from mlaudit.inputs.checkpoint.onnx_schema import SCHEMA
+
+    kinds = {F.TYPE_MESSAGE: "m", F.TYPE_STRING: "b", F.TYPE_BYTES: "b", F.TYPE_FLOAT: "4",
+             F.TYPE_FIXED32: "4", F.TYPE_SFIXED32: "4", F.TYPE_DOUBLE: "8", F.TYPE_FIXED64: "8",
+             F.TYPE_SFIXED64: "8"}  # fmt: skip
+    derived: dict[str, dict] = {}
+
+    def walk(desc) -> None:
+        if desc.name in derived:
+            return
+        derived[desc.name] = {}
+        for f in desc.fields:
+            sub = f.message_type.name if f.type == F.TYPE_MESSAGE else None
+            derived[desc.name][f.number] = (kinds.get(f.type, "v") + ("*" if f.is_repeated else ""), sub)
+            if sub:
+                walk(f.message_type)
+
+    walk(pb.ModelProto.DESCRIPTOR)
+    assert derived == SCHEMA
+
+
+def test_check_wire_refuses_what_protobuf_refuses():
+    """Corrupt sub-messages of fields the scan never reads, and ragged packed fields, fail
+    onnx.load's parser; the same bytes are a ProtoError here. Unknown fields and fields of
+    another wire type are skipped by both."""
+    from onnx import ModelProto
+
+    def key(number: int, wire: int) -> bytes:
+        value = number << 3 | wire
+        return bytes([value]) if value < 128 else bytes([value & 0x7F | 0x80, value >> 7])
+
+    cases = {
+        key(7, 2) + b"\x02\xff\xff": False,  # graph: a corrupt sub-message
+        key(8, 2) + b"\x02\x00\x00": False,  # opset_import: field number 0 inside
+        key(7, 2) + b"\x04" + key(5, 2) + b"\x02" + key(1, 2) + b"\x00": True,  # empty packed dims
+        key(7, 2) + b"\x05" + key(5, 2) + b"\x03" + key(4, 2) + b"\x01\x00": False,  # 1 byte of floats
+        key(7, 0) + b"\x05": True,  # graph with a varint wire type: an unknown field to protobuf
+        key(99, 2) + b"\x02\xff\xff": True,  # an unknown field's bytes are not parsed
+    }
+    for data, parses in cases.items():
+        try:
+            ModelProto().ParseFromString(data)
+            protobuf_ok = True
+        except Exception:
+            protobuf_ok = False
+        assert protobuf_ok == parses, data
+        try:
+            onnx_proto.check_wire(data, 0, len(data))
+            mine = True
+        except onnx_proto.ProtoError:
+            mine = False
+        assert mine == parses, data

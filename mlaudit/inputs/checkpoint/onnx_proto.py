@@ -31,6 +31,7 @@ DATA_TYPES: dict[int, tuple[str, str, int]] = {
     16: ("bfloat16", "<u2", 2), 17: ("float8_e4m3fn", "u1", 1), 19: ("float8_e5m2", "u1", 1),
 }  # fmt: skip
 STRING = 8
+ATTRIBUTE_TENSOR = 4  # AttributeProto.TENSOR
 EXTERNAL = 1  # TensorProto.DataLocation
 
 
@@ -120,7 +121,40 @@ def _skip_group(buf: Any, pos: int, end: int, number: int) -> int:
 
 
 def _text(buf: Any, span: tuple[int, int]) -> str:
-    return bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+    try:
+        return bytes(buf[span[0]:span[1]]).decode("utf-8")
+    except UnicodeDecodeError:
+        # onnx.load hands such a name over as raw bytes, and ONNX Runtime wires the graph by
+        # those bytes: a listing by a decoded name would not be the model's
+        raise ProtoError("a name or string that is not UTF-8 (loaders keep its raw bytes)") from None
+
+
+WIRE_DEPTH = 100  # the protobuf runtime's recursion limit
+
+
+def check_wire(buf: Any, start: int, end: int, message: str = "ModelProto", depth: int = 0) -> None:
+    """Refuse what `onnx.load`'s protobuf parser refuses, in the whole message and not only
+    in the fields a scan reads: every sub-message of a known field must itself parse, packed
+    repeated scalars must hold whole varints or whole fixed-width values. Unknown fields and
+    fields with another wire type than their declaration are skipped, as protobuf does."""
+    from mlaudit.inputs.checkpoint.onnx_schema import SCHEMA
+
+    if depth > WIRE_DEPTH:
+        raise ProtoError(f"messages nested deeper than {WIRE_DEPTH} levels")
+    fields = SCHEMA.get(message, {})
+    for number, wire, value in _fields(buf, start, end):
+        spec = fields.get(number)
+        if spec is None or wire != 2:
+            continue
+        kind, sub = spec
+        if kind[0] == "m" and sub is not None:
+            check_wire(buf, value[0], value[1], sub, depth + 1)
+        elif kind == "v*":
+            pos = value[0]
+            while pos < value[1]:
+                _, pos = _varint(buf, pos, value[1])
+        elif kind in ("4*", "8*") and (value[1] - value[0]) % int(kind[0]):
+            raise ProtoError(f"packed field {number} of {message} is not a whole number of values")
 
 
 def _entry(buf: Any, span: tuple[int, int]) -> tuple[str, str]:
@@ -177,6 +211,8 @@ class Tensor:
 class Attribute:
     name: str = ""
     t: Tensor | None = None
+    tensors: list[Tensor] = field(default_factory=list)
+    type: int = 0  # AttributeProto.AttributeType (4: TENSOR)
     g: Graph | None = None
     graphs: list[Graph] = field(default_factory=list)
 
@@ -270,12 +306,16 @@ def _node(buf: Any, span: tuple[int, int], depth: int) -> Node:
 def _attribute(buf: Any, span: tuple[int, int], depth: int) -> Attribute:
     a = Attribute()
     for number, wire, value in _fields(buf, *span):
+        if number == 20 and wire == 0:
+            a.type = value
         if wire != 2:
             continue
         if number == 1:
             a.name = _text(buf, value)
         elif number == 5:
             a.t = _tensor(buf, value, a.t)
+        elif number == 10:
+            a.tensors.append(_tensor(buf, value))
         elif number == 6:
             a.g = _graph(buf, value, depth + 1, a.g)
         elif number == 11:
@@ -285,6 +325,7 @@ def _attribute(buf: Any, span: tuple[int, int], depth: int) -> Attribute:
 
 def parse_model(buf: Any) -> Model:
     """Decode a ModelProto from `buf` (bytes or an mmap). Raises ProtoError."""
+    check_wire(buf, 0, len(buf))
     m = Model(buf)
     for number, wire, value in _fields(buf, 0, len(buf)):
         if number == 1 and wire == 0:
@@ -323,6 +364,23 @@ def walk_tensors(graph: Graph, prefix: str = "") -> Iterator[tuple[str, Tensor]]
                 yield from walk_tensors(attr.g, f"{prefix}{node.name or node.op_type}.{attr.name}.")
             for i, g in enumerate(attr.graphs):
                 yield from walk_tensors(g, f"{prefix}{node.name or node.op_type}.{attr.name}{i}.")
+
+
+def all_values(graph: Graph) -> Iterator[Tensor]:
+    """Every tensor value of the graph a loader reads (initializers and every tensor attribute,
+    subgraphs included), whether or not the listing names it."""
+    yield from graph.initializers
+    for node in graph.nodes:
+        for attr in node.attributes:
+            if attr.t is not None:
+                yield attr.t
+            elif attr.type == ATTRIBUTE_TENSOR:
+                yield Tensor(name=f"{node.name or node.op_type}.{attr.name}")  # declared, absent
+            yield from attr.tensors
+            if attr.g is not None:
+                yield from all_values(attr.g)
+            for g in attr.graphs:
+                yield from all_values(g)
 
 
 def _packed(buf: Any, entries: list[tuple[int, Any]], size: int) -> bytes:
@@ -405,6 +463,64 @@ def _typed_array(buf: Any, t: Tensor, np_dtype: str) -> Any:
     if dt == 9:
         return np.array(ints, dtype="<i8").astype("?")
     return np.array(ints, dtype="<i8").astype(np_dtype)
+
+
+def unaccounted(model: Model, t: Tensor, base_dir: str | None) -> str | None:
+    """Why the bytes a loader reads for `t` do not match its declared type and shape (onnx's
+    to_array would fail, or read other bytes than the scan can vouch for), or None. Nothing is
+    copied: lengths are compared, external files are only stat'ed."""
+    count = 1
+    for d in t.dims:
+        if d < 0:
+            return f"tensor {t.name!r} has a negative dimension"
+        count *= d
+    if t.data_type == STRING:
+        found = len(t.typed.get(6, []))
+        return None if found == count else f"string tensor {t.name!r}: {found:,} values, {count:,} elements"
+    known = DATA_TYPES.get(t.data_type)
+    if known is None:
+        return f"tensor {t.name!r}: data type {t.data_type} whose bytes mlaudit cannot account for"
+    size = known[2]
+    if t.data_location == EXTERNAL:
+        return _external_problem(t, count * size, base_dir)
+    if t.raw is not None:
+        have = t.raw[1] - t.raw[0]
+        if have != count * size:
+            return f"tensor {t.name!r}: {have:,} raw bytes for {count:,} elements of {size} bytes"
+        return None
+    try:
+        arr = _typed_array(model.buf, t, known[1])
+    except (ProtoError, ValueError) as err:
+        return f"tensor {t.name!r}: {err}"
+    if arr.size != count:
+        return f"tensor {t.name!r}: {arr.size:,} values for shape {tuple(t.dims)}"
+    return None
+
+
+def _external_problem(t: Tensor, need: int, base_dir: str | None) -> str | None:
+    """The external-data entry of `t` must name a file holding exactly its bytes."""
+    keys = set(t.external_data) - {"location", "offset", "length", "checksum"}
+    if keys:
+        return f"tensor {t.name!r}: unknown external-data key(s) {sorted(keys)[:3]}"
+    try:
+        offset = int(t.external_data.get("offset", "0") or 0)
+        length = int(t.external_data.get("length", "") or need)
+    except ValueError:
+        return f"tensor {t.name!r}: external-data offset or length is not a number"
+    if length != need or offset < 0:
+        return f"tensor {t.name!r}: external data of {length:,} bytes for {need:,}"
+    location = t.external_data.get("location", "")
+    if base_dir is None or not location:
+        return f"tensor {t.name!r}: external data without a location"
+    if os.path.isabs(location) or ".." in location.replace("\\", "/").split("/"):
+        return None  # outside the model directory: an error finding of its own, never read
+    try:
+        size = os.path.getsize(os.path.join(base_dir, location))
+    except OSError:
+        return f"tensor {t.name!r}: external data file {location!r} cannot be read"
+    if offset + length > size:
+        return f"tensor {t.name!r}: external data runs past the end of {location!r}"
+    return None
 
 
 def external_locations(model: Model) -> list[str]:

@@ -315,6 +315,7 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
     torch_layout = layout in ("torch-zip", "torchscript")
     # storage records per directory ("data", "constants"), and the pickle that references them
     records: dict[str, dict[str, int]] = {"data": {}, "constants": {}}
+    sources: dict[str, bytes] = {}  # TorchScript code members
     pickles: dict[str, tuple[ps.PickleResult, list[ps.StaticTensor] | None]] = {}
     for m in z.members:
         label = f"{where}/{m.name}" if where else m.name
@@ -331,9 +332,13 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
                 continue
             out.absorb(res)
             stem = m.name.rsplit("/", 1)[-1][: -len(".pkl")]
+            if layout == "torchscript":
+                _torchscript_opcodes(res, out)
             if torch_layout and stem in records and _at_archive_root(m.name):
                 if layout == "torch-zip":
                     _weights_only_opcodes(res, out)
+                if layout == "torchscript" and stem == "constants" and not isinstance(res.root, tuple):
+                    out.inconclusive.append(f"{label}: not a tuple: torch.jit.load refuses it")
                 named = None
                 if stem == "data" and list_tensors:
                     named = _torch_tensors(
@@ -361,6 +366,13 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
             stem = m.name[:-4] if m.name.endswith(".npy") else m.name
             _read_npy(data, out, f"{where + '/' if where else ''}{stem}", label)
             continue
+        if layout == "torchscript" and not TORCHSCRIPT_MEMBER.search(m.name):
+            out.inconclusive.append(f"{label}: not a member a TorchScript archive holds: not scanned")
+            continue
+        if layout == "torchscript" and m.name.endswith(".py"):
+            sources[m.name] = _read_member(z, m, out, MAX_NESTED_BYTES)
+            _torchscript_source(sources[m.name], z, m, out, label)
+            continue
         head = _peek(z, m, 16)
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             inner = _read_member(z, m, out, MAX_NESTED_BYTES)
@@ -373,11 +385,23 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
             data = _read_member(z, m, out, MAX_PICKLE_BYTES)
             try:
                 res = ps.scan_bytes(data, label, torchscript=layout == "torchscript")
-            except ps.PickleScanError:
-                out.notes.append(f"member {label!r} looks like a pickle but does not parse as one")
+            except ps.PickleScanError as err:
+                if layout == "torchscript":  # debug pickles: torch.jit.load reads them too
+                    out.inconclusive.append(f"{label}: pickle cannot be fully parsed: {err}")
+                else:
+                    out.notes.append(f"member {label!r} looks like a pickle but does not parse as one")
                 continue
             out.absorb(res)
             out.pickles += 1
+            if layout == "torchscript":  # debug pickles: read by the same C++ unpickler
+                _torchscript_opcodes(res, out)
+    if layout == "torchscript":
+        _torchscript_classes(names, [res for res, _ in pickles.values()], sources, out, at)
+        if "data" in pickles:
+            from mlaudit.inputs.checkpoint.torchscript_types import declared_classes, state_problems
+
+            problems = state_problems(pickles["data"][0].root, declared_classes(sources))
+            out.inconclusive += [f"{at}{p}: torch.jit.load refuses it" for p in problems]
     if torch_layout:
         _torch_archive_shape(names, out, at)
         _torch_small_records(z, out, at)
@@ -392,6 +416,67 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
             out.inconclusive += accounting.check_storages(refs, records[stem], names, where, res.rebuilds)
     if layout == "torch-export" and depth == 0:
         _export_weights(z, out)
+
+
+def _torchscript_source(data: bytes, z: TolerantZip, m: Member, out: Parsed, label: str) -> None:
+    """A TorchScript archive's code member: torch.jit.load compiles it (mlaudit never does).
+    The scan can vouch for it only as written by torch: intact (its CRC, which torch itself
+    does not check), UTF-8, and Python syntax; anything else is inconclusive."""
+    if not z.crc_ok(m, data):
+        out.inconclusive.append(f"{label}: CRC mismatch: TorchScript code altered after it was written")
+        return
+    try:
+        ast.parse(data.decode("utf-8"), label)
+    except (UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError) as err:
+        out.inconclusive.append(f"{label}: TorchScript code torch cannot compile ({type(err).__name__})")
+
+
+# What a TorchScript archive holds (below its top folder): its pickles, raw storages, code and
+# its debug pickles, small records, and the user's extra files (read only on request).
+TORCHSCRIPT_MEMBER = re.compile(
+    r"^(?:[^/]+/)?(?:data\.pkl|constants\.pkl|data/\d+|constants/\d+|code/__torch__/[\w/]+\.py"
+    r"|code/__torch__/[\w/]+\.py\.debug_pkl|version|\.data/version|byteorder|\.data/serialization_id"
+    r"|\.format_version|\.storage_alignment|extra/.+)$"
+)
+TORCHSCRIPT_REF = re.compile(rb"__torch__(?:\.\w+)+")
+# The opcodes TorchScript's C++ unpickler executes (torch/csrc/jit/serialization/unpickler.cpp):
+# any other one makes torch.jit.load fail.
+TORCHSCRIPT_OPCODES = frozenset({
+    "PROTO", "STOP", "MARK", "EMPTY_LIST", "EMPTY_TUPLE", "EMPTY_DICT", "BINPUT", "LONG_BINPUT",
+    "BINGET", "LONG_BINGET", "NEWTRUE", "NEWFALSE", "NONE", "BININT1", "BININT2", "BININT", "LONG1",
+    "BINUNICODE", "BINFLOAT", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3", "APPENDS", "LIST", "DICT",
+    "SETITEMS", "SETITEM", "GLOBAL", "NEWOBJ", "BUILD", "REDUCE", "BINPERSID",
+})  # fmt: skip
+
+
+def _torchscript_opcodes(res: ps.PickleResult, out: Parsed) -> None:
+    extra = sorted(res.opcode_names - TORCHSCRIPT_OPCODES)
+    if extra:
+        out.inconclusive.append(
+            f"{res.member}: pickle opcode(s) {', '.join(extra[:4])} that TorchScript's unpickler "
+            "does not execute: torch.jit.load refuses it"
+        )
+
+
+def _torchscript_classes(
+    names: list[str], results: list[ps.PickleResult], sources: dict[str, bytes], out: Parsed, at: str
+) -> None:
+    """Every TorchScript module a pickle or a code member names (`__torch__.a.b.C`) is
+    compiled from its code member (`code/__torch__/a/b.py`): a missing one makes torch.jit.load
+    fail."""
+    top = names[0].split("/", 1)[0] + "/" if names and "/" in names[0] else ""
+    present = set(names)
+    dotted = {f"{module}.{name}" for res in results for module, name in res.globals}
+    for text in sources.values():
+        dotted.update(ref.decode() for ref in TORCHSCRIPT_REF.findall(text))
+    for ref in sorted(dotted):
+        parts = ref.split(".")
+        if parts[0] != "__torch__" or len(parts) < 2:
+            continue
+        # the module is the longest dotted prefix with a code member (a class or function follows)
+        if not any(f"{top}code/{'/'.join(parts[:n])}.py" in present for n in range(2, len(parts) + 1)):
+            out.inconclusive.append(f"{at}TorchScript name {ref} has no code member that defines it")
+            return
 
 
 def _torch_archive_shape(names: list[str], out: Parsed, at: str) -> None:
@@ -828,8 +913,14 @@ def _read_onnx(buf: Any, path: Path) -> Parsed:
             raise ReadError("ONNX protobuf without a graph")
         raise ReadError("unrecognized checkpoint format")
     out = Parsed("onnx")
+    base_dir = str(path.parent)
     for name, t in onnx_proto.walk_tensors(model.graph):
         out.tensors.append(TensorInfo(name, t.dtype, tuple(t.dims), f"onnx:{name}"))
+    for t in onnx_proto.all_values(model.graph):  # every value's bytes, as onnx's to_array reads them
+        why = onnx_proto.unaccounted(model, t, base_dir)
+        if why:
+            out.inconclusive.append(why)
+            break
     out.external_data.extend(onnx_proto.external_locations(model))
     out.metadata.update(model.metadata_props)
     return out

@@ -27,6 +27,7 @@ MAX_MEMBERS = 200_000
 # directory, so both places are checked.
 KNOWN_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800
 UTF8_NAMES = 0x0800
+DOS_DIRECTORY = 0x10  # the external attributes' MS-DOS directory bit
 
 
 class ZipError(Exception):
@@ -120,7 +121,7 @@ class TolerantZip:
             (flags, method, _t, _d, crc, csize, usize, nlen, xlen, clen, start_disk) = struct.unpack(
                 "<HHHHIIIHHHH", self.buf[pos + 8 : pos + 36]
             )
-            (offset,) = struct.unpack("<I", self.buf[pos + 42 : pos + 46])
+            (external, offset) = struct.unpack("<II", self.buf[pos + 38 : pos + 46])
             if pos + 46 + nlen + xlen + clen > cd_offset + cd_size:
                 raise ZipError("central directory entry runs past the directory")
             try:  # torch reads record names as UTF-8 and fails on anything else
@@ -141,6 +142,10 @@ class TolerantZip:
                 raise ZipError(f"member {name!r} runs past the end of the archive (truncated?)")
             if method not in (0, 8):
                 raise ZipError(f"member {name!r} uses compression method {method} (torch reads only 0 and 8)")
+            if external & DOS_DIRECTORY and usize and not name.endswith("/"):
+                # miniz (torch) takes the DOS directory attribute for a directory and reads no
+                # bytes; Python's zipfile reads the member: two loaders, two contents
+                raise ZipError(f"member {name!r} holds {usize:,} bytes but is marked as a directory")
             if method == 0 and csize != usize:
                 raise ZipError(f"stored member {name!r}: {csize:,} bytes stored but {usize:,} declared")
             local_name = self._local_name(offset, name, flags)
