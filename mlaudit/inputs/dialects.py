@@ -16,6 +16,7 @@ values that are "auto" (decided elsewhere, DeepSpeed) and keys the dialect does 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Mapping
@@ -72,6 +73,16 @@ def _lookup(data: Any, path: str) -> tuple[bool, Any]:
 def get_path(data: Any, path: str) -> Any:
     """Value at a dotted path, or None."""
     return _lookup(data, path)[1]
+
+
+def deep_merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """Merge `data` into `into` as OmegaConf/YACS do: mappings key by key, anything else
+    replaces. Values are copied, so `data` (possibly a cached parse) is never shared."""
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            deep_merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
 
 
 def has_path(data: Any, path: str) -> bool:

@@ -23,7 +23,6 @@ skipped. Anything unreadable makes the answer None: the file is then judged on i
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit.inputs import InputError
+from mlaudit.inputs.dialects import deep_merge, has_path
 from mlaudit.inputs.yaml_lines import ConfigDoc, read_config_file
 
 _PACKAGE = re.compile(r"^#\s*@package\s+(\S+)", re.M)
@@ -210,26 +210,6 @@ def _overrides(tree: _Tree, files: list[tuple[str, str]]) -> dict[str, Any]:
     return found
 
 
-def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
-    for key, value in data.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
-
-
-def _exists(data: Any, dotted: str) -> bool:
-    cur = data
-    for part in dotted.split("."):
-        if isinstance(cur, Mapping) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            return False
-    return True
-
-
 def compose(root: Path, primary: str, chosen: Mapping[str, Any] | None = None) -> Composed | None:
     """Compose `primary` (root-relative) with the group choices in `chosen` (as on a command
     line: {"trainer": "gpu"}), applying `override` entries of the selected configs."""
@@ -253,14 +233,14 @@ def compose(root: Path, primary: str, chosen: Mapping[str, Any] | None = None) -
         placed: dict[str, Any] = own
         for part in reversed(package.split(".") if package else []):
             placed = {part: placed}
-        _merge(out.data, placed)
+        deep_merge(out.data, placed)
         for key, line in doc.lines.items():
             if key == "defaults" or key.startswith("defaults."):
                 continue
             full = f"{package}.{key}" if package else key
             out.lines[full], out.files[full] = line, rel
         out.members.append(rel)
-    for key in [k for k in out.lines if not _exists(out.data, k)]:
+    for key in [k for k in out.lines if not has_path(out.data, k)]:
         del out.lines[key], out.files[key]  # replaced by a later scalar or null
     return out
 

@@ -207,14 +207,6 @@ def config_verdict(path: Path, doc: Any, dialect: str | None = None) -> Verdict:
     return verdict
 
 
-def _deep_merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
-    for key, value in data.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _deep_merge(into[key], value)
-        else:
-            into[key] = dict(value) if isinstance(value, Mapping) else value
-
-
 def merge_bases(path: Path, rel: str, doc: Any, max_depth: int = 5) -> tuple[dict, dict, dict] | None:
     """YACS/fvcore `_BASE_` inheritance (detectron2, SlowFast): the base files' values under
     the file's own, each key remembering the file (root-relative) and line it was written in,
@@ -246,10 +238,10 @@ def merge_bases(path: Path, rel: str, doc: Any, max_depth: int = 5) -> tuple[dic
     lines: dict[str, int] = {}
     files: dict[str, str] = {}
     for base_rel, base in reversed(chain):
-        _deep_merge(data, {k: v for k, v in base.data.items() if k != "_BASE_"})
+        dialects.deep_merge(data, {k: v for k, v in base.data.items() if k != "_BASE_"})
         for key, line in base.lines.items():
             lines[key], files[key] = line, base_rel
-    _deep_merge(data, {k: v for k, v in doc.data.items() if k != "_BASE_"})
+    dialects.deep_merge(data, {k: v for k, v in doc.data.items() if k != "_BASE_"})
     for key, line in doc.lines.items():
         lines[key] = line
         files.pop(key, None)
