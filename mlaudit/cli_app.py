@@ -213,8 +213,7 @@ def _fix_and_report(opts: Any, console: Console, done: list[Any]) -> int:
         for i, s in enumerate(plan.steps, 1):
             console.print(f"  {i}. {s.name} [{s.applicability}] {s.effect} (why: {s.reason})", markup=False)
             for f in s.findings:
-                args = "; ".join(f"{k}={v if isinstance(v, str) else ','.join(v)}"
-                                 for k, v in (f.fix.args if f.fix else {}).items())
+                args = "; ".join(f"{k}={_shown_values(v)}" for k, v in (f.fix.args if f.fix else {}).items())
                 console.print(f"     answers {f.code} {f.location.display()}" + (f" ({args})" if args else ""),
                               markup=False)
         for n in plan.notes:
@@ -234,6 +233,14 @@ def _fix_and_report(opts: Any, console: Console, done: list[Any]) -> int:
         return EXIT_FINDINGS
     console.print(f"fixed: {outcome.out_dir} (fix-report.md, fix-report.json, fix-report.html)")
     return EXIT_OK
+
+
+def _shown_values(value: str | tuple[str, ...], most: int = 4) -> str:
+    """A fix argument for the dry run: a string as is, a tuple as its first values and a count."""
+    if isinstance(value, str):
+        return value
+    more = len(value) - most
+    return ",".join(value[:most]) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _write_fix_html(report: dict[str, Any], out_dir: Path) -> None:

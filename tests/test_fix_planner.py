@@ -147,3 +147,16 @@ def test_an_error_finding_the_fix_introduced_fails_the_run(tmp_path):
     outcome = run_fix(opts)
     assert outcome.budget_failure is not None and "MLC011 m.safetensors#weight" in outcome.budget_failure
     assert not (tmp_path / "o").exists()
+
+
+def test_requirements_are_added_and_conflicts_refused(run_cli, tmp_path):
+    from fixhelp import TRAINED
+
+    args = ("--config", TRAINED / "mlp.yaml", "--run-model", "--dry-run")
+    code, out, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8", *args)
+    assert code == 0, err
+    assert out.index(". onnx [unsafe]") < out.index(". int8 [unsafe]") and "added onnx: int8 requires it" in out
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8,int8-static", *args)
+    assert code == 2 and "choose one of int8 and int8-static" in err
+    code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "cast-fp16,cast-bf16", *args)
+    assert code == 2 and "choose one of cast-bf16 and cast-fp16" in err
