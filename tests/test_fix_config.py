@@ -195,6 +195,9 @@ def test_lstm_speaker_encoder_config(run_cli, tmp_path):
         (lambda t: t.replace("state_key: model_state", "state_key: weights"), "model.state_key 'weights'"),
         (lambda t: t.replace('["similarity_*"]', '["*"]').replace("layers: 2", "layers: 3"),
          "lacks 4 keys the model class needs"),
+        (lambda t: t.replace("  input_spec:", "  forward: {ouput: 0}\n  input_spec:"),
+         "model.forward has no key 'ouput'"),
+        (lambda t: t.replace('["similarity_*"]', "{a: 1}"), "model.drop_keys must be a list of globs"),
     ],
 )
 def test_config_that_does_not_fit_is_one_line(run_cli, tmp_path, edit, message):

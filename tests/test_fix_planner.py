@@ -155,7 +155,8 @@ def test_requirements_are_added_and_conflicts_refused(run_cli, tmp_path):
     args = ("--config", TRAINED / "mlp.yaml", "--run-model", "--dry-run")
     code, out, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8", *args)
     assert code == 0, err
-    assert out.index(". onnx [unsafe]") < out.index(". int8 [unsafe]") and "added onnx: int8 requires it" in out
+    assert out.index(". onnx [unsafe]") < out.index(". int8 [unsafe]")
+    assert "added onnx: int8 requires it" in out
     code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "int8,int8-static", *args)
     assert code == 2 and "choose one of int8 and int8-static" in err
     code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "cast-fp16,cast-bf16", *args)

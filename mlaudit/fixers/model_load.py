@@ -124,6 +124,37 @@ def keyword_interface(
     return KeywordInterface().eval()
 
 
+FORWARD_KEYS = ("kwargs", "output", "output_name")
+
+
+def check_load_options(cfg: Any) -> None:
+    """The `model:` load keys as written, checked: a typo or a wrong type is one line (exit 2),
+    never an option silently ignored."""
+    model = (cfg.raw or {}).get("model")
+    if not isinstance(model, Mapping):
+        return
+    where = f"{cfg.rel}: model."
+    key = model.get("state_key", "x")
+    if not (isinstance(key, str) and key.strip()):
+        raise FixError(f"{where}state_key must be a dotted key such as model_state, not {key!r}")
+    drop = model.get("drop_keys")
+    if drop is not None and not (isinstance(drop, str) or (
+            isinstance(drop, (list, tuple)) and all(isinstance(d, str) for d in drop))):
+        raise FixError(f"{where}drop_keys must be a list of globs such as ['aux_head.*'], not {drop!r}")
+    forward = model.get("forward")
+    if forward is None:
+        return
+    if not isinstance(forward, Mapping):
+        raise FixError(f"{where}forward must be a mapping with {', '.join(FORWARD_KEYS)}")
+    unknown = sorted(set(map(str, forward)) - set(FORWARD_KEYS))
+    if unknown:
+        raise FixError(f"{where}forward has no key {unknown[0]!r} (keys: {', '.join(FORWARD_KEYS)})")
+    if "kwargs" in forward and not isinstance(forward["kwargs"], Mapping):
+        raise FixError(f"{where}forward.kwargs must be a mapping of keyword arguments")
+    if "output" in forward and not isinstance(forward["output"], (str, int)):
+        raise FixError(f"{where}forward.output must be an output name or index, not {forward['output']!r}")
+
+
 def load_config_model(cfg: Any, checkpoint: Any) -> tuple[Any, LoadReport]:
     """Build `cfg`'s model class, load the checkpoint's weights into it as the `model:`
     section says (state key, dropped keys) and give it the calling convention of its
@@ -131,6 +162,7 @@ def load_config_model(cfg: Any, checkpoint: Any) -> tuple[Any, LoadReport]:
     `--run-model` first."""
     from mlaudit.inputs.model_builder import ModelBuildError, build_model
 
+    check_load_options(cfg)
     try:
         model = build_model(cfg, allow_code=True)
     except ModelBuildError as err:
