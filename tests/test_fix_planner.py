@@ -161,3 +161,11 @@ def test_requirements_are_added_and_conflicts_refused(run_cli, tmp_path):
     assert code == 2 and "choose one of int8 and int8-static" in err
     code, _, err = run_cli("fix", TRAINED / "mlp.pt", "--apply", "cast-fp16,cast-bf16", *args)
     assert code == 2 and "choose one of cast-bf16 and cast-fp16" in err
+
+
+def test_scan_json_carries_each_findings_fix(run_cli, tmp_path):
+    src = tmp_path / "dp.pt"
+    torch.save({f"module.{k}": v for k, v in torch.nn.Linear(3, 2).state_dict().items()}, src)
+    code, out, _ = run_cli("scan", src, "--select", "MLC005,MLC001", "--format", "json")
+    fixes = {f["code"]: f["fix"] for f in json.loads(out)["findings"]}
+    assert fixes["MLC005"] == {"fixer": "strip-prefix", "applicability": "safe", "args": {"prefixes": "module."}}

@@ -34,6 +34,11 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "location": {"path": loc.path, "line": loc.line, "column": loc.column, "pointer": loc.pointer},
         "fix_hint": f.fix_hint,
         "fixable": f.fixable,
+        # the fix the finding carries (what `mlaudit fix` plans from), null for rules without one
+        "fix": None if f.fix is None else {
+            "fixer": f.fix.fixer, "applicability": f.fix.applicability,
+            "args": {k: v if isinstance(v, str) else list(v) for k, v in f.fix.args.items()},
+        },
         "evidence": _jsonable(dict(f.evidence)),
         "fingerprint": f.fingerprint,
         "baselined": f.baselined,
