@@ -168,4 +168,5 @@ def test_scan_json_carries_each_findings_fix(run_cli, tmp_path):
     torch.save({f"module.{k}": v for k, v in torch.nn.Linear(3, 2).state_dict().items()}, src)
     code, out, _ = run_cli("scan", src, "--select", "MLC005,MLC001", "--format", "json")
     fixes = {f["code"]: f["fix"] for f in json.loads(out)["findings"]}
-    assert fixes["MLC005"] == {"fixer": "strip-prefix", "applicability": "safe", "args": {"prefixes": "module."}}
+    want = {"fixer": "strip-prefix", "applicability": "safe", "args": {"prefixes": "module."}}
+    assert fixes["MLC005"] == want
