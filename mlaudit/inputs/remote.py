@@ -25,7 +25,6 @@ import atexit
 import os
 import re
 import shutil
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -165,6 +164,8 @@ def open_target(url: str, exclude: Sequence[str] = ()) -> RemoteTarget:
         raise _error(url, err) from None
     protocol = _protocol(url)
     base = path.rsplit("/", 1)[0] if single else path.rstrip("/")
+    import tempfile  # here: only a remote scan needs it (every scan imports this module)
+
     root = Path(tempfile.mkdtemp(prefix="mlaudit-remote-"))
     # removed by close_target after the scan; this covers a scan that stops on an error
     atexit.register(shutil.rmtree, root, True)
@@ -223,6 +224,8 @@ def _download(obj: RemoteObject) -> None:
     """The whole object into its mirror path (atomically: a torn download is never read)."""
     fs, path = _filesystem(obj.url)
     obj.local.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(dir=obj.local.parent, prefix=".part-")
     os.close(fd)
     try:
