@@ -17,6 +17,7 @@ from mlaudit.checks.registry import check_table, implementations
 from mlaudit.context import RuleContext
 from mlaudit.dispatch import run_file_rules
 from mlaudit.fleet import PREFETCH_KINDS, CacheError, FileRules, RuleResults, ScanCache, prefetch
+from mlaudit.fleet_memo import RootOutcome, root_memo
 from mlaudit.fleet_ray import RayUnavailable
 from mlaudit.inline_suppressions import apply_to_session
 from mlaudit.inputs import INPUT_KINDS, InputError
@@ -260,6 +261,20 @@ def scan(paths: Sequence[Path | str], options: ScanOptions) -> Report:
                               rule_params=lambda code: RuleParams.build(load_catalog()[code], options.params))
         files_scanned += len(files)
         session.input_errors.update(_unreadable(files))
+        # --cache: a root whose every input is unchanged gets its last outcome, unread and unruled
+        memo = root_memo(cache, session, needed, prefix) if len(paths) == 1 else None
+        outcome = memo.lookup() if memo is not None else None
+        if outcome is not None:
+            findings.extend(outcome.findings)
+            artifacts.extend(outcome.artifacts)
+            notes.extend(outcome.notes)
+            skipped.extend(outcome.skipped)
+            suppressed += outcome.suppressed
+            used_ignores |= outcome.used_ignores
+            if target is not None:
+                close_target(target)
+            continue
+        before = (len(findings), len(artifacts), len(notes), len(skipped), suppressed)
         root_findings: list[Finding] = []
         flagged_lines: dict[str, dict[int, bool]] = {}  # config rel path -> {line: secret?}
         # files read / total on a terminal when the scan runs past ~1 s (never in CI or pipes)
@@ -323,6 +338,9 @@ def scan(paths: Sequence[Path | str], options: ScanOptions) -> Report:
         if target is not None:
             notes.extend(target.notes)
             close_target(target)
+        if memo is not None:  # one root per scan: every ignore used so far was used here
+            memo.store(RootOutcome(findings[before[0]:], suppressed - before[4], set(used_ignores),
+                                   artifacts[before[1]:], notes[before[2]:], skipped[before[3]:]))
     if not options.ignore_suppressions:
         findings.extend(suppression_findings(
             codes=options.codes, per_file_ignores=options.per_file_ignores,

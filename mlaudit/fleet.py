@@ -220,9 +220,19 @@ class ScanCache:
                              "use a private directory")
         self.hits = 0
         self.misses = 0
+        self._keys: dict[tuple[Path, str], str] = {}
 
     def key(self, f: RepoFile, context: str) -> str | None:
         """Cache key of `f` in this scan's `context`; None when the file cannot be read."""
+        memo = self._keys.get((f.path, context))
+        if memo is not None:  # hashed already in this scan (the root memo asks first)
+            return memo
+        key = self._key(f, context)
+        if key is not None:
+            self._keys[(f.path, context)] = key
+        return key
+
+    def _key(self, f: RepoFile, context: str) -> str | None:
         obj = remote_object(f.path)
         if obj is not None:  # an object in a bucket: the store's content identity, not a download
             if obj.content_id is None:
