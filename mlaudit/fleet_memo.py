@@ -145,10 +145,12 @@ def root_memo(cache: ScanCache | None, session: ScanSession, needed: Iterable[st
     kinds = tuple(k for k in PREFETCH_KINDS if k in needed)
     context = scan_context(session, kinds)
     h = hashlib.sha256()
+    # a remote target's root is a fresh temporary mirror each run: its URI (in prefix) names it
+    root = "remote" if "://" in prefix else str(session.root)
     for part in ("root", MEMO_FORMAT, __version__, _code_digest(), context, prefix, str(Path.cwd()),
-                 str(session.root), _options_repr(session.options)):
+                 root, _options_repr(session.options)):
         h.update(repr(part).encode() + b"\0")
-    if needed & _GIT_INPUTS:
+    if needed & _GIT_INPUTS and root != "remote":  # a bucket has no git state
         h.update(_git_state(session.root).encode() + b"\0")
     for f in sorted(session.files, key=lambda f: f.rel):
         ident = _identity(cache, f, context)

@@ -180,6 +180,8 @@ def test_cached_rerun_reads_no_checkpoint_and_a_changed_object_is_rescanned(s3, 
     again = scan([f"s3://{BUCKET}/cached"], opts)
     assert again.findings == first.findings
     assert not reads, reads  # ETag from the listing: no object was read
+    # the root memo of a bucket is found again (its local mirror is a new folder each run)
+    assert len(list((tmp_path / "cache" / "roots").glob("*.memo"))) == 1
     # same size, other bytes: the ETag changes, the entry does not apply
     data = bytearray((tmp_path / "src" / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
