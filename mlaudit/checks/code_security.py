@@ -233,6 +233,19 @@ HTTP_READS = frozenset({"requests.get", "urllib.request.urlopen", "httpx.get", "
 CHECKSUM_WORDS = ("sha256", "sha1", "md5", "hashlib", "checksum", "check_integrity", "verify_hash", "blake2")
 
 
+BODY_ATTRS = frozenset({"text", "content", "read"})  # what carries a response's body
+
+
+def _written_directly(calls: list[CallSite], read: ast.Call) -> bool:
+    """`f.write(requests.get(url).text)`: the downloaded body goes straight into a file, in
+    text mode as much as in binary."""
+    def carries_body(arg: ast.expr) -> bool:
+        return any(isinstance(n, ast.Attribute) and n.value is read and n.attr in BODY_ATTRS
+                   for n in ast.walk(arg))
+
+    return any(c.last == "write" and any(carries_body(a) for a in c.node.args) for c in calls)
+
+
 def _writes_file(calls: list[CallSite]) -> bool:
     for c in calls:
         if c.last in ("write_bytes", "copyfileobj", "iter_content"):
@@ -264,7 +277,7 @@ def download_without_checksum(module: PythonModule, ctx: RuleContext) -> Iterabl
             unset = isinstance(value, ast.Constant) and value.value in (None, False)
             if kw and value is not None and not unset:
                 continue  # a hash, md5 or check_hash=True (or a variable carrying one)
-        elif not _writes_file(scope):
+        elif not (_writes_file(scope) or _written_directly(scope, site.node)):
             continue
         what = ast.unparse(site.node.args[0])[:80] if site.node.args else "?"
         yield ctx.finding(
