@@ -43,9 +43,19 @@ SPEAKER_CONFIG = """model:
 
 
 def _run(args: list[str]) -> dict:
+    import os
+    import resource
+    import time
+
+    load = [round(x, 2) for x in os.getloadavg()]
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "mlaudit", "fix", *args], capture_output=True, text=True)
     last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
     row: dict = {"exit": proc.returncode, "line": last[-1][:300] if last else ""}
+    row["wall_s"], row["load_before"] = round(time.perf_counter() - t0, 1), load
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    row["cpu_s"] = round(cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime, 1)
     row["internal_error"] = "internal error" in proc.stderr or "Traceback" in proc.stderr
     return row
 
@@ -59,7 +69,10 @@ def _summarise(row: dict, out: Path) -> dict:
     step = next((s for s in data["steps"] if s["name"].startswith("int8")), None)
     if step is not None:
         row["int8_status"] = step["status"]
+        row["int8_detail"] = step["detail"][:300]
         row["families"] = step["evidence"].get("families")
+        row["trials"] = step["evidence"].get("trials")
+        row["budget_failure"] = step.get("budget_failure")
     if "onnx int8" in rows and rows["input"].get("size_bytes"):
         row["int8_vs_input_size"] = round(rows["onnx int8"]["size_bytes"] / rows["input"]["size_bytes"], 3)
         row["int8_mean_cosine"] = rows["onnx int8"].get("fidelity", {}).get("mean_cosine")

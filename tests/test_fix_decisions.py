@@ -21,6 +21,8 @@ def test_top1_only_for_class_scores_on_the_last_axis():
     assert is_class_scores(logits) and not is_class_scores(hidden)
     assert is_class_scores(hidden, "logits") and not is_class_scores(rng.random((2, 1, 8, 8)), "heatmap")
     assert fidelity(logits, flipped)["top1_agreement"] == 5 / 6
+    unit = logits / np.linalg.norm(logits, axis=1, keepdims=True)  # an L2-normalised embedding
+    assert not is_class_scores(unit) and is_class_scores(unit, "logits")
 
 
 def test_every_output_is_judged_and_the_worst_one_named():

@@ -238,13 +238,17 @@ def fidelity_samples(inputs: Any) -> int:
 
 def is_class_scores(ref: Any, name: str | None = None) -> bool:
     """Whether an output holds class scores on its last axis: declared by its name (logits,
-    scores, probabilities), or a [batch, classes] matrix. Hidden states, embeddings and
-    heatmaps are not: top-1 over them means nothing."""
+    scores, probabilities), or a [batch, classes] matrix whose rows are not unit vectors.
+    Hidden states, embeddings and heatmaps are not: top-1 over them means nothing. An
+    L2-normalised row (a speaker or sentence embedding) is compared by cosine only."""
     import numpy as np
 
     if name and any(k in name.lower() for k in ("logit", "score", "prob", "class", "label")):
         return np.ndim(ref) >= 2 and np.shape(ref)[-1] > 1
-    return np.ndim(ref) == 2 and np.shape(ref)[-1] > 1
+    if np.ndim(ref) != 2 or np.shape(ref)[-1] <= 1:
+        return False
+    norms = np.linalg.norm(np.asarray(ref, dtype=np.float64), axis=1)
+    return not (len(norms) and np.allclose(norms, 1.0, atol=1e-3))
 
 
 def _fidelity_one(ref: Any, new: Any, scores: bool) -> dict[str, Any]:
