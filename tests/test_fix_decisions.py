@@ -25,6 +25,18 @@ def test_top1_only_for_class_scores_on_the_last_axis():
     assert not is_class_scores(unit) and is_class_scores(unit, "logits")
 
 
+def test_cosine_of_tiny_outputs_is_not_eaten_by_an_epsilon():
+    """An OCR detector's heatmap rows are sigmoid outputs near 0 (norms ~1e-6): identical rows
+    must score 1.0 (an additive 1e-12 in the denominator made them 0.05 and refused the model)."""
+    heat = np.full((3, 1, 8, 8), 1e-7)
+    heat[1] = 0.0  # an all-zero row: equal to an all-zero row
+    fid = fidelity(heat, heat.copy())
+    assert fid["min_cosine"] == fid["mean_cosine"] == 1.0
+    other = heat.copy()
+    other[1, 0, 0, 0] = 1e-7  # zero vs not zero: no similarity
+    assert fidelity(heat, other)["min_cosine"] == 0.0
+
+
 def test_every_output_is_judged_and_the_worst_one_named():
     """Issue 16: a model with several outputs is judged on each (per-sample cosine and max abs
     error), top-1 only on the one that holds class scores; a budget miss names the output."""
