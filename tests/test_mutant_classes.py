@@ -243,6 +243,9 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
     # torch pickles
     "quantized-tensor-on-float-storage": (".pt", lambda p: _torch_zip(p, _quantized()),
                                           _in_member("data.pkl", b"QInt8Storage", b"FloatStorage"), "torch"),
+    "numpy-helper-called-with-too-few-arguments": (
+        ".pt", lambda p: _torch_zip(p, _with_numpy_scalar()),
+        _in_member("data.pkl", b"multiarray\nscalar", b"multiarray\n_reconstruct"), "torch"),
     "set-as-dict-key": (".pt", _torch_zip, _in_member("data.pkl", b"X\x01\x00\x00\x00w", b"\x8f"), "torch"),
     "legacy-view-metadata-not-a-tuple": (".pth", _legacy, _legacy_view_metadata, "torch"),
     "storage-reference-extra-field": (".pt", _torch_zip, _in_member("data.pkl", b"K\x06t", b"K\x06Nt"),
@@ -273,6 +276,12 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
     "torchscript-code-altered": (".jit", TINY_JIT, lambda d: d.replace(b"torch.relu", b"torch.reLu", 1),
                                  "torchscript"),
 }  # fmt: skip
+
+
+def _with_numpy_scalar() -> object:
+    import torch
+
+    return {"w": torch.zeros(3), "step": np.float64(2.0)}
 
 
 def _quantized() -> object:

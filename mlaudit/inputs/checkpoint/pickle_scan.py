@@ -379,7 +379,8 @@ class _Interp:
             ):
                 self.result.oddities.append(f"{how} builds a Parameter from something that is not a tensor")
             most = _MAX_ARGS.get((func.module, func.name))
-            if most is not None and (not isinstance(args, tuple) or len(args) > most):
+            least = _MIN_ARGS.get((func.module, func.name), 0)
+            if most is not None and (not isinstance(args, tuple) or not least <= len(args) <= most):
                 self.result.oddities.append(f"{how} calls {func.dotted} with arguments it does not take")
             if func.module == "torch._utils" and func.name.startswith("_rebuild"):
                 rebuilt = Call(func, args)
@@ -892,7 +893,15 @@ _MAX_ARGS = {
     **{(m, "set"): 1 for m in ("builtins", "__builtin__")},
     **{(m, "complex"): 2 for m in ("builtins", "__builtin__")},
     **{(m, "bytearray"): 3 for m in ("builtins", "__builtin__")},
+    # numpy's pickle helpers: _reconstruct(subtype, shape, dtype), scalar(dtype[, bytes])
+    **{(m, "_reconstruct"): 3 for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "scalar"): 2 for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
 }  # fmt: skip
+# ... and the fewest they take (fewer arguments: loading fails too)
+_MIN_ARGS = {
+    **{(m, "_reconstruct"): 3 for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "scalar"): 1 for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+}
 # Argument counts torch's rebuild functions accept (a call with another count fails to load).
 _REBUILD_ARITY = {
     "_rebuild_tensor": (4,),
