@@ -273,6 +273,11 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
         b"torch/nn/functional.py", b"torch/nn/functionaX.py"), "torchscript"),
     "torchscript-state-attribute-undeclared": (".jit", TINY_JIT,
         _in_member("data.pkl", b"training", b"trainxng"), "torchscript"),
+    "torchscript-tensor-rebuild-arguments": (".jit", TINY_JIT,
+        _in_member("data.pkl", b"K\x00(K\x03t(K\x01t", b"K\x00(tK\x03(K\x01t"),
+        "torchscript"),
+    "torchscript-code-module-renamed-under-its-package": (".jit", TINY_JIT, lambda d: d.replace(
+        b"torch/nn/modules/activation.py", b"torch/nn/modules/activatioX.py"), "torchscript"),
     "torchscript-code-altered": (".jit", TINY_JIT, lambda d: d.replace(b"torch.relu", b"torch.reLu", 1),
                                  "torchscript"),
 }  # fmt: skip

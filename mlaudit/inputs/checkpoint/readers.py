@@ -397,6 +397,12 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
                 _torchscript_opcodes(res, out)
     if layout == "torchscript":
         _torchscript_classes(names, [res for res, _ in pickles.values()], sources, out, at)
+        for res, _ in pickles.values():  # each tensor rebuild must be one torch can run
+            bad = [c for c in res.rebuilds if ps.tensor_of(c) is None]
+            if bad:
+                out.inconclusive.append(
+                    f"{res.member}: {len(bad)} tensor rebuild call(s) with arguments torch cannot use"
+                )
         if "data" in pickles:
             from mlaudit.inputs.checkpoint.torchscript_types import declared_classes, state_problems
 
@@ -471,10 +477,12 @@ def _torchscript_classes(
         dotted.update(ref.decode() for ref in TORCHSCRIPT_REF.findall(text))
     for ref in sorted(dotted):
         parts = ref.split(".")
-        if parts[0] != "__torch__" or len(parts) < 2:
+        if parts[0] != "__torch__" or len(parts) < 3:
             continue
-        # the module is the longest dotted prefix with a code member (a class or function follows)
-        if not any(f"{top}code/{'/'.join(parts[:n])}.py" in present for n in range(2, len(parts) + 1)):
+        # `__torch__.a.b.Name` (a class or a function) is defined in code/__torch__/a/b.py,
+        # `__torch__.a.b.Class.__new__` (a special method) in the same file
+        modules = [parts[:-1]] + ([parts[:-2]] if parts[-1].startswith("__") and len(parts) > 3 else [])
+        if not any(f"{top}code/{'/'.join(m)}.py" in present for m in modules):
             out.inconclusive.append(f"{at}TorchScript name {ref} has no code member that defines it")
             return
 
