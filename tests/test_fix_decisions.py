@@ -88,3 +88,27 @@ def test_latency_gate_judges_printed_numbers_and_never_flips_on_noise():
     assert failure is None and any("timer noise" in w for w in warnings)
     failure, warnings = latency_gate(_rows(10.0, 9.9, 40.0), budget, 32)
     assert failure is None and any("noisy timings" in w for w in warnings)
+
+
+def test_onnx_params_count_weights_held_in_constant_nodes(tmp_path):
+    """The OCR detector stores its weights in Constant nodes: the report's input row said 0
+    parameters. Float constants count; integer constants (shapes, indices) do not."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlaudit.fixers.metrics import onnx_params
+
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    shape = numpy_helper.from_array(np.array([-1, 4]), "shape")
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w, "w")),
+        helper.make_node("Constant", [], ["shape"], value=shape),
+        helper.make_node("MatMul", ["x", "w"], ["y0"]),
+        helper.make_node("Reshape", ["y0", "shape"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph), str(tmp_path / "m.onnx"))
+    assert onnx_params(tmp_path / "m.onnx") == (12, 11)

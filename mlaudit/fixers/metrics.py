@@ -62,12 +62,20 @@ def module_params(module: Any) -> tuple[int, int]:
 
 
 def onnx_params(path: Path) -> tuple[int, int]:
-    """Elements in an ONNX model's initializers (int8 weights count as parameters too)."""
+    """Elements in an ONNX model's initializers (int8 weights count as parameters too) and in
+    float tensors of Constant nodes (exporters such as Paddle2ONNX store weights there)."""
+    import numpy as np
     import onnx
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
     arrays = [numpy_helper.to_array(i) for i in model.graph.initializer]
+    for node in model.graph.node:
+        attr = node.attribute[0] if node.op_type == "Constant" and len(node.attribute) == 1 else None
+        if attr is not None and attr.name == "value":
+            arr = numpy_helper.to_array(attr.t)
+            if np.issubdtype(arr.dtype, np.floating):  # integer constants are shapes and indices
+                arrays.append(arr)
     # scales and zero points of quantized tensors are bookkeeping, not weights
     return count_params([a for a in arrays if a.size > 1])
 
