@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import pickletools
+import re
 import struct
 import zipfile
 from collections.abc import Callable
@@ -213,6 +214,12 @@ def _dos_directory(suffix: str) -> Callable[[bytes], bytes]:
 TINY_ONNX, TINY_JIT = _graph("tiny.onnx"), _graph("tiny.jit")
 
 
+def _root_class_replaced(pickle: bytes) -> bytes:
+    """The first GLOBAL (the root module's class; its name is mangled when scripted again)
+    replaced by collections.OrderedDict."""
+    return re.sub(rb"c__torch__[^\n]*\n[^\n]*\n", b"ccollections\nOrderedDict\n", pickle, count=1)
+
+
 def _constant_without_value(d: bytes) -> bytes:
     """The first Constant node keeps its TENSOR-typed `value` attribute but loses the tensor."""
     import onnx
@@ -278,6 +285,8 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
         "torchscript"),
     "torchscript-code-module-renamed-under-its-package": (".jit", TINY_JIT, lambda d: d.replace(
         b"torch/nn/modules/activation.py", b"torch/nn/modules/activatioX.py"), "torchscript"),
+    "torchscript-root-not-a-module": (".jit", TINY_JIT,
+                                      lambda d: _replace_member(d, "data.pkl", _root_class_replaced), "torchscript"),
     "torchscript-code-altered": (".jit", TINY_JIT, lambda d: d.replace(b"torch.relu", b"torch.reLu", 1),
                                  "torchscript"),
 }  # fmt: skip

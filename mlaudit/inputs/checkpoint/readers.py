@@ -403,6 +403,10 @@ def _read_zip(buf: Any, out: Parsed, where: str, depth: int, list_tensors: bool 
                 out.inconclusive.append(
                     f"{res.member}: {len(bad)} tensor rebuild call(s) with arguments torch cannot use"
                 )
+        root = pickles["data"][0].root if "data" in pickles else None
+        func = root.func if isinstance(root, ps.Call) else None
+        if "data" in pickles and not (isinstance(func, ps.Global) and func.module.startswith("__torch__.")):
+            out.inconclusive.append(f"{at}data.pkl's root is no TorchScript module: torch.jit.load fails")
         if "data" in pickles:
             from mlaudit.inputs.checkpoint.torchscript_types import declared_classes, state_problems
 
