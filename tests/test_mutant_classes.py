@@ -286,7 +286,7 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
     "torchscript-code-module-renamed-under-its-package": (".jit", TINY_JIT, lambda d: d.replace(
         b"torch/nn/modules/activation.py", b"torch/nn/modules/activatioX.py"), "torchscript"),
     "torchscript-root-not-a-module": (".jit", TINY_JIT,
-                                      lambda d: _replace_member(d, "data.pkl", _root_class_replaced), "torchscript"),
+        lambda d: _replace_member(d, "data.pkl", _root_class_replaced), "torchscript"),
     "torchscript-code-altered": (".jit", TINY_JIT, lambda d: d.replace(b"torch.relu", b"torch.reLu", 1),
                                  "torchscript"),
 }  # fmt: skip
