@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
@@ -119,14 +118,9 @@ def _poetry_pinned(spec: Any) -> bool:
 
 
 def _toml(text: str) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - 3.10 only
-        import tomli as tomllib
-    try:
-        return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return {}
+    from mlaudit.inputs.toml_text import parse_toml
+
+    return parse_toml(text) or {}
 
 
 # Extras and requirement files for the project's own tooling, not for its users.

@@ -257,12 +257,13 @@ def _script_dependencies(project: ProjectSnapshot, rel: str) -> set[str]:
     if block is None:
         return set()
     body = "\n".join(ln[2:] if ln.startswith("# ") else ln.lstrip("#") for ln in block.group(1).splitlines())
-    import tomllib  # here: only a file with a script block needs it (~8 ms of every scan's start)
+    # imported here: only a file with a script block needs the TOML parser (~8 ms of a scan's start)
+    from mlaudit.inputs.toml_text import parse_toml
 
-    try:
-        deps = tomllib.loads(body).get("dependencies") or []
-    except tomllib.TOMLDecodeError:
+    doc = parse_toml(body)
+    if doc is None:
         return set()
+    deps = doc.get("dependencies") or []
     return _requirement_names("\n".join(str(d) for d in deps))
 
 

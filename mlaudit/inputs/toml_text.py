@@ -1,0 +1,20 @@
+"""TOML text parsed with the standard library on 3.11+ and `tomli` on 3.10 (the project
+supports both; `tomllib` only exists from 3.11). Imported lazily by its callers: the parser
+costs ~8 ms, which a scan should only pay when it meets TOML."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def parse_toml(text: str) -> dict[str, Any] | None:
+    """The parsed document, or None when `text` is not valid TOML."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
