@@ -214,6 +214,18 @@ def _dos_directory(suffix: str) -> Callable[[bytes], bytes]:
 TINY_ONNX, TINY_JIT = _graph("tiny.onnx"), _graph("tiny.jit")
 
 
+def _declared_size_plus_one(suffix: str) -> Callable[[bytes], bytes]:
+    """The central directory declares one byte more for a (deflated) member than it inflates to."""
+
+    def edit(d: bytes) -> bytes:
+        at = _central(d, _member(d, suffix)) + 24
+        out = bytearray(d)
+        struct.pack_into("<I", out, at, struct.unpack_from("<I", d, at)[0] + 1)
+        return bytes(out)
+
+    return edit
+
+
 def _root_class_replaced(pickle: bytes) -> bytes:
     """The first GLOBAL (the root module's class; its name is mangled when scripted again)
     replaced by collections.OrderedDict."""
@@ -287,6 +299,8 @@ CASES: dict[str, tuple[str, Callable, Callable[[bytes], bytes], str]] = {
         b"torch/nn/modules/activation.py", b"torch/nn/modules/activatioX.py"), "torchscript"),
     "torchscript-root-not-a-module": (".jit", TINY_JIT,
         lambda d: _replace_member(d, "data.pkl", _root_class_replaced), "torchscript"),
+    "torchscript-compressed-member-size": (".jit", TINY_JIT, _declared_size_plus_one(".debug_pkl"),
+                                           "torchscript"),
     "torchscript-code-altered": (".jit", TINY_JIT, lambda d: d.replace(b"torch.relu", b"torch.reLu", 1),
                                  "torchscript"),
 }  # fmt: skip

@@ -225,6 +225,8 @@ class TolerantZip:
                 raise ZipError(f"member {m.name!r}: corrupt deflate data ({err})") from None
             if len(out) > limit:
                 raise ZipError(f"member {m.name!r} inflates beyond {limit:,} bytes")
+            if len(out) != m.size:  # miniz (torch) refuses a member of another size than declared
+                raise ZipError(f"member {m.name!r} inflates to {len(out):,} bytes, {m.size:,} declared")
             return out
         raise ZipError(f"member {m.name!r} uses unsupported compression method {m.method}")
 
