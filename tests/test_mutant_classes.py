@@ -153,32 +153,27 @@ def _onnx_field(path: tuple[int, ...], edit: Callable[[bytes], bytes]) -> Callab
             if not v:
                 return out
 
+    def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            b = buf[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return value, pos
+
     def fields(buf: bytes):
         pos = 0
         while pos < len(buf):
-            start, key, shift = pos, 0, 0
-            while True:
-                b = buf[pos]
-                pos += 1
-                key |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            start = pos
+            key, pos = read_varint(buf, pos)
             wire = key & 7
             if wire == 0:
-                while buf[pos] & 0x80:
-                    pos += 1
-                pos += 1
+                _, pos = read_varint(buf, pos)
                 yield start, key >> 3, wire, None, pos
             elif wire == 2:
-                length, shift = 0, 0
-                while True:
-                    b = buf[pos]
-                    pos += 1
-                    length |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        break
+                length, pos = read_varint(buf, pos)
                 yield start, key >> 3, wire, (pos, pos + length), pos + length
                 pos += length
             else:
