@@ -109,12 +109,13 @@ class Tracker:
             if time.monotonic() - root._started < root._delay_s:
                 return
             root._open()
-        self._progress = root._progress
+        self._progress = progress = root._progress
+        assert progress is not None, "root._open() creates the shared display"
         if self._task is None:
             if self._parent is not None and self._parent._task is None:
                 self._parent._refresh()
-            self._task = self._progress.add_task(self._text(), total=self.total)
-        self._progress.update(self._task, completed=self.completed, total=self.total,
+            self._task = progress.add_task(self._text(), total=self.total)
+        progress.update(self._task, completed=self.completed, total=self.total,
                               description=self._text())
 
     def _text(self) -> str:

@@ -145,6 +145,7 @@ def unpinned_hub_download(module: PythonModule, ctx: RuleContext) -> Iterable[Fi
             continue  # **kwargs may carry revision=
         func = site.last
         shown = None  # how the call is shown when it is not `name(first)`
+        target: str | None
         if site.resolved == "transformers.pipeline":
             # pipeline(task, model=...): the model id is the second argument; without one the
             # task's default model is downloaded, unpinned as well.

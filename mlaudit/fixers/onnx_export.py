@@ -135,6 +135,7 @@ def _export(
             )
             # protobuf caps a file at 2 GB: large weights go to external data beside the model
             big = sum(p.numel() * p.element_size() for p in model.parameters()) > 1_000_000_000
+            assert program is not None, "torch.onnx.export(dynamo=True) returns the program"
             program.save(str(path), external_data=big)
         else:
             torch.onnx.export(

@@ -263,7 +263,7 @@ def _mlaudit_schema(data: Mapping[str, Any], keys: set[str]) -> set[str]:
         len(keys & MLAUDIT_KEYS) >= max(2, len(keys) // 2)
         or (isinstance(model, Mapping) and "_target_" in model and len(signal) >= 2)
     ):
-        return signal
+        return set(signal)
     return set()
 
 

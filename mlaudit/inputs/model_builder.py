@@ -39,7 +39,7 @@ def _import_target(target: str, search_root: str | None) -> Any:
     except (ImportError, AttributeError) as err:
         raise ModelBuildError(f"cannot import {target!r}: {err}") from None
     finally:
-        if added:
+        if added and search_root is not None:
             sys.path.remove(search_root)
 
 

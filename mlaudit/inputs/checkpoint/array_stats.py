@@ -144,7 +144,7 @@ def tensor_stats(t: StoredTensor, *, want_subnormal: bool = False, rows: bool = 
         for i in range(0, numel, CHUNK_ELEMENTS):
             _accumulate(st, elements(i, min(CHUNK_ELEMENTS, numel - i)), None, want_subnormal, scratch)
     if st.dtype == "int64":
-        st.fits_int32 = st.min is None or (st.min >= -(2**31) and st.max < 2**31)
+        st.fits_int32 = st.min is None or st.max is None or (st.min >= -(2**31) and st.max < 2**31)
     return st
 
 

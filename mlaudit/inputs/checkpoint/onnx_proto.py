@@ -61,6 +61,7 @@ def _fields(buf: Any, start: int, end: int) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value) for each field of the message in buf[start:end]:
     an int for varints and fixed-width fields, a (begin, end) span for length-delimited ones."""
     pos = start
+    value: int | tuple[int, int]
     while pos < end:
         key, pos = _varint(buf, pos, end)
         number, wire = key >> 3, key & 7
