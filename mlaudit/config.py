@@ -7,7 +7,6 @@ key, rule code or badly typed value is a ConfigError whose message names the key
 from __future__ import annotations
 
 import difflib
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +66,11 @@ class ProjectConfig:
 
 
 def _read_pyproject(path: Path) -> dict[str, Any] | None:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib
+    from mlaudit.inputs.toml_text import load_toml
+
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        data = load_toml(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: invalid TOML: {err}") from None
     tool = data.get("tool", {})
     return tool.get("mlaudit") if isinstance(tool, dict) else None

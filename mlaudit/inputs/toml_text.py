@@ -8,13 +8,18 @@ import sys
 from typing import Any
 
 
-def parse_toml(text: str) -> dict[str, Any] | None:
-    """The parsed document, or None when `text` is not valid TOML."""
+def load_toml(text: str) -> dict[str, Any]:
+    """The parsed document; raises ValueError (the parser's TOMLDecodeError) on invalid TOML."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - 3.10 only
         import tomli as tomllib
+    return tomllib.loads(text)
+
+
+def parse_toml(text: str) -> dict[str, Any] | None:
+    """The parsed document, or None when `text` is not valid TOML."""
     try:
-        return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return load_toml(text)
+    except (ValueError, UnicodeDecodeError):
         return None
