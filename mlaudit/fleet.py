@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mlaudit import __version__
-from mlaudit.fsutil import atomic_writer
+from mlaudit.fsutil import atomic_writer, file_sha256
 from mlaudit.inputs import InputError, ensure_input_kind
 from mlaudit.inputs.remote import remote_object
 from mlaudit.inputs.repo import RepoFile
@@ -52,7 +52,6 @@ PARALLEL_MIN_FILES = 4
 # corpus: 0.05 s more CPU with two workers than without). A number given is always obeyed.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 CACHE_FORMAT = 2  # bump when the entry layout changes
-_HASH_CHUNK = 1 << 20
 
 
 class CacheError(Exception):
@@ -239,14 +238,10 @@ class ScanCache:
                 return None  # nothing identifies its content: scanned every time
             ident = f"{context}\0{f.rel}\0{obj.url}\0{obj.size}\0{obj.content_id}"
             return hashlib.sha256(ident.encode()).hexdigest()
-        h = hashlib.sha256()
-        try:
-            with open(f.path, "rb") as fh:
-                while chunk := fh.read(_HASH_CHUNK):
-                    h.update(chunk)
-        except OSError:
+        content = file_sha256(f.path)
+        if content is None:
             return None  # the reader reports it
-        return hashlib.sha256(f"{context}\0{f.rel}\0{f.path}\0{h.hexdigest()}".encode()).hexdigest()
+        return hashlib.sha256(f"{context}\0{f.rel}\0{f.path}\0{content}".encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.pkl"

@@ -33,7 +33,7 @@ from typing import Any
 
 from mlaudit import __version__
 from mlaudit.fleet import PREFETCH_KINDS, ScanCache, scan_context
-from mlaudit.fsutil import atomic_writer
+from mlaudit.fsutil import atomic_writer, file_sha256
 from mlaudit.inputs.remote import remote_object
 from mlaudit.inputs.repo import project_root
 from mlaudit.inputs.session import ScanOptions, ScanSession
@@ -41,7 +41,6 @@ from mlaudit.model import ArtifactSummary, Finding
 
 MEMO_FORMAT = 1
 _GIT_INPUTS = frozenset({"git", "git-location", "git-history", "versioned"})
-_CHUNK = 1 << 20
 
 
 @dataclass
@@ -80,17 +79,6 @@ class RootMemo:
             pass  # a full or read-only cache costs a full scan next time, never this scan
 
 
-def _file_digest(path: Path) -> str | None:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-    except OSError:
-        return None
-    return h.hexdigest()
-
-
 @cache
 def _code_digest() -> str:
     """Size and mtime of mlaudit's own modules and rule files (once per process)."""
@@ -121,7 +109,7 @@ def _git_state(root: Path) -> str:
             parts.append(ref.read_text(errors="replace").strip() if ref.is_file() else "packed")
             packed = git / "packed-refs"
             if packed.is_file():
-                parts.append(_file_digest(packed) or "")
+                parts.append(file_sha256(packed) or "")
         st = (git / "index").stat()
         parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
     except OSError as err:
@@ -174,4 +162,4 @@ def _identity(cache: ScanCache, f: Any, context: str) -> str | None:
         return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
     if f.kind == "unreadable":
         return "unreadable"
-    return _file_digest(f.path)
+    return file_sha256(f.path)

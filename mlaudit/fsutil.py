@@ -37,3 +37,17 @@ def atomic_writer(path: Path, mode: str = "w") -> Iterator[IO]:
 def atomic_write_text(path: Path, text: str) -> None:
     with atomic_writer(path) as fh:
         fh.write(text)
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str | None:
+    """Hex SHA-256 of a file's bytes, streamed in `chunk`-byte reads; None when it cannot be read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
