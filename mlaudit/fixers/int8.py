@@ -29,7 +29,7 @@ from typing import Any
 
 from mlaudit.fixers import FixError, fixer
 from mlaudit.fixers.base import FixState, StepResult, logger_level
-from mlaudit.fixers.metrics import fidelity, ort_runner, take
+from mlaudit.fixers.metrics import constant_tensor, fidelity, ort_runner, take
 from mlaudit.units import format_bytes
 
 FAMILIES = {"MatMul": "matmul", "Gemm": "matmul", "Gather": "gather", "Conv": "conv",
@@ -95,9 +95,9 @@ def _constants_to_initializers(model: Any) -> int:
     keep, moved = [], 0
     names = {i.name for i in model.graph.initializer}
     for node in model.graph.node:
-        attr = node.attribute[0] if node.op_type == "Constant" and len(node.attribute) == 1 else None
-        if attr is not None and attr.name == "value" and node.output[0] not in names:
-            arr = numpy_helper.to_array(attr.t)
+        tensor = constant_tensor(node)
+        if tensor is not None and node.output[0] not in names:
+            arr = numpy_helper.to_array(tensor)
             model.graph.initializer.append(numpy_helper.from_array(arr, node.output[0]))
             moved += 1
             continue

@@ -61,10 +61,11 @@ def _toposort(nodes: list[Any], ready: set[str]) -> list[Any]:
     pending = list(nodes)
     done: list[Any] = []
     have = set(ready)
+    # what each node's subgraphs read from outside: fixed per node, so walked once, not per pass
+    outer = {id(n): _subgraph_inputs(n) - _inner_names(n) for n in nodes}
     while pending:
         for i, node in enumerate(pending):
-            outer = _subgraph_inputs(node) - _inner_names(node)
-            if all(not n or n in have for n in node.input) and outer <= have:
+            if all(not n or n in have for n in node.input) and outer[id(node)] <= have:
                 done.append(node)
                 have.update(node.output)
                 del pending[i]

@@ -61,6 +61,14 @@ def module_params(module: Any) -> tuple[int, int]:
     return count_params(list(module.parameters()))
 
 
+def constant_tensor(node: Any) -> Any | None:
+    """The TensorProto a `Constant` node holds as its single `value` attribute, else None (exporters
+    put weights there; other Constant forms hold scalars and lists)."""
+    if node.op_type != "Constant" or len(node.attribute) != 1 or node.attribute[0].name != "value":
+        return None
+    return node.attribute[0].t
+
+
 def onnx_params(path: Path) -> tuple[int, int]:
     """Elements in an ONNX model's initializers (int8 weights count as parameters too) and in
     float tensors of Constant nodes (exporters such as Paddle2ONNX store weights there)."""
@@ -71,9 +79,9 @@ def onnx_params(path: Path) -> tuple[int, int]:
     model = onnx.load(str(path))
     arrays = [numpy_helper.to_array(i) for i in model.graph.initializer]
     for node in model.graph.node:
-        attr = node.attribute[0] if node.op_type == "Constant" and len(node.attribute) == 1 else None
-        if attr is not None and attr.name == "value":
-            arr = numpy_helper.to_array(attr.t)
+        tensor = constant_tensor(node)
+        if tensor is not None:
+            arr = numpy_helper.to_array(tensor)
             if np.issubdtype(arr.dtype, np.floating):  # integer constants are shapes and indices
                 arrays.append(arr)
     # scales and zero points of quantized tensors are bookkeeping, not weights

@@ -245,21 +245,23 @@ def export_onnx(state: FixState, config: OnnxConfig) -> StepResult:
     path = state.workdir / f"{state.input_path.stem}.onnx"
     # the PyTorch outputs at both parity shapes, computed once for every attempt; their shapes
     # also tell which output axes are dynamic
-    probes = [src.batch(batch, **dims) for batch, dims in shapes_to_check(state)]
+    shapes = shapes_to_check(state)
+    probes = [src.batch(batch, **dims) for batch, dims in shapes]
     reference = torch_runner(state.model)
     refs = [reference(x) for x in probes]
     outputs += [f"output_{i}" for i in range(len(outputs), len(refs[0]))]
     sizes = [
         {"batch": b, **{d: dims.get(d, v) for d, v in src.dynamic_dims.items()}}
-        for b, dims in shapes_to_check(state)
+        for b, dims in shapes
     ]
     out_dyn = output_axes(refs, sizes)
     errors = []
-    for i, (exporter, opset) in enumerate(attempts(config)):
+    order = attempts(config)
+    for i, (exporter, opset) in enumerate(order):
         try:
             # the first torch.export attempt exports plain self-attention batch-first; the
             # other attempts export the model exactly as written
-            first_dynamo = exporter == "dynamo" and all(e != "dynamo" for e, _ in attempts(config)[:i])
+            first_dynamo = exporter == "dynamo" and all(e != "dynamo" for e, _ in order[:i])
             rewrite = config.batch_first_attention and first_dynamo
             rewritten = _export(
                 state.model, src.batch(2), path, names, dyn, outputs, exporter, opset, rewrite, out_dyn

@@ -75,8 +75,8 @@ def cast_fidelity(state: FixState) -> StepResult | None:
         missing = sorted(set(own) - set(mapped))[:3]
         raise FixError(f"cannot match the cast tensors to the model's parameters (e.g. {missing})")
     target.load_state_dict(mapped, strict=True)
-    state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
-    got = metrics.torch_runner(model)(baseline.inputs)
+    run = state.runners[f"pytorch ({dtype} weights)"] = metrics.torch_runner(model)
+    got = run(baseline.inputs)
     fid = metrics.fidelity(baseline.outputs, got, baseline.class_scores, baseline.output_names)
     acc = (
         metrics.classification(got, state.eval_labels)["accuracy"] if state.eval_labels is not None else None
