@@ -254,8 +254,7 @@ def _bound_to_non_module(index: CodeIndex, target: str, line: int) -> bool:
     """Whether the name saved was last bound, in the same function (or module) before `line`,
     to a container literal or a state dict: `model_to_save = {"model": sd}` is named like a
     model but holds none. Only the binding's value counts, never the name."""
-    scope = min((f for f in index.functions if f.lineno <= line <= (f.end_lineno or f.lineno)),
-                key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+    scope = index.function_at(line)
     bindings = [a for a in index.assigns if a.lineno < line
                 and any(call_name(t) == target for t in a.targets)
                 and (scope is None or _within(a, scope))]

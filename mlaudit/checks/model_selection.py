@@ -77,8 +77,7 @@ def _test_source(index: CodeIndex, node: ast.If, metric: ast.expr) -> str | None
         return None
     if TEST_NAME.search(name):
         return name
-    func = min((f for f in index.functions if f.lineno <= node.lineno <= (f.end_lineno or f.lineno)),
-               key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+    func = index.function_at(node.lineno)
     sources = _loop_sources(func) if func is not None else []
     # the metric assigned from a call that is given the data: `acc = evaluate(model, test_loader)`
     for a in index.assigns:

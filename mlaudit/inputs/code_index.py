@@ -87,6 +87,11 @@ class CodeIndex:
     # (mlaudit.inputs.config_keys_in_code), gathered in the same walk
     config_names: set[str] = field(default_factory=set)
 
+    def function_at(self, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        """The innermost function whose source span holds `line`, None at module level."""
+        return min((f for f in self.functions if f.lineno <= line <= (f.end_lineno or f.lineno)),
+                   key=lambda f: (f.end_lineno or f.lineno) - f.lineno, default=None)
+
     def resolve(self, name: str) -> str:
         """`name` with its first component replaced by the imported name it stands for."""
         head, _, rest = name.partition(".")
