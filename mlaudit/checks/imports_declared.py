@@ -132,7 +132,8 @@ def _requirement_names(text: str) -> set[str]:
         if egg:
             out.add(canonical(egg.group(1)))
             continue
-        if not line or line.startswith(("#", "-", ".", "/")) or "://" in line:
+        # a URL before any `@` is a bare URL; `name @ https://...` declares `name` (PEP 508)
+        if not line or line.startswith(("#", "-", ".", "/")) or "://" in line.split("@")[0]:
             continue
         m = BARE_NAME.match(line)
         if m:
